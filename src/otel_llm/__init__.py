@@ -1,0 +1,73 @@
+"""otel-llm: OpenTelemetry traces and metrics for every LLM call of a Python process.
+
+One line before the first LLM call::
+
+    import otel_llm
+    otel_llm.instrument()
+
+or no code at all: ``opentelemetry-instrument python app.py`` (the ``otel_llm`` entry point).
+Calls through the ``openai`` SDK and raw ``httpx``, ``httpx2``, ``aiohttp`` and ``requests``
+requests to LLM endpoints each become one ``CLIENT`` span (``chat gpt-4.1``) and GenAI metric
+points: duration, token usage, time to first chunk, time per output chunk, cost in USD.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .config import Config, ConfigError
+from .instrumentor import LLMInstrumentor
+from .pricing import PriceConfigError
+from .spend import Spend
+from .version import __version__
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "LLMInstrumentor",
+    "PriceConfigError",
+    "Spend",
+    "__version__",
+    "instrument",
+    "spend",
+    "uninstrument",
+]
+
+
+def instrument(**options: Any) -> LLMInstrumentor:
+    """Set up SDK providers from ``OTEL_*`` env vars if none are set, then instrument. Idempotent.
+
+    Options: ``tracer_provider``, ``meter_provider`` and those listed in ``otel_llm.config.OPTIONS``.
+    An invalid option, exporter name or price file raises here, before any call is made.
+    """
+    from ._setup import setup_providers
+
+    Config.load({k: v for k, v in options.items() if k not in ("tracer_provider", "meter_provider")})
+    instrumentor = LLMInstrumentor()
+    if instrumentor.is_instrumented_by_opentelemetry:
+        return instrumentor
+    if options.get("tracer_provider") is None or options.get("meter_provider") is None:
+        setup_providers()
+    instrumentor.instrument(**options)
+    return instrumentor
+
+
+def uninstrument() -> None:
+    """Remove every patch; the original functions are restored exactly."""
+    LLMInstrumentor().uninstrument()
+
+
+def spend() -> Spend:
+    """Calls, tokens and USD cost per provider and model since start (or the last reset), in-process."""
+    from .spend import LEDGER
+
+    return LEDGER.snapshot()
+
+
+for _name in __all__:
+    _obj = globals().get(_name)
+    if _name != "__version__" and hasattr(_obj, "__module__"):
+        try:
+            _obj.__module__ = "otel_llm"
+        except (AttributeError, TypeError):
+            pass

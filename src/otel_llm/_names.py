@@ -1,0 +1,118 @@
+"""Every span, attribute and metric name otel-llm emits, in one place.
+
+Only ``recorder.py`` uses these to emit telemetry; the dashboard and alert generators in
+``collector/`` import them (and the Prometheus series names below) instead of retyping them.
+Names follow the OpenTelemetry GenAI semantic conventions as released in core v1.41
+(see the README's "Metrics and spans" section); names under ``otel_llm.`` are our own where
+the conventions have none yet.
+"""
+
+from __future__ import annotations
+
+SCHEMA_URL = "https://opentelemetry.io/schemas/1.41.0"
+SCOPE_NAME = "otel_llm"
+
+# --- attributes (conventions) ---
+OPERATION = "gen_ai.operation.name"
+PROVIDER = "gen_ai.provider.name"
+REQUEST_MODEL = "gen_ai.request.model"
+RESPONSE_MODEL = "gen_ai.response.model"
+RESPONSE_ID = "gen_ai.response.id"
+FINISH_REASONS = "gen_ai.response.finish_reasons"
+TIME_TO_FIRST_CHUNK_ATTR = "gen_ai.response.time_to_first_chunk"
+REQUEST_STREAM = "gen_ai.request.stream"
+REQUEST_TEMPERATURE = "gen_ai.request.temperature"
+REQUEST_TOP_P = "gen_ai.request.top_p"
+REQUEST_TOP_K = "gen_ai.request.top_k"
+REQUEST_MAX_TOKENS = "gen_ai.request.max_tokens"
+REQUEST_FREQUENCY_PENALTY = "gen_ai.request.frequency_penalty"
+REQUEST_PRESENCE_PENALTY = "gen_ai.request.presence_penalty"
+REQUEST_STOP_SEQUENCES = "gen_ai.request.stop_sequences"
+REQUEST_SEED = "gen_ai.request.seed"
+REQUEST_CHOICE_COUNT = "gen_ai.request.choice.count"
+REQUEST_ENCODING_FORMATS = "gen_ai.request.encoding_formats"
+OUTPUT_TYPE = "gen_ai.output.type"
+EMBEDDINGS_DIMENSION = "gen_ai.embeddings.dimension.count"
+CONVERSATION_ID = "gen_ai.conversation.id"
+USAGE_INPUT = "gen_ai.usage.input_tokens"
+USAGE_OUTPUT = "gen_ai.usage.output_tokens"
+USAGE_CACHE_READ = "gen_ai.usage.cache_read.input_tokens"
+USAGE_CACHE_WRITE = "gen_ai.usage.cache_write.input_tokens"
+USAGE_REASONING = "gen_ai.usage.reasoning.output_tokens"
+INPUT_MESSAGES = "gen_ai.input.messages"
+OUTPUT_MESSAGES = "gen_ai.output.messages"
+SYSTEM_INSTRUCTIONS = "gen_ai.system_instructions"
+OPENAI_API_TYPE = "openai.api.type"
+OPENAI_REQUEST_SERVICE_TIER = "openai.request.service_tier"
+OPENAI_RESPONSE_SERVICE_TIER = "openai.response.service_tier"
+OPENAI_SYSTEM_FINGERPRINT = "openai.response.system_fingerprint"
+SERVER_ADDRESS = "server.address"
+SERVER_PORT = "server.port"
+ERROR_TYPE = "error.type"
+HTTP_STATUS = "http.response.status_code"
+HTTP_RESEND_COUNT = "http.request.resend_count"
+URL_FULL = "url.full"
+
+# Cost: open proposal semantic-conventions-genai PR #443 (not merged; provisional).
+COST_AMOUNT = "gen_ai.usage.cost.amount"
+COST_CURRENCY = "gen_ai.usage.cost.currency"
+COST_SOURCE = "gen_ai.usage.cost.source"  # "provider" | "local", as the proposal enumerates
+
+# --- our own attributes ---
+COST_ORIGIN = "otel_llm.cost.origin"  # "relay" | "user_table" | "genai_prices"
+COST_PRICE_VERSION = "otel_llm.cost.price_version"
+COST_PRICED_MODEL = "otel_llm.cost.model"
+STREAM_OUTCOME = "otel_llm.stream.outcome"  # completed | closed_early | abandoned | failed
+INSTRUMENTED_LAYER = "otel_llm.layer"  # sdk | http
+RATE_LIMIT_PREFIX = "gen_ai.rate_limit."  # + "remaining_requests", "limit_tokens", "reset_requests", ...
+RETRY_AFTER = "gen_ai.rate_limit.retry_after"
+
+# Metric-only attribute keys.
+TOKEN_TYPE = "gen_ai.token.type"
+RATE_LIMIT_RESOURCE = "gen_ai.rate_limit.resource"  # requests | tokens | input_tokens | output_tokens
+UNPRICED_REASON = "otel_llm.unpriced.reason"  # unknown_model | no_usage
+
+# --- metrics ---
+DURATION = "gen_ai.client.operation.duration"
+TOKEN_USAGE = "gen_ai.client.token.usage"
+TIME_TO_FIRST_CHUNK = "gen_ai.client.operation.time_to_first_chunk"
+TIME_PER_OUTPUT_CHUNK = "gen_ai.client.operation.time_per_output_chunk"
+COST = "gen_ai.client.operation.cost"
+TOKEN_DETAIL = "otel_llm.client.token.usage.detail"
+UNPRICED = "otel_llm.client.operation.unpriced"
+RATE_LIMIT_REMAINING = "gen_ai.client.rate_limit.remaining"
+RATE_LIMIT_LIMIT = "gen_ai.client.rate_limit.limit"
+
+DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
+TOKEN_BUCKETS = (
+    1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
+)
+COST_BUCKETS = (0.00001, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
+
+# Metric attribute allowlist: the only keys that ever become metric labels (plus the per-metric
+# ones above). Nothing per request.
+METRIC_ATTRIBUTES = (OPERATION, PROVIDER, REQUEST_MODEL, RESPONSE_MODEL, SERVER_ADDRESS, SERVER_PORT, ERROR_TYPE)
+
+# --- Prometheus series, as the OpenTelemetry Prometheus exporter (and the Collector's
+# prometheus exporter with default settings) names them. ---
+PROM_DURATION = "gen_ai_client_operation_duration_seconds"
+PROM_TOKEN_USAGE = "gen_ai_client_token_usage"
+PROM_TTFC = "gen_ai_client_operation_time_to_first_chunk_seconds"
+PROM_TPOC = "gen_ai_client_operation_time_per_output_chunk_seconds"
+PROM_COST = "gen_ai_client_operation_cost_USD"
+PROM_TOKEN_DETAIL = "otel_llm_client_token_usage_detail_total"
+PROM_UNPRICED = "otel_llm_client_operation_unpriced_total"
+PROM_RATE_LIMIT_REMAINING = "gen_ai_client_rate_limit_remaining"
+PROM_RATE_LIMIT_LIMIT = "gen_ai_client_rate_limit_limit"
+PROM_LABELS = {
+    OPERATION: "gen_ai_operation_name",
+    PROVIDER: "gen_ai_provider_name",
+    REQUEST_MODEL: "gen_ai_request_model",
+    RESPONSE_MODEL: "gen_ai_response_model",
+    SERVER_ADDRESS: "server_address",
+    SERVER_PORT: "server_port",
+    ERROR_TYPE: "error_type",
+    TOKEN_TYPE: "gen_ai_token_type",
+    RATE_LIMIT_RESOURCE: "gen_ai_rate_limit_resource",
+    UNPRICED_REASON: "otel_llm_unpriced_reason",
+}

@@ -1,0 +1,1 @@
+"""Wire-format parsing: pure functions over request/response bodies and SSE events. No OpenTelemetry here."""

@@ -1,0 +1,189 @@
+"""Request bodies of every supported wire format -> model, stream flag and request attributes."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import _names as n
+from .routes import ANTHROPIC_MESSAGES, GEMINI, OPENAI_EMBEDDINGS, OPENAI_RESPONSES, Route
+
+__all__ = ["RequestInfo", "parse_request", "parse_request_bytes", "input_messages"]
+
+
+@dataclass(slots=True)
+class RequestInfo:
+    model: str | None = None
+    stream: bool = False
+    include_usage: bool = False  # the caller asked for stream usage itself
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+# (body key, attribute, expected python type)
+_OPENAI_PARAMS = (
+    ("temperature", n.REQUEST_TEMPERATURE, float),
+    ("top_p", n.REQUEST_TOP_P, float),
+    ("frequency_penalty", n.REQUEST_FREQUENCY_PENALTY, float),
+    ("presence_penalty", n.REQUEST_PRESENCE_PENALTY, float),
+    ("max_tokens", n.REQUEST_MAX_TOKENS, int),
+    ("max_completion_tokens", n.REQUEST_MAX_TOKENS, int),
+    ("max_output_tokens", n.REQUEST_MAX_TOKENS, int),
+    ("seed", n.REQUEST_SEED, int),
+    ("top_k", n.REQUEST_TOP_K, float),
+)
+_GEMINI_PARAMS = (
+    ("temperature", n.REQUEST_TEMPERATURE, float),
+    ("topP", n.REQUEST_TOP_P, float),
+    ("topK", n.REQUEST_TOP_K, float),
+    ("maxOutputTokens", n.REQUEST_MAX_TOKENS, int),
+    ("seed", n.REQUEST_SEED, int),
+    ("frequencyPenalty", n.REQUEST_FREQUENCY_PENALTY, float),
+    ("presencePenalty", n.REQUEST_PRESENCE_PENALTY, float),
+)
+
+
+def _num(value: Any, kind: type) -> float | int | None:
+    # bool is an int subclass: never a temperature
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return kind(value)
+
+
+def _params(attrs: dict[str, Any], src: dict, table: tuple) -> None:
+    for key, attr, kind in table:
+        if key in src:
+            v = _num(src[key], kind)
+            if v is not None:
+                attrs[attr] = v
+
+
+def parse_request(route: Route, body: Any, path_model: str | None = None) -> RequestInfo:
+    """Parse a decoded JSON request body. Anything unexpected leaves fields unset; never raises."""
+    info = RequestInfo()
+    if not isinstance(body, dict):
+        info.model = path_model
+        info.stream = route.stream
+        return info
+    attrs = info.attributes
+    api = route.api
+    if api == GEMINI:
+        info.model = path_model
+        info.stream = route.stream
+        cfg = body.get("generationConfig")
+        if isinstance(cfg, dict):
+            _params(attrs, cfg, _GEMINI_PARAMS)
+            stops = cfg.get("stopSequences")
+            if isinstance(stops, list) and stops:
+                attrs[n.REQUEST_STOP_SEQUENCES] = [str(s) for s in stops]
+            count = cfg.get("candidateCount")
+            if isinstance(count, int) and not isinstance(count, bool) and count != 1:
+                attrs[n.REQUEST_CHOICE_COUNT] = count
+        return info
+
+    model = body.get("model")
+    if isinstance(model, str):
+        info.model = model
+    info.stream = body.get("stream") is True
+    _params(attrs, body, _OPENAI_PARAMS)
+    if api == OPENAI_EMBEDDINGS:
+        fmt = body.get("encoding_format")
+        attrs[n.REQUEST_ENCODING_FORMATS] = [fmt if isinstance(fmt, str) else "float"]
+        return info
+    if api == ANTHROPIC_MESSAGES:
+        stops = body.get("stop_sequences")
+        if isinstance(stops, list) and stops:
+            attrs[n.REQUEST_STOP_SEQUENCES] = [str(s) for s in stops]
+        return info
+    stop = body.get("stop")
+    if isinstance(stop, str):
+        attrs[n.REQUEST_STOP_SEQUENCES] = [stop]
+    elif isinstance(stop, list) and stop:
+        attrs[n.REQUEST_STOP_SEQUENCES] = [str(s) for s in stop]
+    count = body.get("n")
+    if isinstance(count, int) and not isinstance(count, bool) and count != 1:
+        attrs[n.REQUEST_CHOICE_COUNT] = count
+    tier = body.get("service_tier")
+    if isinstance(tier, str) and tier != "auto":
+        attrs[n.OPENAI_REQUEST_SERVICE_TIER] = tier
+    fmt = body.get("response_format")
+    if isinstance(fmt, dict):
+        kind = fmt.get("type")
+        if kind in ("json_object", "json_schema"):
+            attrs[n.OUTPUT_TYPE] = "json"
+        elif kind == "text":
+            attrs[n.OUTPUT_TYPE] = "text"
+    if api == OPENAI_RESPONSES:
+        conv = body.get("conversation")
+        if isinstance(conv, str):
+            attrs[n.CONVERSATION_ID] = conv
+        elif isinstance(conv, dict) and isinstance(conv.get("id"), str):
+            attrs[n.CONVERSATION_ID] = conv["id"]
+        return info
+    opts = body.get("stream_options")
+    if isinstance(opts, dict) and opts.get("include_usage") is True:
+        info.include_usage = True
+    return info
+
+
+def parse_request_bytes(route: Route, raw: bytes | None, path_model: str | None = None) -> RequestInfo:
+    """Parse a raw request body; a body that is not JSON gives an info with only what the path says."""
+    body: Any = None
+    if raw:
+        try:
+            body = json.loads(raw)
+        except (ValueError, TypeError):
+            body = None
+    return parse_request(route, body, path_model)
+
+
+def _text_parts(content: Any) -> list[dict[str, Any]]:
+    if isinstance(content, str):
+        return [{"type": "text", "content": content}]
+    parts: list[dict[str, Any]] = []
+    if isinstance(content, list):
+        for part in content:
+            if isinstance(part, str):
+                parts.append({"type": "text", "content": part})
+            elif isinstance(part, dict):
+                text = part.get("text")
+                if isinstance(text, str):
+                    parts.append({"type": "text", "content": text})
+    return parts
+
+
+def input_messages(route: Route, body: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(input messages, system instructions) in the conventions' JSON shape. Only called on content opt-in."""
+    messages: list[dict[str, Any]] = []
+    system: list[dict[str, Any]] = []
+    if not isinstance(body, dict):
+        return messages, system
+    api = route.api
+    if api == GEMINI:
+        for item in body.get("contents") or ():
+            if isinstance(item, dict):
+                parts = _text_parts(item.get("parts"))
+                messages.append({"role": "assistant" if item.get("role") == "model" else "user", "parts": parts})
+        sys_inst = body.get("systemInstruction")
+        if isinstance(sys_inst, dict):
+            system = _text_parts(sys_inst.get("parts"))
+        return messages, system
+    if api == ANTHROPIC_MESSAGES:
+        system = _text_parts(body.get("system"))
+    raw = body.get("messages")
+    if raw is None:
+        raw = body.get("input") if api == OPENAI_RESPONSES else body.get("prompt")
+        if isinstance(raw, str):
+            raw = [{"role": "user", "content": raw}]
+        if api == OPENAI_RESPONSES and isinstance(body.get("instructions"), str):
+            system = _text_parts(body["instructions"])
+    for msg in raw if isinstance(raw, list) else ():
+        if isinstance(msg, dict):
+            role = msg.get("role") if isinstance(msg.get("role"), str) else "user"
+            if role in ("system", "developer"):
+                system.extend(_text_parts(msg.get("content")))
+                continue
+            messages.append({"role": role, "parts": _text_parts(msg.get("content"))})
+        elif isinstance(msg, str):
+            messages.append({"role": "user", "parts": _text_parts(msg)})
+    return messages, system

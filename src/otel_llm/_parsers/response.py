@@ -1,0 +1,246 @@
+"""Response bodies (JSON) of every supported wire format -> model, id, finish reasons, usage, relay cost.
+
+Works on decoded JSON (dicts and lists). Every field is optional: a body of the wrong shape leaves
+the info partial, never raises. Numbers must be JSON numbers; a string where a count belongs is
+ignored rather than guessed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .routes import ANTHROPIC_MESSAGES, GEMINI, OPENAI_EMBEDDINGS, OPENAI_RESPONSES, Route
+from .usage import Usage
+
+__all__ = ["ResponseInfo", "apply_body", "parse_body_bytes", "usage_from"]
+
+
+@dataclass(slots=True)
+class ResponseInfo:
+    """What a response said, filled in by the non-stream parser or incrementally by the stream parser."""
+
+    model: str | None = None
+    id: str | None = None
+    finish_reasons: list[str] = field(default_factory=list)
+    usage: Usage | None = None
+    relay_cost: float | None = None
+    error_code: str | None = None  # provider error code from the body, e.g. "insufficient_quota"
+    system_fingerprint: str | None = None
+    service_tier: str | None = None
+    embedding_dimensions: int | None = None
+    output_text: list[str] | None = None  # per choice; only filled when content capture is on
+
+
+def _int(v: Any) -> int | None:
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int):
+        return v if v >= 0 else None
+    if isinstance(v, float) and v.is_integer() and v >= 0:
+        return int(v)
+    return None
+
+
+def _dict(v: Any) -> dict:
+    return v if isinstance(v, dict) else {}
+
+
+def _str(v: Any) -> str | None:
+    return v if isinstance(v, str) and v else None
+
+
+def _cost(v: Any) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+        return None
+    return float(v)
+
+
+def usage_from(api: str, u: Any) -> Usage | None:
+    """Normalise one provider usage object (input includes cache tokens; output includes reasoning)."""
+    if not isinstance(u, dict):
+        return None
+    if api == ANTHROPIC_MESSAGES:
+        base = _int(u.get("input_tokens"))
+        read = _int(u.get("cache_read_input_tokens"))
+        write = _int(u.get("cache_creation_input_tokens"))
+        total = None if base is None else base + (read or 0) + (write or 0)
+        return Usage(total, _int(u.get("output_tokens")), read, write, None)
+    if api == GEMINI:
+        out = _int(u.get("candidatesTokenCount"))
+        thoughts = _int(u.get("thoughtsTokenCount"))
+        if out is not None and thoughts is not None:
+            out += thoughts
+        elif out is None:
+            out = thoughts
+        return Usage(_int(u.get("promptTokenCount")), out, _int(u.get("cachedContentTokenCount")), None, thoughts)
+    if api == OPENAI_RESPONSES:
+        return Usage(
+            _int(u.get("input_tokens")),
+            _int(u.get("output_tokens")),
+            _int(_dict(u.get("input_tokens_details")).get("cached_tokens")),
+            None,
+            _int(_dict(u.get("output_tokens_details")).get("reasoning_tokens")),
+        )
+    cached = _int(_dict(u.get("prompt_tokens_details")).get("cached_tokens"))
+    if cached is None:
+        cached = _int(u.get("prompt_cache_hit_tokens"))  # DeepSeek
+    return Usage(
+        _int(u.get("prompt_tokens")),
+        _int(u.get("completion_tokens")),
+        cached,
+        None,
+        _int(_dict(u.get("completion_tokens_details")).get("reasoning_tokens")),
+    )
+
+
+def _merge_usage(info: ResponseInfo, usage: Usage | None) -> None:
+    if usage is None:
+        return
+    if info.usage is None:
+        info.usage = usage
+        return
+    cur = info.usage  # streams report usage in pieces (Anthropic: input at start, output at the end)
+    for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens"):
+        v = getattr(usage, name)
+        if v is not None:
+            setattr(cur, name, v)
+
+
+def _set_error(info: ResponseInfo, body: dict) -> None:
+    err = body.get("error")
+    if isinstance(err, dict):
+        code = err.get("code")
+        if not isinstance(code, str):
+            code = err.get("type") if isinstance(err.get("type"), str) else err.get("status")
+        if isinstance(code, str) and code:
+            info.error_code = code
+
+
+def _choice_text(info: ResponseInfo, index: int, text: str) -> None:
+    out = info.output_text
+    if out is None:
+        out = info.output_text = []
+    while len(out) <= index:
+        out.append("")
+    out[index] += text
+
+
+def apply_openai_choices(info: ResponseInfo, choices: Any, capture: bool, delta: bool) -> None:
+    if not isinstance(choices, list):
+        return
+    for i, choice in enumerate(choices):
+        if not isinstance(choice, dict):
+            continue
+        reason = choice.get("finish_reason")
+        if isinstance(reason, str):
+            info.finish_reasons.append(reason)
+        if capture:
+            idx = _int(choice.get("index"))
+            idx = i if idx is None else idx
+            if "text" in choice and isinstance(choice["text"], str):
+                _choice_text(info, idx, choice["text"])
+            else:
+                msg = _dict(choice.get("delta" if delta else "message"))
+                text = msg.get("content")
+                if isinstance(text, str):
+                    _choice_text(info, idx, text)
+
+
+def apply_body(route: Route, body: Any, info: ResponseInfo, capture: bool = False) -> None:
+    """Fill ``info`` from one decoded non-stream response body (or one decoded stream event object)."""
+    if isinstance(body, list):  # Gemini without alt=sse streams a JSON array of chunks
+        for item in body:
+            apply_body(route, item, info, capture)
+        return
+    if not isinstance(body, dict):
+        return
+    api = route.api
+    if "error" in body and body["error"]:
+        _set_error(info, body)
+    if api == GEMINI:
+        info.model = _str(body.get("modelVersion")) or info.model
+        info.id = _str(body.get("responseId")) or info.id
+        cands = body.get("candidates")
+        for i, cand in enumerate(cands if isinstance(cands, list) else ()):
+            if not isinstance(cand, dict):
+                continue
+            reason = cand.get("finishReason")
+            if isinstance(reason, str):
+                info.finish_reasons.append(reason)
+            if capture:
+                for part in _dict(cand.get("content")).get("parts") or ():
+                    if isinstance(part, dict) and isinstance(part.get("text"), str):
+                        _choice_text(info, i, part["text"])
+        usage = usage_from(api, body.get("usageMetadata"))
+        if usage is not None:
+            info.usage = usage  # cumulative in every chunk: the last one wins
+        return
+    info.model = _str(body.get("model")) or info.model
+    info.id = _str(body.get("id")) or info.id
+    if api == ANTHROPIC_MESSAGES:
+        reason = body.get("stop_reason")
+        if isinstance(reason, str):
+            info.finish_reasons.append(reason)
+        if capture:
+            for block in body.get("content") or ():
+                if isinstance(block, dict) and isinstance(block.get("text"), str):
+                    _choice_text(info, 0, block["text"])
+        _merge_usage(info, usage_from(api, body.get("usage")))
+        return
+    if api == OPENAI_RESPONSES:
+        status = body.get("status")
+        if status == "completed":
+            info.finish_reasons.append("stop")
+        elif status == "incomplete":
+            reason = _dict(body.get("incomplete_details")).get("reason")
+            info.finish_reasons.append(reason if isinstance(reason, str) else "incomplete")
+        elif status == "failed":
+            info.finish_reasons.append("error")
+            err = body.get("error")
+            if isinstance(err, dict) and isinstance(err.get("code"), str):
+                info.error_code = err["code"]
+        tier = body.get("service_tier")
+        if isinstance(tier, str):
+            info.service_tier = tier
+        if capture:
+            for item in body.get("output") or ():
+                if isinstance(item, dict) and item.get("type") == "message":
+                    for part in item.get("content") or ():
+                        if isinstance(part, dict) and isinstance(part.get("text"), str):
+                            _choice_text(info, 0, part["text"])
+        _merge_usage(info, usage_from(api, body.get("usage")))
+        return
+    if api == OPENAI_EMBEDDINGS:
+        data = body.get("data")
+        if isinstance(data, list) and data and isinstance(data[0], dict):
+            emb = data[0].get("embedding")
+            if isinstance(emb, list):
+                info.embedding_dimensions = len(emb)
+            elif isinstance(emb, str):  # base64 float32
+                info.embedding_dimensions = (len(emb) * 3 // 4 - emb.count("=", -2)) // 4
+    else:
+        apply_openai_choices(info, body.get("choices"), capture, delta=body.get("object") == "chat.completion.chunk")
+        fp = body.get("system_fingerprint")
+        if isinstance(fp, str):
+            info.system_fingerprint = fp
+        tier = body.get("service_tier")
+        if isinstance(tier, str):
+            info.service_tier = tier
+    usage_obj = body.get("usage")
+    if isinstance(usage_obj, dict):
+        _merge_usage(info, usage_from(api, usage_obj))
+        cost = _cost(usage_obj.get("cost"))  # OpenRouter
+        if cost is not None:
+            info.relay_cost = cost
+
+
+def parse_body_bytes(route: Route, raw: bytes, info: ResponseInfo, capture: bool = False) -> bool:
+    """Parse a whole JSON body. Returns False when it is not JSON (the caller may try SSE)."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, TypeError):
+        return False
+    apply_body(route, body, info, capture)
+    return True

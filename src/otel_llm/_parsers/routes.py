@@ -1,0 +1,122 @@
+"""Which HTTP requests are LLM calls: method + path, checked on every request of the process.
+
+The check is one ``endswith`` with a tuple of suffixes (C speed, no regex, no allocation for a
+path that is not ours); only a match goes on to build anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Route", "Router", "CHAT", "TEXT_COMPLETION", "EMBEDDINGS", "GENERATE_CONTENT"]
+
+CHAT = "chat"
+TEXT_COMPLETION = "text_completion"
+EMBEDDINGS = "embeddings"
+GENERATE_CONTENT = "generate_content"
+
+# Wire formats (how bodies and streams are shaped).
+OPENAI_CHAT = "openai.chat"
+OPENAI_COMPLETIONS = "openai.completions"
+OPENAI_EMBEDDINGS = "openai.embeddings"
+OPENAI_RESPONSES = "openai.responses"
+ANTHROPIC_MESSAGES = "anthropic.messages"
+GEMINI = "gemini"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """An LLM endpoint: the operation it performs and the wire format it speaks."""
+
+    operation: str
+    api: str
+    stream: bool = False  # the path itself says the answer is streamed (Gemini)
+
+    @property
+    def openai_api_type(self) -> str | None:
+        if self.api == OPENAI_CHAT:
+            return "chat_completions"
+        if self.api == OPENAI_RESPONSES:
+            return "responses"
+        return None
+
+
+_BUILTIN: tuple[tuple[str, Route], ...] = (
+    ("/chat/completions", Route(CHAT, OPENAI_CHAT)),
+    ("/completions", Route(TEXT_COMPLETION, OPENAI_COMPLETIONS)),
+    ("/embeddings", Route(EMBEDDINGS, OPENAI_EMBEDDINGS)),
+    ("/responses", Route(CHAT, OPENAI_RESPONSES)),
+    ("/v1/messages", Route(CHAT, ANTHROPIC_MESSAGES)),
+    (":generateContent", Route(GENERATE_CONTENT, GEMINI)),
+    (":streamGenerateContent", Route(GENERATE_CONTENT, GEMINI, stream=True)),
+)
+
+_API_BY_NAME = {
+    "openai.chat": Route(CHAT, OPENAI_CHAT),
+    "openai.completions": Route(TEXT_COMPLETION, OPENAI_COMPLETIONS),
+    "openai.embeddings": Route(EMBEDDINGS, OPENAI_EMBEDDINGS),
+    "openai.responses": Route(CHAT, OPENAI_RESPONSES),
+    "anthropic.messages": Route(CHAT, ANTHROPIC_MESSAGES),
+    "gemini": Route(GENERATE_CONTENT, GEMINI),
+}
+
+
+class Router:
+    """Matches request paths (str or bytes, query string allowed) against the known LLM endpoints.
+
+    ``extra`` adds user patterns as ``{path_suffix: wire_format}``, e.g. ``{"/v1/generate": "openai.chat"}``.
+    User suffixes are tried first, so they can also override a built-in one.
+    """
+
+    __slots__ = ("_bytes_suffixes", "_by_bytes", "_by_str", "_str_suffixes")
+
+    def __init__(self, extra: dict[str, str] | None = None) -> None:
+        pairs: list[tuple[str, Route]] = []
+        for suffix, api in (extra or {}).items():
+            if api not in _API_BY_NAME:
+                raise ValueError(
+                    f"extra path {suffix!r}: unknown wire format {api!r}; expected one of {sorted(_API_BY_NAME)}"
+                )
+            if not suffix or suffix[0] not in "/:":
+                raise ValueError(f"extra path {suffix!r} must start with '/' or ':'")
+            pairs.append((suffix, _API_BY_NAME[api]))
+        pairs.extend(_BUILTIN)
+        self._by_str = pairs
+        self._by_bytes = [(s.encode(), r) for s, r in pairs]
+        self._str_suffixes = tuple(s for s, _ in pairs)
+        self._bytes_suffixes = tuple(s.encode() for s, _ in pairs)
+
+    def match(self, path: str) -> Route | None:
+        """Route of a path such as ``/v1/chat/completions?x=1``, or None."""
+        q = path.find("?")
+        if q >= 0:
+            path = path[:q]
+        if not path.endswith(self._str_suffixes):
+            return None
+        for suffix, route in self._by_str:
+            if path.endswith(suffix):
+                return route
+        return None  # pragma: no cover - endswith above guarantees a hit
+
+    def match_bytes(self, path: bytes) -> Route | None:
+        q = path.find(b"?")
+        if q >= 0:
+            path = path[:q]
+        if not path.endswith(self._bytes_suffixes):
+            return None
+        for suffix, route in self._by_bytes:
+            if path.endswith(suffix):
+                return route
+        return None  # pragma: no cover
+
+
+def gemini_model_from_path(path: str) -> str | None:
+    """``/v1beta/models/gemini-2.5-flash:generateContent`` -> ``gemini-2.5-flash``."""
+    q = path.find("?")
+    if q >= 0:
+        path = path[:q]
+    colon = path.rfind(":")
+    slash = path.rfind("/", 0, colon)
+    if colon <= 0 or slash < 0:
+        return None
+    return path[slash + 1 : colon] or None

@@ -1,0 +1,121 @@
+"""What every client patch shares: the call in progress, URL scrubbing, and starting/observing a call."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import context, trace
+
+from .._parsers.headers import parse_headers
+from .._parsers.request import parse_request, parse_request_bytes
+from .._parsers.response import parse_body_bytes
+from .._parsers.routes import GEMINI, Route, gemini_model_from_path
+from .._parsers.sse import StreamParser
+
+if TYPE_CHECKING:
+    from ..recorder import Invocation, Recorder
+
+__all__ = ["CURRENT", "scrub_url", "start_http_call", "observe_status", "parse_read_body", "attach", "detach"]
+
+log = logging.getLogger("otel_llm")
+
+CURRENT: ContextVar[Invocation | None] = ContextVar("otel_llm_current_call", default=None)
+"""The SDK-level call in progress. The HTTP layer under it adds attempts and response data to it
+instead of starting a second span (one call, one span)."""
+
+_SECRET_PARAMS = frozenset({"key", "api-key", "api_key", "apikey", "token", "sig", "access_token", "x-api-key"})
+
+
+def scrub_url(scheme: str, host: str, port: int | None, path: str) -> str:
+    """An URL for telemetry: no userinfo, and no secret-bearing query parameters."""
+    netloc = host if port is None else f"{host}:{port}"
+    q = path.find("?")
+    if q >= 0:
+        kept = [
+            part
+            for part in path[q + 1 :].split("&")
+            if part and part.partition("=")[0].lower() not in _SECRET_PARAMS
+        ]
+        path = path[:q] + ("?" + "&".join(kept) if kept else "")
+    return f"{scheme}://{netloc}{path}"
+
+
+def _foreign_genai_span() -> Any:
+    """A recording GenAI span made by someone else (anthropic 2.x's own call span, another
+    instrumentation) that this HTTP request belongs to, or None."""
+    span = trace.get_current_span()
+    if not span.is_recording():
+        return None
+    attrs = getattr(span, "attributes", None)
+    if attrs and "gen_ai.operation.name" in attrs:
+        return span
+    return None
+
+
+def start_http_call(
+    recorder: Recorder,
+    route: Route,
+    scheme: str,
+    host: str,
+    port: int | None,
+    path: str,
+    raw_body: bytes | None = None,
+    json_body: Any = None,
+) -> Invocation:
+    path_model = gemini_model_from_path(path) if route.api == GEMINI else None
+    if json_body is not None:
+        body = json_body
+        request = parse_request(route, body, path_model)
+    else:
+        request = parse_request_bytes(route, raw_body, path_model)
+        body = None
+        if recorder.capture and raw_body:
+            try:
+                body = json.loads(raw_body)
+            except (ValueError, TypeError):
+                body = None
+    url = scrub_url(scheme, host, port, path)
+    foreign = _foreign_genai_span()
+    inv = recorder.start(route, request, host, port, "http", url=url, body=body, foreign_span=foreign)
+    return inv
+
+
+def observe_status(inv: Invocation, status: int, header_items: Iterable[tuple[str, str]]) -> None:
+    inv.status_code = status
+    inv.headers = parse_headers(header_items)
+
+
+def parse_read_body(inv: Invocation, raw: bytes | None) -> None:
+    """A body the client already read whole (JSON, or an SSE stream read in one go)."""
+    if not raw:
+        return
+    try:
+        if not parse_body_bytes(inv.route, raw, inv.info, inv.recorder.capture):
+            parser = StreamParser(inv.route, inv.info, inv.recorder.capture)
+            parser.feed(raw)
+            parser.flush()
+    except Exception:  # noqa: BLE001
+        log.debug("otel_llm: parsing a response body failed", exc_info=True)
+
+
+def is_sse(inv: Invocation, content_type: str) -> bool:
+    if "event-stream" in content_type:
+        return True
+    if "json" in content_type:
+        return False
+    return inv.request.stream and inv.route.api != GEMINI
+
+
+def attach(inv: Invocation) -> object:
+    return context.attach(trace.set_span_in_context(inv.span))
+
+
+def detach(token: object) -> None:
+    try:
+        context.detach(token)  # type: ignore[arg-type]
+    except Exception:  # noqa: BLE001
+        pass

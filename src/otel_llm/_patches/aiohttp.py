@@ -1,0 +1,105 @@
+"""``aiohttp.ClientSession._request``: the one seam every ``session.post/get/request`` goes through."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from .._stream import AiohttpContentTap, Tap
+from ._common import attach, detach, is_sse, observe_status, start_http_call
+
+if TYPE_CHECKING:
+    from ..recorder import Invocation, Recorder
+
+log = logging.getLogger("otel_llm")
+
+__all__ = ["request_factory", "targets"]
+
+
+def targets(module_name: str) -> list[tuple[str, str, Any]]:
+    return [(module_name, "ClientSession._request", request_factory)]
+
+
+def _start(recorder: Recorder, instance: Any, method: str, url: Any, kwargs: dict) -> Invocation | None:
+    from yarl import URL
+
+    if isinstance(url, str):
+        if url.startswith("/"):
+            path = url
+            base = getattr(instance, "_base_url", None)
+            if base is None:
+                return None
+            full = base.join(URL(url))
+        else:
+            full = URL(url)
+    else:
+        full = url
+    if not isinstance(full, URL):
+        return None
+    if getattr(instance, "_base_url", None) is not None and not full.is_absolute():
+        full = instance._base_url.join(full)
+    path = full.raw_path + ("?" + full.raw_query_string if full.raw_query_string else "")
+    route = recorder.router.match(path)
+    if route is None:
+        return None
+    params = kwargs.get("params")
+    if params:  # a ?key=... given as params never reaches telemetry: scrubbed like the URL's own query
+        from urllib.parse import urlencode
+
+        try:
+            extra = urlencode(list(params.items()) if hasattr(params, "items") else list(params))
+            path += ("&" if "?" in path else "?") + extra
+        except Exception:  # noqa: BLE001
+            pass
+    data = kwargs.get("data")
+    raw = data if isinstance(data, (bytes, bytearray)) else (data.encode() if isinstance(data, str) else None)
+    return start_http_call(
+        recorder,
+        route,
+        full.scheme,
+        full.host or "",
+        full.explicit_port if full.explicit_port is not None else None,
+        path,
+        raw_body=raw,
+        json_body=kwargs.get("json"),
+    )
+
+
+def request_factory(recorder: Recorder, module: Any) -> Any:
+    enabled = recorder.config.http
+
+    async def request(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        if not enabled:
+            return await wrapped(*args, **kwargs)
+        try:
+            method = args[0] if args else kwargs.get("method")
+            url = args[1] if len(args) > 1 else kwargs.get("str_or_url")
+            inv = (
+                _start(recorder, instance, method, url, kwargs)
+                if isinstance(method, str) and method.upper() == "POST"
+                else None
+            )
+        except Exception:  # noqa: BLE001
+            log.debug("otel_llm: starting an aiohttp call failed", exc_info=True)
+            inv = None
+        if inv is None:
+            return await wrapped(*args, **kwargs)
+        token = attach(inv)
+        try:
+            response = await wrapped(*args, **kwargs)
+        except BaseException as exc:
+            inv.fail(exc)
+            raise
+        finally:
+            detach(token)
+        try:
+            observe_status(inv, response.status, response.headers.items())
+            tap = Tap(inv, is_sse(inv, response.headers.get("Content-Type", "")))
+            response.content = AiohttpContentTap(response.content, tap)
+        except Exception:  # noqa: BLE001
+            log.debug("otel_llm: reading an aiohttp response failed", exc_info=True)
+            if not inv.owned_by_stream:
+                inv.end()
+        return response
+
+    return request

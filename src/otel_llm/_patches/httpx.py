@@ -1,0 +1,129 @@
+"""``httpx.Client.send`` / ``AsyncClient.send``, and the same for ``httpx2`` (the openai 3.x and anthropic 2.x transport)."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from .._stream import Tap, tap_httpx_classes
+from ._common import CURRENT, attach, detach, is_sse, observe_status, parse_read_body, start_http_call
+
+if TYPE_CHECKING:
+    from ..recorder import Invocation, Recorder
+
+log = logging.getLogger("otel_llm")
+
+__all__ = ["send_factory", "async_send_factory", "targets"]
+
+
+def targets(module_name: str) -> list[tuple[str, str, Any]]:
+    return [
+        (module_name, "Client.send", send_factory),
+        (module_name, "AsyncClient.send", async_send_factory),
+    ]
+
+
+def _route(recorder: Recorder, request: Any) -> Any:
+    if request.method != "POST":
+        return None
+    return recorder.router.match_bytes(request.url.raw_path)
+
+
+def _start(recorder: Recorder, route: Any, request: Any) -> Invocation:
+    url = request.url
+    try:
+        raw = request.content  # bytes unless the body is a stream the caller has not read
+    except Exception:  # noqa: BLE001 - httpx.RequestNotRead
+        raw = None
+    return start_http_call(
+        recorder, route, url.scheme, url.host, url.port, url.raw_path.decode("ascii", "replace"), raw_body=raw
+    )
+
+
+def _observe(inv: Invocation, response: Any, tap_cls: type, own: bool) -> None:
+    """Status, headers and body of one response. Ends an own call unless a tap now owns its end."""
+    try:
+        headers = response.headers
+        observe_status(inv, response.status_code, headers.multi_items())
+        if getattr(response, "_content", None) is not None or response.is_stream_consumed:
+            parse_read_body(inv, getattr(response, "_content", None))
+        elif response.status_code < 400 or own:
+            tap = Tap(inv, is_sse(inv, headers.get("content-type", "")))
+            response.stream = tap_cls(response.stream, tap)
+            return
+    except Exception:  # noqa: BLE001
+        log.debug("otel_llm: reading an httpx response failed", exc_info=True)
+    if own and not inv.owned_by_stream:
+        inv.end()
+
+
+def send_factory(recorder: Recorder, module: Any) -> Any:
+    sync_tap, _ = tap_httpx_classes(module)
+    enabled = recorder.config.http
+
+    def send(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        sdk = CURRENT.get()
+        if sdk is not None:
+            sdk.attempts += 1
+            response = wrapped(*args, **kwargs)
+            _observe(sdk, response, sync_tap, own=False)
+            return response
+        if not enabled:
+            return wrapped(*args, **kwargs)
+        try:
+            request = args[0] if args else kwargs["request"]
+            route = _route(recorder, request)
+            inv = _start(recorder, route, request) if route is not None else None
+        except Exception:  # noqa: BLE001
+            log.debug("otel_llm: starting an httpx call failed", exc_info=True)
+            inv = None
+        if inv is None:
+            return wrapped(*args, **kwargs)
+        token = attach(inv)
+        try:
+            response = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            inv.fail(exc)
+            raise
+        finally:
+            detach(token)
+        _observe(inv, response, sync_tap, own=True)
+        return response
+
+    return send
+
+
+def async_send_factory(recorder: Recorder, module: Any) -> Any:
+    _, async_tap = tap_httpx_classes(module)
+    enabled = recorder.config.http
+
+    async def send(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        sdk = CURRENT.get()
+        if sdk is not None:
+            sdk.attempts += 1
+            response = await wrapped(*args, **kwargs)
+            _observe(sdk, response, async_tap, own=False)
+            return response
+        if not enabled:
+            return await wrapped(*args, **kwargs)
+        try:
+            request = args[0] if args else kwargs["request"]
+            route = _route(recorder, request)
+            inv = _start(recorder, route, request) if route is not None else None
+        except Exception:  # noqa: BLE001
+            log.debug("otel_llm: starting an httpx call failed", exc_info=True)
+            inv = None
+        if inv is None:
+            return await wrapped(*args, **kwargs)
+        token = attach(inv)
+        try:
+            response = await wrapped(*args, **kwargs)
+        except BaseException as exc:
+            inv.fail(exc)
+            raise
+        finally:
+            detach(token)
+        _observe(inv, response, async_tap, own=True)
+        return response
+
+    return send

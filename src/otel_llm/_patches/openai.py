@@ -1,0 +1,199 @@
+"""openai SDK: ``SyncAPIClient.request`` / ``AsyncAPIClient.request``.
+
+Every resource method (chat.completions.create/parse, completions, embeddings, responses, their
+``with_raw_response`` and ``with_streaming_response`` forms) goes through ``request``, once per
+logical call, around the SDK's own retry loop. Here the call's span starts and ends; the HTTP
+patch underneath (httpx2 for openai 3.x, httpx before) sees each attempt's status, headers and
+body bytes and fills the same call in (see ``_common.CURRENT``).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import TYPE_CHECKING, Any
+
+import wrapt
+
+from .._parsers.request import parse_request
+from .._parsers.routes import OPENAI_CHAT, OPENAI_COMPLETIONS
+from ._common import CURRENT, attach, detach
+
+if TYPE_CHECKING:
+    from ..recorder import Invocation, Recorder
+
+log = logging.getLogger("otel_llm")
+
+__all__ = ["request_factory", "async_request_factory", "targets"]
+
+_RAW_RESPONSE_HEADER = "X-Stainless-Raw-Response"
+
+
+def targets(module_name: str) -> list[tuple[str, str, Any]]:
+    return [
+        (module_name, "SyncAPIClient.request", request_factory),
+        (module_name, "AsyncAPIClient.request", async_request_factory),
+    ]
+
+
+def _options(args: Any, kwargs: Any) -> Any:
+    return args[1] if len(args) > 1 else kwargs.get("options")
+
+
+def _begin(recorder: Recorder, instance: Any, args: Any, kwargs: Any) -> tuple[Invocation, Any, Any] | None:
+    """Start the call, and add ``stream_options.include_usage`` when the caller did not set it."""
+    options = _options(args, kwargs)
+    if options is None or options.method != "post":
+        return None
+    route = recorder.router.match(options.url)
+    if route is None:
+        return None
+    body = options.json_data
+    request = parse_request(route, body)
+    url = instance.base_url
+    host = url.host
+    port = url.port
+    hide_usage = False
+    config = recorder.config
+    if (
+        request.stream
+        and not request.include_usage
+        and route.api in (OPENAI_CHAT, OPENAI_COMPLETIONS)
+        and config.include_usage
+        and isinstance(body, dict)
+        and "stream_options" not in body
+        and host not in config.include_usage_skip_hosts
+        and not _raw_response(options)
+    ):
+        new_options = copy.copy(options)
+        new_body = dict(body)
+        new_body["stream_options"] = {"include_usage": True}
+        new_options.json_data = new_body
+        if len(args) > 1:
+            args = (args[0], new_options, *args[2:])
+        else:
+            kwargs = dict(kwargs, options=new_options)
+        hide_usage = True
+    inv = recorder.start(route, request, host, port, "sdk", body=body if recorder.capture else None)
+    inv.hide_usage = hide_usage
+    return inv, args, kwargs
+
+
+def _raw_response(options: Any) -> bool:
+    headers = options.headers
+    return bool(headers) and not isinstance(headers, type) and _RAW_RESPONSE_HEADER in headers
+
+
+def _after(inv: Invocation, result: Any) -> Any:
+    try:
+        if not inv.owned_by_stream:
+            inv.end()
+        elif inv.hide_usage:  # we asked for usage: the usage-only chunk is ours, not the caller's
+            return _wrap_stream(result)
+    except Exception:  # noqa: BLE001
+        log.debug("otel_llm: finishing an openai call failed", exc_info=True)
+    return result
+
+
+def request_factory(recorder: Recorder, module: Any) -> Any:
+    def request(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        if CURRENT.get() is not None:
+            return wrapped(*args, **kwargs)
+        try:
+            begun = _begin(recorder, instance, args, kwargs)
+        except Exception:  # noqa: BLE001
+            log.debug("otel_llm: starting an openai call failed", exc_info=True)
+            begun = None
+        if begun is None:
+            return wrapped(*args, **kwargs)
+        inv, args, kwargs = begun
+        token = CURRENT.set(inv)
+        ctx = attach(inv)
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            inv.fail(exc)
+            raise
+        finally:
+            detach(ctx)
+            CURRENT.reset(token)
+        return _after(inv, result)
+
+    return request
+
+
+def async_request_factory(recorder: Recorder, module: Any) -> Any:
+    async def request(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        if CURRENT.get() is not None:
+            return await wrapped(*args, **kwargs)
+        try:
+            begun = _begin(recorder, instance, args, kwargs)
+        except Exception:  # noqa: BLE001
+            log.debug("otel_llm: starting an openai call failed", exc_info=True)
+            begun = None
+        if begun is None:
+            return await wrapped(*args, **kwargs)
+        inv, args, kwargs = begun
+        token = CURRENT.set(inv)
+        ctx = attach(inv)
+        try:
+            result = await wrapped(*args, **kwargs)
+        except BaseException as exc:
+            inv.fail(exc)
+            raise
+        finally:
+            detach(ctx)
+            CURRENT.reset(token)
+        return _after(inv, result)
+
+    return request
+
+
+def _is_usage_only(chunk: Any) -> bool:
+    return getattr(chunk, "usage", None) is not None and not getattr(chunk, "choices", True)
+
+
+class _HideUsageChunk(wrapt.ObjectProxy):  # type: ignore[misc]
+    """The SDK's own Stream (isinstance still passes), minus the usage-only chunk we asked for."""
+
+    def __iter__(self) -> Any:
+        return self
+
+    def __next__(self) -> Any:
+        while True:
+            chunk = self.__wrapped__.__next__()
+            if not _is_usage_only(chunk):
+                return chunk
+
+    def __enter__(self) -> Any:
+        self.__wrapped__.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> Any:
+        return self.__wrapped__.__exit__(*exc)
+
+
+class _AsyncHideUsageChunk(wrapt.ObjectProxy):  # type: ignore[misc]
+    def __aiter__(self) -> Any:
+        return self
+
+    async def __anext__(self) -> Any:
+        while True:
+            chunk = await self.__wrapped__.__anext__()
+            if not _is_usage_only(chunk):
+                return chunk
+
+    async def __aenter__(self) -> Any:
+        await self.__wrapped__.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> Any:
+        return await self.__wrapped__.__aexit__(*exc)
+
+
+def _wrap_stream(result: Any) -> Any:
+    if hasattr(result, "__anext__"):
+        return _AsyncHideUsageChunk(result)
+    if hasattr(result, "__next__"):
+        return _HideUsageChunk(result)
+    return result

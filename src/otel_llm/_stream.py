@@ -1,0 +1,330 @@
+"""Byte taps: see a response body as the user's client hands it on, end the call exactly once.
+
+A tap never reads ahead and never holds bytes back: each piece goes to the parser and then,
+unchanged, to the caller. Whatever way the body stops being read (exhausted, closed, context
+exit, an error, cancellation, garbage collection of an abandoned response), the call ends once
+with that outcome. One ``Tap`` does the bookkeeping; the classes below only adapt it to each
+client library's body type (httpx/httpx2 byte streams, urllib3 raw responses, aiohttp readers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import wrapt
+
+from ._parsers.response import parse_body_bytes
+from ._parsers.sse import StreamParser
+
+__all__ = ["Tap", "tap_httpx_classes", "RequestsRawTap", "AiohttpContentTap"]
+
+log = logging.getLogger("otel_llm")
+
+_MAX_JSON = 16 << 20  # past this a non-SSE body is not kept for parsing
+
+
+class Tap:
+    """Feeds body bytes to the call's parser and ends the call once."""
+
+    __slots__ = ("buf", "done", "inv", "parser", "size")
+
+    def __init__(self, inv: Any, sse: bool) -> None:
+        self.inv = inv
+        self.done = False
+        self.size = 0
+        if sse:
+            self.parser: StreamParser | None = StreamParser(inv.route, inv.info, inv.recorder.capture)
+            self.buf: list[bytes] | None = None
+        else:
+            self.parser = None
+            self.buf = []
+        inv.owned_by_stream = True
+
+    def feed(self, data: bytes) -> None:
+        if self.done or not data:
+            return
+        try:
+            parser = self.parser
+            if parser is not None:
+                count = parser.feed(data)
+                if count:
+                    self.inv.chunks_arrived(count)
+            elif self.buf is not None:
+                self.size += len(data)
+                if self.size > _MAX_JSON:
+                    self.buf = None
+                else:
+                    self.buf.append(data)
+        except Exception:  # noqa: BLE001
+            log.debug("otel_llm: parsing a response body failed", exc_info=True)
+
+    def finish(self, outcome: str, exc: BaseException | None = None) -> None:
+        if self.done:
+            return
+        self.done = True
+        inv = self.inv
+        try:
+            parser = self.parser
+            if parser is not None:
+                count = parser.flush()
+                if count:
+                    inv.chunks_arrived(count)
+                if outcome == "completed" and not parser.done and not inv.info.finish_reasons:
+                    inv.error_type = inv.error_type or "stream_truncated"
+            elif self.buf:
+                raw = b"".join(self.buf)
+                self.buf = None
+                if not parse_body_bytes(inv.route, raw, inv.info, inv.recorder.capture):
+                    sse = StreamParser(inv.route, inv.info, inv.recorder.capture)
+                    sse.feed(raw)
+                    sse.flush()
+        except Exception:  # noqa: BLE001
+            log.debug("otel_llm: parsing a response body failed", exc_info=True)
+        if exc is not None:
+            inv.fail(exc)
+        else:
+            inv.end(outcome)
+
+
+def _abandon(tap: Tap | None) -> None:
+    if tap is not None and not tap.done:
+        try:
+            tap.finish("abandoned")
+        except Exception:  # noqa: BLE001 - may run at interpreter shutdown
+            pass
+
+
+_httpx_classes: dict[Any, tuple[type, type]] = {}
+
+
+def tap_httpx_classes(module: Any) -> tuple[type, type]:
+    """Sync and async byte-stream taps that subclass ``module``'s own stream types (httpx or httpx2).
+
+    httpx checks ``isinstance(response.stream, SyncByteStream)`` before iterating, so the taps must
+    be of the module's classes.
+    """
+    hit = _httpx_classes.get(module)
+    if hit is not None:
+        return hit
+
+    class SyncTap(module.SyncByteStream):  # type: ignore[name-defined,misc]
+        __slots__ = ("_inner", "_tap")
+
+        def __init__(self, inner: Any, tap: Tap) -> None:
+            self._inner = inner
+            self._tap = tap
+
+        def __iter__(self) -> Iterator[bytes]:
+            tap = self._tap
+            try:
+                for chunk in self._inner:
+                    tap.feed(chunk)
+                    yield chunk
+            except GeneratorExit:
+                raise  # the consumer stopped; close() or garbage collection will say how
+            except BaseException as exc:
+                tap.finish("failed", exc)
+                raise
+            tap.finish("completed")
+
+        def close(self) -> None:
+            try:
+                self._inner.close()
+            finally:
+                self._tap.finish("closed_early")
+
+        def __del__(self) -> None:
+            _abandon(getattr(self, "_tap", None))
+
+    class AsyncTap(module.AsyncByteStream):  # type: ignore[name-defined,misc]
+        __slots__ = ("_inner", "_tap")
+
+        def __init__(self, inner: Any, tap: Tap) -> None:
+            self._inner = inner
+            self._tap = tap
+
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            tap = self._tap
+            try:
+                async for chunk in self._inner:
+                    tap.feed(chunk)
+                    yield chunk
+            except GeneratorExit:
+                raise
+            except BaseException as exc:
+                tap.finish("failed", exc)
+                raise
+            tap.finish("completed")
+
+        async def aclose(self) -> None:
+            try:
+                await self._inner.aclose()
+            finally:
+                self._tap.finish("closed_early")
+
+        def __del__(self) -> None:
+            _abandon(getattr(self, "_tap", None))
+
+    _httpx_classes[module] = (SyncTap, AsyncTap)
+    return SyncTap, AsyncTap
+
+
+class RequestsRawTap(wrapt.ObjectProxy):  # type: ignore[misc]
+    """Stands in for ``requests.Response.raw`` (a urllib3 response) of a streamed LLM answer."""
+
+    def __init__(self, raw: Any, tap: Tap) -> None:
+        super().__init__(raw)
+        self._self_tap = tap
+
+    def stream(self, amt: int | None = 2**16, decode_content: bool | None = None) -> Iterator[bytes]:
+        tap = self._self_tap
+        try:
+            for chunk in self.__wrapped__.stream(amt, decode_content=decode_content):
+                tap.feed(chunk)
+                yield chunk
+        except GeneratorExit:
+            raise
+        except BaseException as exc:
+            tap.finish("failed", exc)
+            raise
+        tap.finish("completed")
+
+    def read(self, amt: int | None = None, *args: Any, **kwargs: Any) -> bytes:
+        tap = self._self_tap
+        try:
+            data = self.__wrapped__.read(amt, *args, **kwargs)
+        except BaseException as exc:
+            tap.finish("failed", exc)
+            raise
+        tap.feed(data)
+        if amt is None or not data:
+            tap.finish("completed")
+        return data  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        try:
+            self.__wrapped__.close()
+        finally:
+            self._self_tap.finish("closed_early")
+
+    def release_conn(self) -> None:
+        try:
+            self.__wrapped__.release_conn()
+        finally:
+            self._self_tap.finish("closed_early")
+
+    def __del__(self) -> None:
+        _abandon(getattr(self, "_self_tap", None))
+
+
+class AiohttpContentTap(wrapt.ObjectProxy):  # type: ignore[misc]
+    """Stands in for ``aiohttp.ClientResponse.content`` (a StreamReader) of an LLM answer.
+
+    aiohttp's own iterators are bound to the real reader, so each read path is re-declared here.
+    ``release()``/``close()`` of the response mark the reader with an exception; that is how an
+    early close is seen.
+    """
+
+    def __init__(self, reader: Any, tap: Tap) -> None:
+        super().__init__(reader)
+        self._self_tap = tap
+
+    def _self_after(self, data: Any) -> Any:
+        tap = self._self_tap
+        tap.feed(data)
+        if not data or self.__wrapped__.at_eof():
+            tap.finish("completed")
+        return data
+
+    def _self_failed(self, exc: BaseException) -> None:
+        self._self_tap.finish("failed", exc)
+
+    async def read(self, n: int = -1) -> bytes:
+        try:
+            data = await self.__wrapped__.read(n)
+        except BaseException as exc:
+            self._self_failed(exc)
+            raise
+        return self._self_after(data)  # type: ignore[no-any-return]
+
+    async def readany(self) -> bytes:
+        try:
+            data = await self.__wrapped__.readany()
+        except BaseException as exc:
+            self._self_failed(exc)
+            raise
+        return self._self_after(data)  # type: ignore[no-any-return]
+
+    async def readline(self) -> bytes:
+        try:
+            data = await self.__wrapped__.readline()
+        except BaseException as exc:
+            self._self_failed(exc)
+            raise
+        return self._self_after(data)  # type: ignore[no-any-return]
+
+    async def readuntil(self, separator: bytes = b"\n") -> bytes:
+        try:
+            data = await self.__wrapped__.readuntil(separator)
+        except BaseException as exc:
+            self._self_failed(exc)
+            raise
+        return self._self_after(data)  # type: ignore[no-any-return]
+
+    async def readexactly(self, n: int) -> bytes:
+        try:
+            data = await self.__wrapped__.readexactly(n)
+        except BaseException as exc:
+            self._self_failed(exc)
+            raise
+        return self._self_after(data)  # type: ignore[no-any-return]
+
+    async def readchunk(self) -> tuple[bytes, bool]:
+        try:
+            chunk = await self.__wrapped__.readchunk()
+        except BaseException as exc:
+            self._self_failed(exc)
+            raise
+        self._self_after(chunk[0])
+        return chunk  # type: ignore[no-any-return]
+
+    def read_nowait(self, n: int = -1) -> bytes:
+        return self._self_after(self.__wrapped__.read_nowait(n))  # type: ignore[no-any-return]
+
+    async def _self_iter(self, step: Any) -> AsyncIterator[bytes]:
+        while True:
+            data = await step()
+            if not data:
+                return
+            yield data
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._self_iter(self.readline)
+
+    def iter_any(self) -> AsyncIterator[bytes]:
+        return self._self_iter(self.readany)
+
+    def iter_chunked(self, n: int) -> AsyncIterator[bytes]:
+        return self._self_iter(lambda: self.read(n))
+
+    async def iter_chunks(self) -> AsyncIterator[tuple[bytes, bool]]:
+        while True:
+            chunk = await self.readchunk()
+            if chunk == (b"", False):
+                return
+            yield chunk
+
+    def set_exception(self, exc: BaseException, *args: Any) -> None:
+        self.__wrapped__.set_exception(exc, *args)
+        tap = self._self_tap
+        if not tap.done:
+            if isinstance(exc, asyncio.CancelledError):
+                tap.finish("failed", exc)
+            else:
+                tap.finish("closed_early")
+
+    def __del__(self) -> None:
+        _abandon(getattr(self, "_self_tap", None))

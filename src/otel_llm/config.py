@@ -1,0 +1,136 @@
+"""Options from keyword arguments and environment variables, validated once into a frozen ``Config``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Config", "ConfigError", "OPTIONS"]
+
+
+class ConfigError(ValueError):
+    """An option or environment variable has a value otel-llm cannot use."""
+
+
+_CONTENT_MODES = {
+    "": False,
+    "no_content": False,
+    "false": False,
+    "0": False,
+    "span_only": True,
+    "span_and_event": True,
+    "event_only": True,
+    "true": True,
+    "1": True,
+}
+# Hosts that reject ``stream_options`` (their streams already carry usage or they refuse the key).
+_NO_STREAM_OPTIONS_HOSTS = frozenset({"api.mistral.ai"})
+
+OPTIONS = {
+    "capture_content": "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
+    "content_max_length": "OTEL_LLM_CONTENT_MAX_LENGTH",
+    "include_usage": "OTEL_LLM_STREAM_INCLUDE_USAGE",
+    "include_usage_skip_hosts": "OTEL_LLM_STREAM_INCLUDE_USAGE_SKIP_HOSTS",
+    "provider_map": "OTEL_LLM_PROVIDER_MAP",
+    "http": "OTEL_LLM_HTTP",
+    "extra_paths": "OTEL_LLM_EXTRA_PATHS",
+    "prices": "OTEL_LLM_PRICES",
+    "max_models": "OTEL_LLM_MAX_MODELS",
+    "fingerprint_on_metrics": "OTEL_LLM_FINGERPRINT_ON_METRICS",
+}
+"""Every option of ``instrument()`` and the environment variable that sets it when the option is not given."""
+
+
+def _bool(name: str, raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    v = str(raw).strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={raw!r}: expected true or false")
+
+
+def _int(name: str, raw: Any, minimum: int) -> int:
+    try:
+        v = int(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}={raw!r}: expected a whole number") from None
+    if v < minimum:
+        raise ConfigError(f"{name}={raw!r}: must be at least {minimum}")
+    return v
+
+
+def _pairs(name: str, raw: Any) -> dict[str, str]:
+    """``"a=b,c=d"`` or a mapping -> dict."""
+    if isinstance(raw, Mapping):
+        return {str(k): str(v) for k, v in raw.items()}
+    out: dict[str, str] = {}
+    for item in str(raw).split(","):
+        item = item.strip()
+        if not item:
+            continue
+        key, sep, value = item.rpartition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ConfigError(f"{name}: entry {item!r} is not KEY=VALUE")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _capture(name: str, raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    v = str(raw).strip().lower()
+    if v not in _CONTENT_MODES:
+        raise ConfigError(f"{name}={raw!r}: expected NO_CONTENT, SPAN_ONLY, EVENT_ONLY or SPAN_AND_EVENT")
+    return _CONTENT_MODES[v]
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    capture_content: bool = False
+    content_max_length: int = 16384
+    include_usage: bool = True
+    include_usage_skip_hosts: frozenset[str] = _NO_STREAM_OPTIONS_HOSTS
+    provider_map: Mapping[str, str] = field(default_factory=dict)
+    http: bool = True
+    extra_paths: Mapping[str, str] = field(default_factory=dict)
+    prices: Any = None  # path or mapping, loaded by pricing.PriceBook
+    max_models: int = 200
+    fingerprint_on_metrics: bool = False
+
+    @classmethod
+    def load(cls, options: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Config:
+        """Options win over environment variables; an unknown option or bad value raises ``ConfigError``."""
+        options = dict(options or {})
+        env = os.environ if env is None else env
+        unknown = sorted(set(options) - set(OPTIONS))
+        if unknown:
+            raise ConfigError(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(OPTIONS))}")
+        raw: dict[str, Any] = {}
+        for opt, var in OPTIONS.items():
+            if opt in options and options[opt] is not None:
+                raw[opt] = (opt, options[opt])
+            elif env.get(var, "").strip():
+                raw[opt] = (var, env[var])
+        kwargs: dict[str, Any] = {}
+        for opt, (name, value) in raw.items():
+            if opt == "capture_content":
+                kwargs[opt] = _capture(name, value)
+            elif opt in ("include_usage", "http", "fingerprint_on_metrics"):
+                kwargs[opt] = _bool(name, value)
+            elif opt == "content_max_length":
+                kwargs[opt] = _int(name, value, 1)
+            elif opt == "max_models":
+                kwargs[opt] = _int(name, value, 1)
+            elif opt == "include_usage_skip_hosts":
+                items = value.split(",") if isinstance(value, str) else list(value)
+                kwargs[opt] = frozenset(h.strip().lower() for h in items if h.strip())
+            elif opt in ("provider_map", "extra_paths"):
+                kwargs[opt] = _pairs(name, value)
+            elif opt == "prices":
+                kwargs[opt] = value
+        return cls(**kwargs)

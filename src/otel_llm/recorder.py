@@ -1,0 +1,465 @@
+"""The one place that turns a call record into spans and metric points.
+
+Patches never name a span, an attribute or a metric: they build an ``Invocation`` with
+``Recorder.start`` and end it once. ``Invocation.end`` applies the response attributes, records
+the metric points, prices the call, adds it to the in-process spend ledger and ends the span.
+Nothing here raises into the user's call: the patches guard every call into this module.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import metrics, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from . import _names as n
+from ._errors import error_type_of
+from ._parsers.headers import HeaderInfo
+from ._parsers.request import RequestInfo, input_messages
+from ._parsers.response import ResponseInfo
+from ._parsers.routes import Route
+from .version import __version__
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .pricing import PriceBook
+    from .spend import SpendLedger
+
+__all__ = ["Invocation", "Recorder"]
+
+log = logging.getLogger("otel_llm")
+
+_CLIENT = SpanKind.CLIENT
+_OK_OUTCOMES = ("completed", "closed_early")
+
+
+class Invocation:
+    """One logical LLM call: what was asked, what came back, and its span. Ends exactly once."""
+
+    __slots__ = (
+        "_ended",
+        "_metric_key",
+        "attempts",
+        "body",
+        "chunks",
+        "error_type",
+        "foreign",
+        "headers",
+        "hide_usage",
+        "info",
+        "last_chunk",
+        "layer",
+        "outcome",
+        "owned_by_stream",
+        "provider",
+        "recorder",
+        "request",
+        "route",
+        "server_address",
+        "server_port",
+        "span",
+        "start",
+        "status_code",
+        "tpoc",
+        "ttfc",
+    )
+
+    def __init__(self, recorder: Recorder, route: Route, request: RequestInfo, provider: str) -> None:
+        self.recorder = recorder
+        self.route = route
+        self.request = request
+        self.provider = provider
+        self.info = ResponseInfo()
+        self.headers: HeaderInfo | None = None
+        self.server_address: str | None = None
+        self.server_port: int | None = None
+        self.layer = "http"
+        self.span: Any = None
+        self.start = 0.0
+        self.ttfc: float | None = None
+        self.last_chunk = 0.0
+        self.tpoc: list[float] | None = None
+        self.chunks = 0
+        self.attempts = 0
+        self.status_code: int | None = None
+        self.error_type: str | None = None
+        self.outcome: str | None = None
+        self.owned_by_stream = False
+        self.hide_usage = False  # we added stream_options.include_usage: hide its extra chunk
+        self.foreign = False  # the span belongs to someone else (a provider SDK's own GenAI span)
+        self.body: Any = None
+        self._ended = False
+        self._metric_key: tuple | None = None
+
+    # --- stream progress (called by the stream tees) ---
+    def chunks_arrived(self, count: int) -> None:
+        now = time.perf_counter()
+        if self.ttfc is None:
+            self.ttfc = now - self.start
+            count -= 1
+        else:
+            gaps = self.tpoc
+            if gaps is None:
+                gaps = self.tpoc = []
+            gaps.append(now - self.last_chunk)
+            count -= 1
+        if count > 0:
+            gaps = self.tpoc
+            if gaps is None:
+                gaps = self.tpoc = []
+            gaps.extend([0.0] * count)  # several events in one read arrived together
+        self.last_chunk = now
+        self.chunks += 1
+
+    def fail(self, exc: BaseException) -> None:
+        """End as failed with the user's exception (which the caller re-raises unchanged)."""
+        if self._ended:
+            return
+        self.error_type = error_type_of(exc)
+        self.end("failed")
+
+    def end(self, outcome: str | None = None) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        if outcome is not None:
+            self.outcome = outcome
+        try:
+            self.recorder._finish(self)
+        except Exception:  # noqa: BLE001 - telemetry never breaks the user's call
+            log.debug("otel_llm: finishing a span failed", exc_info=True)
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+
+class Recorder:
+    """Owns the tracer, the instruments, the price book and the spend ledger."""
+
+    def __init__(
+        self,
+        config: Config,
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
+        prices: PriceBook | None = None,
+        ledger: SpendLedger | None = None,
+    ) -> None:
+        from ._provider import ProviderResolver
+        from ._parsers.routes import Router
+
+        self.config = config
+        self.capture = config.capture_content
+        self.router = Router(dict(config.extra_paths))
+        self.providers = ProviderResolver(config.provider_map)
+        self.prices = prices
+        self.ledger = ledger
+        self.tracer = trace.get_tracer(
+            n.SCOPE_NAME, __version__, tracer_provider=tracer_provider, schema_url=n.SCHEMA_URL
+        )
+        meter = metrics.get_meter(n.SCOPE_NAME, __version__, meter_provider=meter_provider, schema_url=n.SCHEMA_URL)
+        d = list(n.DURATION_BUCKETS)
+        self.duration = meter.create_histogram(
+            n.DURATION, unit="s", description="GenAI operation duration.", explicit_bucket_boundaries_advisory=d
+        )
+        self.tokens = meter.create_histogram(
+            n.TOKEN_USAGE,
+            unit="{token}",
+            description="Number of input and output tokens used.",
+            explicit_bucket_boundaries_advisory=list(n.TOKEN_BUCKETS),
+        )
+        self.ttfc = meter.create_histogram(
+            n.TIME_TO_FIRST_CHUNK,
+            unit="s",
+            description="Time to receive the first chunk of a streamed response.",
+            explicit_bucket_boundaries_advisory=d,
+        )
+        self.tpoc = meter.create_histogram(
+            n.TIME_PER_OUTPUT_CHUNK,
+            unit="s",
+            description="Time between consecutive chunks of a streamed response.",
+            explicit_bucket_boundaries_advisory=d,
+        )
+        self.cost = meter.create_histogram(
+            n.COST,
+            unit="USD",
+            description="Cost of a GenAI operation in US dollars (provisional, semantic-conventions-genai PR #443).",
+            explicit_bucket_boundaries_advisory=list(n.COST_BUCKETS),
+        )
+        self.token_detail = meter.create_counter(
+            n.TOKEN_DETAIL, unit="{token}", description="Cache-read, cache-write and reasoning tokens (subsets)."
+        )
+        self.unpriced = meter.create_counter(
+            n.UNPRICED, unit="{call}", description="Calls whose cost could not be computed."
+        )
+        self.rl_remaining = meter.create_gauge(
+            n.RATE_LIMIT_REMAINING, unit="1", description="Rate-limit budget left, as the provider reports it."
+        )
+        self.rl_limit = meter.create_gauge(
+            n.RATE_LIMIT_LIMIT, unit="1", description="Rate-limit budget per window, as the provider reports it."
+        )
+        self._attrs: dict[tuple, dict[str, Any]] = {}
+        self._models: set[str] = set()
+        self._max_models = config.max_models
+
+    # --- start ---
+    def start(
+        self,
+        route: Route,
+        request: RequestInfo,
+        host: str | None,
+        port: int | None,
+        layer: str,
+        url: str | None = None,
+        body: Any = None,
+        foreign_span: Any = None,
+    ) -> Invocation:
+        provider = self.providers.resolve(host, port, route.api, request.model, url)
+        inv = Invocation(self, route, request, provider)
+        inv.layer = layer
+        inv.server_address = host
+        inv.server_port = port
+        attrs: dict[str, Any] = {
+            n.OPERATION: route.operation,
+            n.PROVIDER: provider,
+            n.INSTRUMENTED_LAYER: layer,
+        }
+        if request.model:
+            attrs[n.REQUEST_MODEL] = request.model
+        if host:
+            attrs[n.SERVER_ADDRESS] = host
+            if port:
+                attrs[n.SERVER_PORT] = port
+        if request.stream:
+            attrs[n.REQUEST_STREAM] = True
+        api_type = route.openai_api_type
+        if api_type is not None:
+            attrs[n.OPENAI_API_TYPE] = api_type
+        if request.attributes:
+            attrs.update(request.attributes)
+        if url is not None:
+            attrs[n.URL_FULL] = url
+        if self.capture and body is not None:
+            self._capture_input(attrs, route, body)
+        if foreign_span is not None:
+            inv.span = foreign_span
+            inv.foreign = True
+        else:
+            name = f"{route.operation} {request.model}" if request.model else route.operation
+            inv.span = self.tracer.start_span(name, kind=_CLIENT, attributes=attrs)
+        inv.start = time.perf_counter()
+        return inv
+
+    def _capture_input(self, attrs: dict[str, Any], route: Route, body: Any) -> None:
+        messages, system = input_messages(route, body)
+        limit = self.config.content_max_length
+        if messages:
+            attrs[n.INPUT_MESSAGES] = _cap(json.dumps(messages, ensure_ascii=False), limit)
+        if system:
+            attrs[n.SYSTEM_INSTRUCTIONS] = _cap(json.dumps(system, ensure_ascii=False), limit)
+
+    # --- finish ---
+    def _model_label(self, model: str | None) -> str | None:
+        if model is None or model in self._models:
+            return model
+        if len(self._models) < self._max_models:
+            self._models.add(model)
+            return model
+        return "_OTHER"
+
+    def _metric_attrs(self, inv: Invocation, extra_key: str | None = None, extra_val: str | None = None) -> dict:
+        key = inv._metric_key
+        if key is None:
+            info = inv.info
+            key = inv._metric_key = (
+                inv.route.operation,
+                inv.provider,
+                self._model_label(inv.request.model),
+                self._model_label(info.model),
+                inv.server_address,
+                inv.server_port,
+                inv.error_type,
+            )
+        full = key if extra_key is None else (*key, extra_key, extra_val)
+        attrs = self._attrs.get(full)
+        if attrs is None:
+            attrs = {n.OPERATION: key[0], n.PROVIDER: key[1]}
+            if key[2] is not None:
+                attrs[n.REQUEST_MODEL] = key[2]
+            if key[3] is not None:
+                attrs[n.RESPONSE_MODEL] = key[3]
+            if key[4] is not None:
+                attrs[n.SERVER_ADDRESS] = key[4]
+                if key[5] is not None:
+                    attrs[n.SERVER_PORT] = key[5]
+            if key[6] is not None:
+                attrs[n.ERROR_TYPE] = key[6]
+            if extra_key is not None:
+                attrs[extra_key] = extra_val
+            if len(self._attrs) < 20000:
+                self._attrs[full] = attrs
+        return attrs
+
+    def _finish(self, inv: Invocation) -> None:
+        now = time.perf_counter()
+        span = inv.span
+        info = inv.info
+        outcome = inv.outcome
+        # error classification: a failed HTTP status or an abandoned stream is never a plain success
+        if inv.error_type is None:
+            status = inv.status_code
+            if status is not None and status >= 400:
+                code = info.error_code
+                inv.error_type = "insufficient_quota" if status == 429 and code == "insufficient_quota" else str(status)
+            elif outcome == "abandoned":
+                inv.error_type = "stream_abandoned"
+            elif outcome == "failed":
+                inv.error_type = "_OTHER"
+        error = inv.error_type
+        attrs: dict[str, Any] = {}
+        if info.model:
+            attrs[n.RESPONSE_MODEL] = info.model
+        if info.id:
+            attrs[n.RESPONSE_ID] = info.id
+        if info.finish_reasons:
+            attrs[n.FINISH_REASONS] = info.finish_reasons
+        usage = info.usage
+        if usage is not None:
+            if usage.input_tokens is not None:
+                attrs[n.USAGE_INPUT] = usage.input_tokens
+            if usage.output_tokens is not None:
+                attrs[n.USAGE_OUTPUT] = usage.output_tokens
+            if usage.cache_read_tokens is not None:
+                attrs[n.USAGE_CACHE_READ] = usage.cache_read_tokens
+            if usage.cache_write_tokens is not None:
+                attrs[n.USAGE_CACHE_WRITE] = usage.cache_write_tokens
+            if usage.reasoning_tokens is not None:
+                attrs[n.USAGE_REASONING] = usage.reasoning_tokens
+        if info.system_fingerprint:
+            attrs[n.OPENAI_SYSTEM_FINGERPRINT] = info.system_fingerprint
+        if info.service_tier:
+            attrs[n.OPENAI_RESPONSE_SERVICE_TIER] = info.service_tier
+        if info.embedding_dimensions:
+            attrs[n.EMBEDDINGS_DIMENSION] = info.embedding_dimensions
+        if inv.status_code is not None:
+            attrs[n.HTTP_STATUS] = inv.status_code
+        if inv.attempts > 1:
+            attrs[n.HTTP_RESEND_COUNT] = inv.attempts - 1
+        if inv.ttfc is not None:
+            attrs[n.TIME_TO_FIRST_CHUNK_ATTR] = inv.ttfc
+        if inv.request.stream or inv.owned_by_stream:
+            attrs[n.STREAM_OUTCOME] = outcome or "completed"
+        headers = inv.headers
+        if headers is not None:
+            for res, v in headers.remaining.items():
+                attrs[f"{n.RATE_LIMIT_PREFIX}remaining_{res}"] = v
+            for res, v in headers.limit.items():
+                attrs[f"{n.RATE_LIMIT_PREFIX}limit_{res}"] = v
+            for res, v in headers.reset.items():
+                attrs[f"{n.RATE_LIMIT_PREFIX}reset_{res}"] = v
+            if headers.retry_after is not None:
+                attrs[n.RETRY_AFTER] = headers.retry_after
+        if self.capture and info.output_text:
+            reasons = info.finish_reasons
+            out = [
+                {
+                    "role": "assistant",
+                    "parts": [{"type": "text", "content": text}],
+                    "finish_reason": reasons[i] if i < len(reasons) else ("error" if error else "stop"),
+                }
+                for i, text in enumerate(info.output_text)
+            ]
+            attrs[n.OUTPUT_MESSAGES] = _cap(json.dumps(out, ensure_ascii=False), self.config.content_max_length)
+
+        # metrics
+        mattrs = self._metric_attrs(inv)
+        self.duration.record(now - inv.start, mattrs)
+        priced: Any = None
+        if error is None:
+            if usage is not None:
+                if usage.input_tokens is not None:
+                    self.tokens.record(usage.input_tokens, self._metric_attrs(inv, n.TOKEN_TYPE, "input"))
+                if usage.output_tokens is not None:
+                    self.tokens.record(usage.output_tokens, self._metric_attrs(inv, n.TOKEN_TYPE, "output"))
+                if usage.cache_read_tokens:
+                    self.token_detail.add(usage.cache_read_tokens, self._metric_attrs(inv, n.TOKEN_TYPE, "cache_read"))
+                if usage.cache_write_tokens:
+                    self.token_detail.add(
+                        usage.cache_write_tokens, self._metric_attrs(inv, n.TOKEN_TYPE, "cache_write")
+                    )
+                if usage.reasoning_tokens:
+                    self.token_detail.add(usage.reasoning_tokens, self._metric_attrs(inv, n.TOKEN_TYPE, "reasoning"))
+            priced = self._price(inv, attrs, mattrs)
+        if inv.ttfc is not None:
+            self.ttfc.record(inv.ttfc, mattrs)
+            if inv.tpoc:
+                record = self.tpoc.record
+                for gap in inv.tpoc:
+                    record(gap, mattrs)
+        if headers is not None and (headers.remaining or headers.limit):
+            for res, v in headers.remaining.items():
+                self.rl_remaining.set(v, self._metric_attrs(inv, n.RATE_LIMIT_RESOURCE, res))
+            for res, v in headers.limit.items():
+                self.rl_limit.set(v, self._metric_attrs(inv, n.RATE_LIMIT_RESOURCE, res))
+        ledger = self.ledger
+        if ledger is not None:
+            model = inv.request.model or info.model or "_unknown"
+            ledger.add(inv.provider, model, usage, priced, error=error is not None)
+
+        if inv.foreign:  # add what the owner's span lacks; its owner ends it
+            if span.is_recording():
+                span.set_attributes(attrs)
+            return
+        if error is not None:
+            attrs[n.ERROR_TYPE] = error
+            span.set_status(Status(StatusCode.ERROR, error))
+        span.set_attributes(attrs)
+        span.end()
+
+    def _price(self, inv: Invocation, attrs: dict[str, Any], mattrs: dict) -> float | None:
+        usage = inv.info.usage
+        relay = inv.info.relay_cost
+        if relay is None and inv.headers is not None:
+            relay = inv.headers.relay_cost
+        if (usage is None or usage.is_empty()) and relay is None:
+            if self.prices is not None:
+                self.unpriced.add(1, self._metric_attrs(inv, n.UNPRICED_REASON, "no_usage"))
+            return None
+        if self.prices is None:
+            return None
+        from ._parsers.usage import Usage
+
+        cost = self.prices.price(
+            provider=inv.provider,
+            model=inv.info.model or inv.request.model,
+            server_address=inv.server_address,
+            usage=usage if usage is not None else Usage(),
+            relay_cost=relay,
+        )
+        if cost is None and inv.info.model and inv.request.model and inv.info.model != inv.request.model:
+            cost = self.prices.price(
+                provider=inv.provider,
+                model=inv.request.model,
+                server_address=inv.server_address,
+                usage=usage if usage is not None else Usage(),
+                relay_cost=relay,
+            )
+        if cost is None:
+            self.unpriced.add(1, self._metric_attrs(inv, n.UNPRICED_REASON, "unknown_model"))
+            return None
+        self.cost.record(cost.amount, mattrs)
+        attrs[n.COST_AMOUNT] = cost.amount
+        attrs[n.COST_CURRENCY] = "USD"
+        attrs[n.COST_SOURCE] = "provider" if cost.origin == "relay" else "local"
+        attrs[n.COST_ORIGIN] = cost.origin
+        attrs[n.COST_PRICE_VERSION] = cost.price_version
+        attrs[n.COST_PRICED_MODEL] = cost.priced_model
+        return cost.amount
+
+
+def _cap(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "…[truncated]"

@@ -1,0 +1,308 @@
+"""Wire-format parsers on raw bodies: no OpenTelemetry, no network."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from otel_llm._parsers.headers import parse_duration, parse_headers
+from otel_llm._parsers.request import parse_request, parse_request_bytes
+from otel_llm._parsers.response import ResponseInfo, apply_body, parse_body_bytes
+from otel_llm._parsers.routes import Router, gemini_model_from_path
+from otel_llm._parsers.sse import StreamParser
+from otel_llm._parsers.usage import Usage
+from otel_llm._patches._common import scrub_url
+
+R = Router()
+
+
+@pytest.mark.parametrize(
+    ("path", "operation", "api"),
+    [
+        ("/v1/chat/completions", "chat", "openai.chat"),
+        ("/relay/v1/chat/completions?x=1", "chat", "openai.chat"),
+        ("/openai/deployments/gpt4/chat/completions?api-version=2024-10-21", "chat", "openai.chat"),
+        ("/v1/completions", "text_completion", "openai.completions"),
+        ("/v1/embeddings", "embeddings", "openai.embeddings"),
+        ("/v1/responses", "chat", "openai.responses"),
+        ("/v1/messages", "chat", "anthropic.messages"),
+        ("/v1beta/models/gemini-2.5-flash:generateContent?key=abc", "generate_content", "gemini"),
+        ("/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse", "generate_content", "gemini"),
+    ],
+)
+def test_llm_paths_are_recognised_with_any_prefix(path: str, operation: str, api: str) -> None:
+    route = R.match(path)
+    assert route is not None and (route.operation, route.api) == (operation, api)
+    assert R.match_bytes(path.encode()) == route
+
+
+@pytest.mark.parametrize("path", ["/", "/v1/models", "/v1/threads/abc/messages", "/healthz", "/v1/files", "/chat"])
+def test_other_paths_are_not_llm_calls(path: str) -> None:
+    assert R.match(path) is None
+    assert R.match_bytes(path.encode()) is None
+
+
+def test_user_patterns_extend_and_are_validated() -> None:
+    r = Router({"/v1/generate": "openai.chat"})
+    route = r.match("/v1/generate")
+    assert route is not None and route.api == "openai.chat"
+    with pytest.raises(ValueError, match="unknown wire format"):
+        Router({"/x": "nope"})
+
+
+def test_gemini_model_comes_from_the_path() -> None:
+    assert gemini_model_from_path("/v1beta/models/gemini-2.5-flash:generateContent?key=k") == "gemini-2.5-flash"
+
+
+def test_request_parameters_become_attributes() -> None:
+    route = R.match("/v1/chat/completions")
+    assert route is not None
+    info = parse_request(
+        route,
+        {
+            "model": "gpt-4.1",
+            "stream": True,
+            "temperature": 0.2,
+            "max_tokens": 50,
+            "top_p": 1,
+            "stop": "END",
+            "n": 2,
+            "seed": 7,
+            "stream_options": {"include_usage": True},
+            "response_format": {"type": "json_object"},
+        },
+    )
+    assert info.model == "gpt-4.1" and info.stream and info.include_usage
+    assert info.attributes == {
+        "gen_ai.request.temperature": 0.2,
+        "gen_ai.request.max_tokens": 50,
+        "gen_ai.request.top_p": 1.0,
+        "gen_ai.request.stop_sequences": ["END"],
+        "gen_ai.request.choice.count": 2,
+        "gen_ai.request.seed": 7,
+        "gen_ai.output.type": "json",
+    }
+
+
+def test_a_request_body_that_is_not_json_gives_only_what_the_path_says() -> None:
+    route = R.match("/v1beta/models/g:streamGenerateContent")
+    assert route is not None
+    info = parse_request_bytes(route, b"\xff\xfe not json", "g")
+    assert info.model == "g" and info.stream
+
+
+def _info(path: str, body: object) -> ResponseInfo:
+    route = R.match(path)
+    assert route is not None
+    info = ResponseInfo()
+    apply_body(route, body, info)
+    return info
+
+
+def test_openai_usage_counts_cached_and_reasoning_tokens_as_subsets() -> None:
+    info = _info(
+        "/v1/chat/completions",
+        {
+            "id": "c1",
+            "model": "gpt-4.1-2025-04-14",
+            "choices": [{"finish_reason": "stop", "message": {"content": "hi"}}],
+            "usage": {
+                "prompt_tokens": 100,
+                "completion_tokens": 20,
+                "prompt_tokens_details": {"cached_tokens": 64},
+                "completion_tokens_details": {"reasoning_tokens": 5},
+            },
+        },
+    )
+    assert info.usage == Usage(100, 20, 64, None, 5)
+    assert info.finish_reasons == ["stop"] and info.model == "gpt-4.1-2025-04-14" and info.id == "c1"
+
+
+def test_deepseek_cache_hits_count_as_cached_reads() -> None:
+    info = _info("/chat/completions", {"usage": {"prompt_tokens": 50, "completion_tokens": 3, "prompt_cache_hit_tokens": 32}})
+    assert info.usage == Usage(50, 3, 32, None, None)
+
+
+def test_anthropic_input_includes_cache_reads_and_writes() -> None:
+    info = _info(
+        "/v1/messages",
+        {
+            "model": "claude-sonnet-4-5",
+            "stop_reason": "end_turn",
+            "usage": {"input_tokens": 10, "output_tokens": 7, "cache_read_input_tokens": 100, "cache_creation_input_tokens": 20},
+        },
+    )
+    assert info.usage == Usage(130, 7, 100, 20, None)
+    assert info.finish_reasons == ["end_turn"]
+
+
+def test_gemini_output_includes_thoughts() -> None:
+    info = _info(
+        "/v1beta/models/g:generateContent",
+        {
+            "modelVersion": "gemini-2.5-flash",
+            "responseId": "r1",
+            "candidates": [{"finishReason": "STOP"}],
+            "usageMetadata": {"promptTokenCount": 40, "candidatesTokenCount": 10, "thoughtsTokenCount": 6, "cachedContentTokenCount": 8},
+        },
+    )
+    assert info.usage == Usage(40, 16, 8, None, 6)
+
+
+def test_responses_usage_and_status() -> None:
+    info = _info(
+        "/v1/responses",
+        {
+            "id": "resp_1",
+            "model": "gpt-4.1",
+            "status": "completed",
+            "usage": {"input_tokens": 9, "output_tokens": 4, "input_tokens_details": {"cached_tokens": 0}, "output_tokens_details": {"reasoning_tokens": 0}},
+        },
+    )
+    assert info.usage == Usage(9, 4, 0, None, 0) and info.finish_reasons == ["stop"]
+
+
+def test_numbers_sent_as_strings_are_ignored_not_guessed() -> None:
+    info = _info("/v1/chat/completions", {"usage": {"prompt_tokens": "10", "completion_tokens": None}})
+    assert info.usage == Usage(None, None, None, None, None)
+
+
+def test_relay_cost_and_error_codes_are_read() -> None:
+    info = _info("/v1/chat/completions", {"usage": {"prompt_tokens": 1, "completion_tokens": 1, "cost": 0.0123}})
+    assert info.relay_cost == 0.0123
+    err = _info("/v1/chat/completions", {"error": {"message": "m", "code": "insufficient_quota"}})
+    assert err.error_code == "insufficient_quota"
+
+
+def _stream(path: str, body: bytes, pieces: int = 7) -> tuple[ResponseInfo, StreamParser, int]:
+    route = R.match(path)
+    assert route is not None
+    info = ResponseInfo()
+    parser = StreamParser(route, info)
+    chunks = 0
+    step = max(1, len(body) // pieces)
+    for i in range(0, len(body), step):
+        chunks += parser.feed(body[i : i + step])
+    chunks += parser.flush()
+    return info, parser, chunks
+
+
+def _sse(*events: object, done: bool = True, crlf: bool = False) -> bytes:
+    out = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
+    if done:
+        out += b"data: [DONE]\n\n"
+    return out.replace(b"\n", b"\r\n") if crlf else out
+
+
+CHUNKS = [
+    {"id": "c1", "model": "gpt-4.1-x", "choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}], "usage": None},
+    {"id": "c1", "model": "gpt-4.1-x", "choices": [{"index": 0, "delta": {"content": "Hel"}, "finish_reason": None}], "usage": None},
+    {"id": "c1", "model": "gpt-4.1-x", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": None},
+    {"id": "c1", "model": "gpt-4.1-x", "choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 2}},
+]
+
+
+@pytest.mark.parametrize("crlf", [False, True])
+def test_openai_stream_is_parsed_across_arbitrary_splits(crlf: bool) -> None:
+    for pieces in (1, 3, 7, 50, 500):
+        info, parser, chunks = _stream("/v1/chat/completions", _sse(*CHUNKS, crlf=crlf), pieces)
+        assert parser.done and chunks == 3  # the usage-only chunk is not a content chunk
+        assert info.usage == Usage(12, 2, None, None, None) and info.finish_reasons == ["stop"]
+        assert info.model == "gpt-4.1-x"
+
+
+def test_junk_and_comment_lines_do_not_stop_the_stream_parse() -> None:
+    body = b": keep-alive\n\nretry: 100\n\nevent: ping\ndata:\n\ndata: garbage\n\n" + _sse(*CHUNKS)
+    info, parser, _ = _stream("/v1/chat/completions", body)
+    assert parser.done and info.usage is not None and info.usage.output_tokens == 2
+
+
+def test_anthropic_stream_events() -> None:
+    events = [
+        ("message_start", {"type": "message_start", "message": {"id": "m1", "model": "claude-sonnet-4-5", "usage": {"input_tokens": 5, "cache_read_input_tokens": 10, "output_tokens": 1}}}),
+        ("content_block_delta", {"type": "content_block_delta", "delta": {"type": "text_delta", "text": "hi"}}),
+        ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 9}}),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+    body = b"".join(f"event: {n}\ndata: {json.dumps(d)}\n\n".encode() for n, d in events)
+    info, parser, chunks = _stream("/v1/messages", body)
+    assert parser.done and chunks == 1
+    assert info.usage == Usage(15, 9, 10, None, None) and info.finish_reasons == ["end_turn"]
+
+
+def test_responses_stream_events() -> None:
+    done = {"id": "resp_1", "model": "gpt-4.1", "status": "completed", "usage": {"input_tokens": 3, "output_tokens": 2}}
+    events = [
+        ("response.created", {"type": "response.created", "response": {"id": "resp_1", "model": "gpt-4.1", "status": "in_progress"}}),
+        ("response.output_text.delta", {"type": "response.output_text.delta", "delta": "a"}),
+        ("response.output_text.delta", {"type": "response.output_text.delta", "delta": "b"}),
+        ("response.completed", {"type": "response.completed", "response": done}),
+    ]
+    body = b"".join(f"event: {n}\ndata: {json.dumps(d)}\n\n".encode() for n, d in events)
+    info, parser, chunks = _stream("/v1/responses", body)
+    assert parser.done and chunks == 2 and info.usage == Usage(3, 2, None, None, None)
+
+
+def test_rate_limit_headers_and_durations() -> None:
+    h = parse_headers(
+        [
+            ("X-RateLimit-Remaining-Requests", "59"),
+            ("x-ratelimit-limit-requests", "60"),
+            ("x-ratelimit-reset-tokens", "6m0s"),
+            ("anthropic-ratelimit-tokens-remaining", "1000"),
+            ("Retry-After", "2"),
+            ("x-litellm-response-cost", "0.5"),
+            ("authorization", "Bearer sk-secret"),
+        ]
+    )
+    assert h.remaining == {"requests": 59.0, "tokens": 1000.0} and h.limit == {"requests": 60.0}
+    assert h.reset == {"tokens": "6m0s"} and h.retry_after == 2.0 and h.relay_cost == 0.5
+    assert parse_duration("6m0s") == 360.0 and parse_duration("250ms") == 0.25 and parse_duration("1h2m3.5s") == 3723.5
+    assert parse_duration("soon") is None
+
+
+def test_urls_lose_secrets() -> None:
+    url = scrub_url("https", "g.example", None, "/v1/models/x:generateContent?key=SECRET&alt=sse&sig=S2&api-key=K")
+    assert url == "https://g.example/v1/models/x:generateContent?alt=sse"
+    assert "SECRET" not in scrub_url("https", "h", 443, "/p?token=SECRET")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=2000), st.sampled_from(["/v1/chat/completions", "/v1/messages", "/v1/responses", "/x:generateContent", "/v1/embeddings"]))
+def test_arbitrary_bytes_never_raise_out_of_the_parsers(data: bytes, path: str) -> None:
+    route = R.match(path)
+    assert route is not None
+    info = ResponseInfo()
+    parse_body_bytes(route, data, info, capture=True)
+    parser = StreamParser(route, ResponseInfo(), capture=True)
+    parser.feed(data)
+    parser.feed(b"data: " + data + b"\n\n")
+    parser.flush()
+    parse_request_bytes(route, data)
+    parse_headers([(data.decode("latin-1"), data.decode("latin-1"))])
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.sampled_from(
+        ["usage", "choices", "model", "id", "prompt_tokens", "completion_tokens", "prompt_tokens_details", "cached_tokens",
+         "finish_reason", "delta", "content", "message", "error", "code", "usageMetadata", "candidates", "type", "response",
+         "input_tokens", "output_tokens", "status", "data", "embedding", "cost", "stop_reason"]), children, max_size=5),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_json, st.sampled_from(["/v1/chat/completions", "/v1/messages", "/v1/responses", "/x:generateContent", "/v1/embeddings", "/v1/completions"]))
+def test_arbitrary_json_never_raises_out_of_the_parsers(body: object, path: str) -> None:
+    route = R.match(path)
+    assert route is not None
+    apply_body(route, body, ResponseInfo(), capture=True)
+    parse_request(route, body)
+    raw = json.dumps(body).encode()
+    parser = StreamParser(route, ResponseInfo(), capture=True)
+    parser.feed(b"data: " + raw + b"\n\nevent: message_start\ndata: " + raw + b"\n\n")
+    parser.flush()
