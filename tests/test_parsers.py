@@ -122,7 +122,9 @@ def test_openai_usage_counts_cached_and_reasoning_tokens_as_subsets() -> None:
 
 
 def test_deepseek_cache_hits_count_as_cached_reads() -> None:
-    info = _info("/chat/completions", {"usage": {"prompt_tokens": 50, "completion_tokens": 3, "prompt_cache_hit_tokens": 32}})
+    info = _info(
+        "/chat/completions", {"usage": {"prompt_tokens": 50, "completion_tokens": 3, "prompt_cache_hit_tokens": 32}}
+    )
     assert info.usage == Usage(50, 3, 32, None, None)
 
 
@@ -132,7 +134,12 @@ def test_anthropic_input_includes_cache_reads_and_writes() -> None:
         {
             "model": "claude-sonnet-4-5",
             "stop_reason": "end_turn",
-            "usage": {"input_tokens": 10, "output_tokens": 7, "cache_read_input_tokens": 100, "cache_creation_input_tokens": 20},
+            "usage": {
+                "input_tokens": 10,
+                "output_tokens": 7,
+                "cache_read_input_tokens": 100,
+                "cache_creation_input_tokens": 20,
+            },
         },
     )
     assert info.usage == Usage(130, 7, 100, 20, None)
@@ -146,7 +153,12 @@ def test_gemini_output_includes_thoughts() -> None:
             "modelVersion": "gemini-2.5-flash",
             "responseId": "r1",
             "candidates": [{"finishReason": "STOP"}],
-            "usageMetadata": {"promptTokenCount": 40, "candidatesTokenCount": 10, "thoughtsTokenCount": 6, "cachedContentTokenCount": 8},
+            "usageMetadata": {
+                "promptTokenCount": 40,
+                "candidatesTokenCount": 10,
+                "thoughtsTokenCount": 6,
+                "cachedContentTokenCount": 8,
+            },
         },
     )
     assert info.usage == Usage(40, 16, 8, None, 6)
@@ -159,7 +171,12 @@ def test_responses_usage_and_status() -> None:
             "id": "resp_1",
             "model": "gpt-4.1",
             "status": "completed",
-            "usage": {"input_tokens": 9, "output_tokens": 4, "input_tokens_details": {"cached_tokens": 0}, "output_tokens_details": {"reasoning_tokens": 0}},
+            "usage": {
+                "input_tokens": 9,
+                "output_tokens": 4,
+                "input_tokens_details": {"cached_tokens": 0},
+                "output_tokens_details": {"reasoning_tokens": 0},
+            },
         },
     )
     assert info.usage == Usage(9, 4, 0, None, 0) and info.finish_reasons == ["stop"]
@@ -198,8 +215,18 @@ def _sse(*events: object, done: bool = True, crlf: bool = False) -> bytes:
 
 
 CHUNKS = [
-    {"id": "c1", "model": "gpt-4.1-x", "choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}], "usage": None},
-    {"id": "c1", "model": "gpt-4.1-x", "choices": [{"index": 0, "delta": {"content": "Hel"}, "finish_reason": None}], "usage": None},
+    {
+        "id": "c1",
+        "model": "gpt-4.1-x",
+        "choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": None}],
+        "usage": None,
+    },
+    {
+        "id": "c1",
+        "model": "gpt-4.1-x",
+        "choices": [{"index": 0, "delta": {"content": "Hel"}, "finish_reason": None}],
+        "usage": None,
+    },
     {"id": "c1", "model": "gpt-4.1-x", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": None},
     {"id": "c1", "model": "gpt-4.1-x", "choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 2}},
 ]
@@ -222,9 +249,22 @@ def test_junk_and_comment_lines_do_not_stop_the_stream_parse() -> None:
 
 def test_anthropic_stream_events() -> None:
     events = [
-        ("message_start", {"type": "message_start", "message": {"id": "m1", "model": "claude-sonnet-4-5", "usage": {"input_tokens": 5, "cache_read_input_tokens": 10, "output_tokens": 1}}}),
+        (
+            "message_start",
+            {
+                "type": "message_start",
+                "message": {
+                    "id": "m1",
+                    "model": "claude-sonnet-4-5",
+                    "usage": {"input_tokens": 5, "cache_read_input_tokens": 10, "output_tokens": 1},
+                },
+            },
+        ),
         ("content_block_delta", {"type": "content_block_delta", "delta": {"type": "text_delta", "text": "hi"}}),
-        ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 9}}),
+        (
+            "message_delta",
+            {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 9}},
+        ),
         ("message_stop", {"type": "message_stop"}),
     ]
     body = b"".join(f"event: {n}\ndata: {json.dumps(d)}\n\n".encode() for n, d in events)
@@ -236,7 +276,10 @@ def test_anthropic_stream_events() -> None:
 def test_responses_stream_events() -> None:
     done = {"id": "resp_1", "model": "gpt-4.1", "status": "completed", "usage": {"input_tokens": 3, "output_tokens": 2}}
     events = [
-        ("response.created", {"type": "response.created", "response": {"id": "resp_1", "model": "gpt-4.1", "status": "in_progress"}}),
+        (
+            "response.created",
+            {"type": "response.created", "response": {"id": "resp_1", "model": "gpt-4.1", "status": "in_progress"}},
+        ),
         ("response.output_text.delta", {"type": "response.output_text.delta", "delta": "a"}),
         ("response.output_text.delta", {"type": "response.output_text.delta", "delta": "b"}),
         ("response.completed", {"type": "response.completed", "response": done}),
@@ -271,7 +314,10 @@ def test_urls_lose_secrets() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.binary(max_size=2000), st.sampled_from(["/v1/chat/completions", "/v1/messages", "/v1/responses", "/x:generateContent", "/v1/embeddings"]))
+@given(
+    st.binary(max_size=2000),
+    st.sampled_from(["/v1/chat/completions", "/v1/messages", "/v1/responses", "/x:generateContent", "/v1/embeddings"]),
+)
 def test_arbitrary_bytes_never_raise_out_of_the_parsers(data: bytes, path: str) -> None:
     route = R.match(path)
     assert route is not None
@@ -287,16 +333,60 @@ def test_arbitrary_bytes_never_raise_out_of_the_parsers(data: bytes, path: str) 
 
 _json = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.sampled_from(
-        ["usage", "choices", "model", "id", "prompt_tokens", "completion_tokens", "prompt_tokens_details", "cached_tokens",
-         "finish_reason", "delta", "content", "message", "error", "code", "usageMetadata", "candidates", "type", "response",
-         "input_tokens", "output_tokens", "status", "data", "embedding", "cost", "stop_reason"]), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "usage",
+                    "choices",
+                    "model",
+                    "id",
+                    "prompt_tokens",
+                    "completion_tokens",
+                    "prompt_tokens_details",
+                    "cached_tokens",
+                    "finish_reason",
+                    "delta",
+                    "content",
+                    "message",
+                    "error",
+                    "code",
+                    "usageMetadata",
+                    "candidates",
+                    "type",
+                    "response",
+                    "input_tokens",
+                    "output_tokens",
+                    "status",
+                    "data",
+                    "embedding",
+                    "cost",
+                    "stop_reason",
+                ]
+            ),
+            children,
+            max_size=5,
+        )
+    ),
     max_leaves=25,
 )
 
 
 @settings(max_examples=300, deadline=None)
-@given(_json, st.sampled_from(["/v1/chat/completions", "/v1/messages", "/v1/responses", "/x:generateContent", "/v1/embeddings", "/v1/completions"]))
+@given(
+    _json,
+    st.sampled_from(
+        [
+            "/v1/chat/completions",
+            "/v1/messages",
+            "/v1/responses",
+            "/x:generateContent",
+            "/v1/embeddings",
+            "/v1/completions",
+        ]
+    ),
+)
 def test_arbitrary_json_never_raises_out_of_the_parsers(body: object, path: str) -> None:
     route = R.match(path)
     assert route is not None

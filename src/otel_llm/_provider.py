@@ -125,12 +125,12 @@ class ProviderResolver:
         h = (host or "").lower()
         if h:
             if self._user_hosts:
-                name = self._user_hosts.get(h) or (self._user_hosts.get(f"{h}:{port}") if port else None)
-                if name:
-                    return name
-            name = _HOSTS.get(h)
-            if name:
-                return name
+                user = self._user_hosts.get(h) or (self._user_hosts.get(f"{h}:{port}") if port else None)
+                if user:
+                    return user
+            known = _HOSTS.get(h)
+            if known:
+                return known
             for suffix, sname in _HOST_SUFFIXES:
                 if h.endswith(suffix):
                     return sname

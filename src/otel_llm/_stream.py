@@ -58,7 +58,7 @@ class Tap:
                     self.buf = None
                 else:
                     self.buf.append(data)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.debug("otel_llm: parsing a response body failed", exc_info=True)
 
     def finish(self, outcome: str, exc: BaseException | None = None) -> None:
@@ -72,16 +72,23 @@ class Tap:
                 count = parser.flush()
                 if count:
                     inv.chunks_arrived(count)
-                if outcome == "completed" and not parser.done and not inv.info.finish_reasons:
+                if parser.done and outcome == "closed_early":
+                    outcome = "completed"  # SDKs close the body right after the end marker
+                elif outcome == "completed" and not parser.done and not inv.info.finish_reasons:
                     inv.error_type = inv.error_type or "stream_truncated"
             elif self.buf:
                 raw = b"".join(self.buf)
                 self.buf = None
-                if not parse_body_bytes(inv.route, raw, inv.info, inv.recorder.capture):
+                if parse_body_bytes(inv.route, raw, inv.info, inv.recorder.capture):
+                    if outcome == "closed_early":
+                        outcome = "completed"  # the whole JSON document was read
+                else:
                     sse = StreamParser(inv.route, inv.info, inv.recorder.capture)
                     sse.feed(raw)
                     sse.flush()
-        except Exception:  # noqa: BLE001
+                    if sse.done and outcome == "closed_early":
+                        outcome = "completed"
+        except Exception:
             log.debug("otel_llm: parsing a response body failed", exc_info=True)
         if exc is not None:
             inv.fail(exc)
@@ -93,7 +100,7 @@ def _abandon(tap: Tap | None) -> None:
     if tap is not None and not tap.done:
         try:
             tap.finish("abandoned")
-        except Exception:  # noqa: BLE001 - may run at interpreter shutdown
+        except Exception:
             pass
 
 
@@ -110,7 +117,7 @@ def tap_httpx_classes(module: Any) -> tuple[type, type]:
     if hit is not None:
         return hit
 
-    class SyncTap(module.SyncByteStream):  # type: ignore[name-defined,misc]
+    class SyncTap(module.SyncByteStream):
         __slots__ = ("_inner", "_tap")
 
         def __init__(self, inner: Any, tap: Tap) -> None:
@@ -139,7 +146,7 @@ def tap_httpx_classes(module: Any) -> tuple[type, type]:
         def __del__(self) -> None:
             _abandon(getattr(self, "_tap", None))
 
-    class AsyncTap(module.AsyncByteStream):  # type: ignore[name-defined,misc]
+    class AsyncTap(module.AsyncByteStream):
         __slots__ = ("_inner", "_tap")
 
         def __init__(self, inner: Any, tap: Tap) -> None:
@@ -172,7 +179,7 @@ def tap_httpx_classes(module: Any) -> tuple[type, type]:
     return SyncTap, AsyncTap
 
 
-class RequestsRawTap(wrapt.ObjectProxy):  # type: ignore[misc]
+class RequestsRawTap(wrapt.ObjectProxy):
     """Stands in for ``requests.Response.raw`` (a urllib3 response) of a streamed LLM answer."""
 
     def __init__(self, raw: Any, tap: Tap) -> None:
@@ -202,7 +209,7 @@ class RequestsRawTap(wrapt.ObjectProxy):  # type: ignore[misc]
         tap.feed(data)
         if amt is None or not data:
             tap.finish("completed")
-        return data  # type: ignore[no-any-return]
+        return data
 
     def close(self) -> None:
         try:
@@ -220,7 +227,7 @@ class RequestsRawTap(wrapt.ObjectProxy):  # type: ignore[misc]
         _abandon(getattr(self, "_self_tap", None))
 
 
-class AiohttpContentTap(wrapt.ObjectProxy):  # type: ignore[misc]
+class AiohttpContentTap(wrapt.ObjectProxy):
     """Stands in for ``aiohttp.ClientResponse.content`` (a StreamReader) of an LLM answer.
 
     aiohttp's own iterators are bound to the real reader, so each read path is re-declared here.
@@ -248,7 +255,7 @@ class AiohttpContentTap(wrapt.ObjectProxy):  # type: ignore[misc]
         except BaseException as exc:
             self._self_failed(exc)
             raise
-        return self._self_after(data)  # type: ignore[no-any-return]
+        return self._self_after(data)
 
     async def readany(self) -> bytes:
         try:
@@ -256,7 +263,7 @@ class AiohttpContentTap(wrapt.ObjectProxy):  # type: ignore[misc]
         except BaseException as exc:
             self._self_failed(exc)
             raise
-        return self._self_after(data)  # type: ignore[no-any-return]
+        return self._self_after(data)
 
     async def readline(self) -> bytes:
         try:
@@ -264,7 +271,7 @@ class AiohttpContentTap(wrapt.ObjectProxy):  # type: ignore[misc]
         except BaseException as exc:
             self._self_failed(exc)
             raise
-        return self._self_after(data)  # type: ignore[no-any-return]
+        return self._self_after(data)
 
     async def readuntil(self, separator: bytes = b"\n") -> bytes:
         try:
@@ -272,7 +279,7 @@ class AiohttpContentTap(wrapt.ObjectProxy):  # type: ignore[misc]
         except BaseException as exc:
             self._self_failed(exc)
             raise
-        return self._self_after(data)  # type: ignore[no-any-return]
+        return self._self_after(data)
 
     async def readexactly(self, n: int) -> bytes:
         try:
@@ -280,7 +287,7 @@ class AiohttpContentTap(wrapt.ObjectProxy):  # type: ignore[misc]
         except BaseException as exc:
             self._self_failed(exc)
             raise
-        return self._self_after(data)  # type: ignore[no-any-return]
+        return self._self_after(data)
 
     async def readchunk(self) -> tuple[bytes, bool]:
         try:
@@ -289,10 +296,10 @@ class AiohttpContentTap(wrapt.ObjectProxy):  # type: ignore[misc]
             self._self_failed(exc)
             raise
         self._self_after(chunk[0])
-        return chunk  # type: ignore[no-any-return]
+        return chunk
 
     def read_nowait(self, n: int = -1) -> bytes:
-        return self._self_after(self.__wrapped__.read_nowait(n))  # type: ignore[no-any-return]
+        return self._self_after(self.__wrapped__.read_nowait(n))
 
     async def _self_iter(self, step: Any) -> AsyncIterator[bytes]:
         while True:

@@ -122,9 +122,7 @@ class Config:
                 kwargs[opt] = _capture(name, value)
             elif opt in ("include_usage", "http", "fingerprint_on_metrics"):
                 kwargs[opt] = _bool(name, value)
-            elif opt == "content_max_length":
-                kwargs[opt] = _int(name, value, 1)
-            elif opt == "max_models":
+            elif opt == "content_max_length" or opt == "max_models":
                 kwargs[opt] = _int(name, value, 1)
             elif opt == "include_usage_skip_hosts":
                 items = value.split(",") if isinstance(value, str) else list(value)

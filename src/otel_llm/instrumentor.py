@@ -19,7 +19,7 @@ __all__ = ["LLMInstrumentor"]
 log = logging.getLogger("otel_llm")
 
 
-class LLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class LLMInstrumentor(BaseInstrumentor):
     """Instruments the openai SDK and raw httpx, httpx2, aiohttp and requests calls to LLM endpoints.
 
     ``instrument(tracer_provider=..., meter_provider=..., **options)``; options are those of

@@ -130,7 +130,7 @@ class Invocation:
             self.outcome = outcome
         try:
             self.recorder._finish(self)
-        except Exception:  # noqa: BLE001 - telemetry never breaks the user's call
+        except Exception:
             log.debug("otel_llm: finishing a span failed", exc_info=True)
 
     @property
@@ -149,8 +149,8 @@ class Recorder:
         prices: PriceBook | None = None,
         ledger: SpendLedger | None = None,
     ) -> None:
-        from ._provider import ProviderResolver
         from ._parsers.routes import Router
+        from ._provider import ProviderResolver
 
         self.config = config
         self.capture = config.capture_content
@@ -359,8 +359,8 @@ class Recorder:
                 attrs[f"{n.RATE_LIMIT_PREFIX}remaining_{res}"] = v
             for res, v in headers.limit.items():
                 attrs[f"{n.RATE_LIMIT_PREFIX}limit_{res}"] = v
-            for res, v in headers.reset.items():
-                attrs[f"{n.RATE_LIMIT_PREFIX}reset_{res}"] = v
+            for res, text in headers.reset.items():
+                attrs[f"{n.RATE_LIMIT_PREFIX}reset_{res}"] = text
             if headers.retry_after is not None:
                 attrs[n.RETRY_AFTER] = headers.retry_after
         if self.capture and info.output_text:

@@ -157,7 +157,7 @@ def apply_body(route: Route, body: Any, info: ResponseInfo, capture: bool = Fals
     if not isinstance(body, dict):
         return
     api = route.api
-    if "error" in body and body["error"]:
+    if body.get("error"):
         _set_error(info, body)
     if api == GEMINI:
         info.model = _str(body.get("modelVersion")) or info.model

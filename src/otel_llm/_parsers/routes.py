@@ -68,7 +68,7 @@ class Router:
     User suffixes are tried first, so they can also override a built-in one.
     """
 
-    __slots__ = ("_bytes_suffixes", "_by_bytes", "_by_str", "_str_suffixes")
+    __slots__ = ("_by_bytes", "_by_str", "_bytes_suffixes", "_str_suffixes")
 
     def __init__(self, extra: dict[str, str] | None = None) -> None:
         pairs: list[tuple[str, Route]] = []

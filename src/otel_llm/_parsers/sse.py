@@ -45,7 +45,7 @@ class StreamParser:
     chunk and time per output chunk); ``done`` is True once the provider signalled the end.
     """
 
-    __slots__ = ("_tail", "broken", "capture", "chunks", "done", "hide_usage_chunk", "info", "route", "_api", "_first")
+    __slots__ = ("_api", "_first", "_tail", "broken", "capture", "chunks", "done", "hide_usage_chunk", "info", "route")
 
     def __init__(self, route: Route, info: ResponseInfo, capture: bool = False) -> None:
         self.route = route
@@ -112,7 +112,7 @@ class StreamParser:
             return 0
         try:
             return self._handle(name, data)
-        except Exception:  # noqa: BLE001 - a bad event never stops the parse of the rest
+        except Exception:
             return 0
 
     def _load(self, data: bytes) -> Any:

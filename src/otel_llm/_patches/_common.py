@@ -36,9 +36,7 @@ def scrub_url(scheme: str, host: str, port: int | None, path: str) -> str:
     q = path.find("?")
     if q >= 0:
         kept = [
-            part
-            for part in path[q + 1 :].split("&")
-            if part and part.partition("=")[0].lower() not in _SECRET_PARAMS
+            part for part in path[q + 1 :].split("&") if part and part.partition("=")[0].lower() not in _SECRET_PARAMS
         ]
         path = path[:q] + ("?" + "&".join(kept) if kept else "")
     return f"{scheme}://{netloc}{path}"
@@ -98,7 +96,7 @@ def parse_read_body(inv: Invocation, raw: bytes | None) -> None:
             parser = StreamParser(inv.route, inv.info, inv.recorder.capture)
             parser.feed(raw)
             parser.flush()
-    except Exception:  # noqa: BLE001
+    except Exception:
         log.debug("otel_llm: parsing a response body failed", exc_info=True)
 
 
@@ -117,5 +115,5 @@ def attach(inv: Invocation) -> object:
 def detach(token: object) -> None:
     try:
         context.detach(token)  # type: ignore[arg-type]
-    except Exception:  # noqa: BLE001
+    except Exception:
         pass

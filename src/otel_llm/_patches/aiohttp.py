@@ -49,10 +49,10 @@ def _start(recorder: Recorder, instance: Any, method: str, url: Any, kwargs: dic
         try:
             extra = urlencode(list(params.items()) if hasattr(params, "items") else list(params))
             path += ("&" if "?" in path else "?") + extra
-        except Exception:  # noqa: BLE001
+        except Exception:
             pass
     data = kwargs.get("data")
-    raw = data if isinstance(data, (bytes, bytearray)) else (data.encode() if isinstance(data, str) else None)
+    raw = bytes(data) if isinstance(data, (bytes, bytearray)) else (data.encode() if isinstance(data, str) else None)
     return start_http_call(
         recorder,
         route,
@@ -79,7 +79,7 @@ def request_factory(recorder: Recorder, module: Any) -> Any:
                 if isinstance(method, str) and method.upper() == "POST"
                 else None
             )
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.debug("otel_llm: starting an aiohttp call failed", exc_info=True)
             inv = None
         if inv is None:
@@ -96,7 +96,7 @@ def request_factory(recorder: Recorder, module: Any) -> Any:
             observe_status(inv, response.status, response.headers.items())
             tap = Tap(inv, is_sse(inv, response.headers.get("Content-Type", "")))
             response.content = AiohttpContentTap(response.content, tap)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.debug("otel_llm: reading an aiohttp response failed", exc_info=True)
             if not inv.owned_by_stream:
                 inv.end()

@@ -1,4 +1,4 @@
-"""``httpx.Client.send`` / ``AsyncClient.send``, and the same for ``httpx2`` (the openai 3.x and anthropic 2.x transport)."""
+"""httpx and httpx2 (the openai 3.x and anthropic 2.x transport): ``Client.send`` and ``AsyncClient.send``."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def _start(recorder: Recorder, route: Any, request: Any) -> Invocation:
     url = request.url
     try:
         raw = request.content  # bytes unless the body is a stream the caller has not read
-    except Exception:  # noqa: BLE001 - httpx.RequestNotRead
+    except Exception:
         raw = None
     return start_http_call(
         recorder, route, url.scheme, url.host, url.port, url.raw_path.decode("ascii", "replace"), raw_body=raw
@@ -51,7 +51,7 @@ def _observe(inv: Invocation, response: Any, tap_cls: type, own: bool) -> None:
             tap = Tap(inv, is_sse(inv, headers.get("content-type", "")))
             response.stream = tap_cls(response.stream, tap)
             return
-    except Exception:  # noqa: BLE001
+    except Exception:
         log.debug("otel_llm: reading an httpx response failed", exc_info=True)
     if own and not inv.owned_by_stream:
         inv.end()
@@ -74,7 +74,7 @@ def send_factory(recorder: Recorder, module: Any) -> Any:
             request = args[0] if args else kwargs["request"]
             route = _route(recorder, request)
             inv = _start(recorder, route, request) if route is not None else None
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.debug("otel_llm: starting an httpx call failed", exc_info=True)
             inv = None
         if inv is None:
@@ -110,7 +110,7 @@ def async_send_factory(recorder: Recorder, module: Any) -> Any:
             request = args[0] if args else kwargs["request"]
             route = _route(recorder, request)
             inv = _start(recorder, route, request) if route is not None else None
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.debug("otel_llm: starting an httpx call failed", exc_info=True)
             inv = None
         if inv is None:

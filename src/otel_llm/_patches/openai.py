@@ -90,7 +90,7 @@ def _after(inv: Invocation, result: Any) -> Any:
             inv.end()
         elif inv.hide_usage:  # we asked for usage: the usage-only chunk is ours, not the caller's
             return _wrap_stream(result)
-    except Exception:  # noqa: BLE001
+    except Exception:
         log.debug("otel_llm: finishing an openai call failed", exc_info=True)
     return result
 
@@ -101,7 +101,7 @@ def request_factory(recorder: Recorder, module: Any) -> Any:
             return wrapped(*args, **kwargs)
         try:
             begun = _begin(recorder, instance, args, kwargs)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.debug("otel_llm: starting an openai call failed", exc_info=True)
             begun = None
         if begun is None:
@@ -128,7 +128,7 @@ def async_request_factory(recorder: Recorder, module: Any) -> Any:
             return await wrapped(*args, **kwargs)
         try:
             begun = _begin(recorder, instance, args, kwargs)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.debug("otel_llm: starting an openai call failed", exc_info=True)
             begun = None
         if begun is None:
@@ -153,7 +153,7 @@ def _is_usage_only(chunk: Any) -> bool:
     return getattr(chunk, "usage", None) is not None and not getattr(chunk, "choices", True)
 
 
-class _HideUsageChunk(wrapt.ObjectProxy):  # type: ignore[misc]
+class _HideUsageChunk(wrapt.ObjectProxy):
     """The SDK's own Stream (isinstance still passes), minus the usage-only chunk we asked for."""
 
     def __iter__(self) -> Any:
@@ -173,7 +173,7 @@ class _HideUsageChunk(wrapt.ObjectProxy):  # type: ignore[misc]
         return self.__wrapped__.__exit__(*exc)
 
 
-class _AsyncHideUsageChunk(wrapt.ObjectProxy):  # type: ignore[misc]
+class _AsyncHideUsageChunk(wrapt.ObjectProxy):
     def __aiter__(self) -> Any:
         return self
 

@@ -48,7 +48,7 @@ def _observe(inv: Invocation, response: Any, streamed: bool) -> None:
             tap = Tap(inv, is_sse(inv, response.headers.get("content-type", "")))
             response.raw = RequestsRawTap(response.raw, tap)
             return
-    except Exception:  # noqa: BLE001
+    except Exception:
         log.debug("otel_llm: reading a requests response failed", exc_info=True)
     if not inv.owned_by_stream:
         inv.end()
@@ -65,7 +65,7 @@ def send_factory(recorder: Recorder, module: Any) -> Any:
             request = args[0] if args else kwargs["request"]
             route = router.match(_path_of(request.url)) if request.method == "POST" else None
             inv = _start(recorder, route, request) if route is not None else None
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.debug("otel_llm: starting a requests call failed", exc_info=True)
             inv = None
         if inv is None:

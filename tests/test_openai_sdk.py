@@ -1,0 +1,332 @@
+"""The real openai SDK against the local provider: one span and one set of metric points per call."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+
+import openai
+import pytest
+
+from otel_llm.fakeprovider import FakeProvider
+
+from .conftest import Telemetry
+
+
+def client(provider: FakeProvider, **kw: object) -> openai.OpenAI:
+    return openai.OpenAI(base_url=provider.url + "/v1", api_key="sk-test-SECRET", max_retries=0, **kw)  # type: ignore[arg-type]
+
+
+def aclient(provider: FakeProvider, **kw: object) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=provider.url + "/v1", api_key="sk-test-SECRET", max_retries=0, **kw)  # type: ignore[arg-type]
+
+
+MSG = [{"role": "user", "content": "Say hello to the observability team, please, in a few words."}]
+
+
+def test_a_chat_completion_gives_one_span_with_the_conventions_attributes(
+    provider: FakeProvider, telemetry: Telemetry
+) -> None:
+    result = client(provider).chat.completions.create(model="gpt-4.1", messages=MSG, temperature=0.3, max_tokens=40)
+    span = telemetry.span()
+    a = span.attributes
+    assert span.name == "chat gpt-4.1" and span.kind.name == "CLIENT"
+    assert a["gen_ai.operation.name"] == "chat" and a["gen_ai.provider.name"] == "openai"
+    assert a["gen_ai.request.model"] == "gpt-4.1" and a["gen_ai.response.model"] == result.model
+    assert a["gen_ai.response.id"] == result.id
+    assert a["gen_ai.response.finish_reasons"] == (result.choices[0].finish_reason,)
+    assert a["gen_ai.usage.input_tokens"] == result.usage.prompt_tokens
+    assert a["gen_ai.usage.output_tokens"] == result.usage.completion_tokens
+    assert a["gen_ai.request.temperature"] == 0.3 and a["gen_ai.request.max_tokens"] == 40
+    assert a["server.address"] == "127.0.0.1" and a["server.port"] == provider.port
+    assert a["otel_llm.layer"] == "sdk" and "error.type" not in a
+    assert "gen_ai.request.stream" not in a
+    duration = telemetry.point("gen_ai.client.operation.duration", gen_ai__request__model="gpt-4.1")
+    assert duration.count == 1 and "error.type" not in duration.attributes
+    assert set(duration.attributes) <= {
+        "gen_ai.operation.name",
+        "gen_ai.provider.name",
+        "gen_ai.request.model",
+        "gen_ai.response.model",
+        "server.address",
+        "server.port",
+    }
+    assert telemetry.point("gen_ai.client.token.usage", gen_ai__token__type="input").sum == result.usage.prompt_tokens
+    assert (
+        telemetry.point("gen_ai.client.token.usage", gen_ai__token__type="output").sum == result.usage.completion_tokens
+    )
+    assert list(duration.explicit_bounds)[:3] == [0.01, 0.02, 0.04]
+
+
+def test_the_span_is_current_during_the_http_request(provider: FakeProvider, telemetry: Telemetry) -> None:
+    from opentelemetry.propagate import set_global_textmap  # noqa: F401 - default W3C propagation
+
+    client(provider).chat.completions.create(model="gpt-4.1", messages=MSG)
+    assert telemetry.span().context.is_valid
+
+
+async def test_an_async_chat_completion_is_recorded_the_same_way(provider: FakeProvider, telemetry: Telemetry) -> None:
+    result = await aclient(provider).chat.completions.create(model="gpt-4.1-mini", messages=MSG)
+    a = telemetry.span().attributes
+    assert (
+        a["gen_ai.request.model"] == "gpt-4.1-mini"
+        and a["gen_ai.usage.output_tokens"] == result.usage.completion_tokens
+    )
+
+
+def test_a_stream_without_include_usage_gets_usage_but_the_caller_sees_only_its_chunks(
+    provider: FakeProvider, telemetry: Telemetry
+) -> None:
+    provider.requests.clear()
+    stream = client(provider).chat.completions.create(
+        model="gpt-4.1", messages=MSG, stream=True, extra_headers={"x-fake-chunks": "22"}
+    )
+    assert isinstance(stream, openai.Stream)
+    chunks = list(stream)
+    assert all(c.choices for c in chunks), "the usage-only chunk we asked for must stay hidden"
+    assert all(c.usage is None for c in chunks)
+    sent = json.loads(provider.requests[-1].body)
+    assert sent["stream_options"] == {"include_usage": True}
+    span = telemetry.span()
+    a = span.attributes
+    assert a["gen_ai.request.stream"] is True and a["otel_llm.stream.outcome"] == "completed"
+    assert a["gen_ai.usage.output_tokens"] > 0 and a["gen_ai.response.time_to_first_chunk"] > 0
+    assert telemetry.point("gen_ai.client.operation.time_to_first_chunk").count == 1
+    assert telemetry.point("gen_ai.client.operation.time_per_output_chunk").count == len(chunks) - 1
+
+
+def test_a_caller_that_asks_for_usage_itself_sees_the_usage_chunk(provider: FakeProvider, telemetry: Telemetry) -> None:
+    chunks = list(
+        client(provider).chat.completions.create(
+            model="gpt-4.1", messages=MSG, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    assert chunks[-1].usage is not None and chunks[-1].choices == []
+    assert telemetry.span().attributes["gen_ai.usage.input_tokens"] == chunks[-1].usage.prompt_tokens
+
+
+def test_include_usage_can_be_switched_off_and_then_tokens_stay_unset(provider: FakeProvider, instrument) -> None:  # type: ignore[no-untyped-def]
+    t = instrument(include_usage=False)
+    provider.requests.clear()
+    list(client(provider).chat.completions.create(model="gpt-4.1", messages=MSG, stream=True))
+    assert "stream_options" not in json.loads(provider.requests[-1].body)
+    a = t.span().attributes
+    assert "gen_ai.usage.input_tokens" not in a and "gen_ai.usage.cost.amount" not in a
+    assert t.points("gen_ai.client.token.usage") == []
+    assert t.point("otel_llm.client.operation.unpriced").value == 1
+
+
+async def test_an_async_stream_ends_its_span_once_when_exhausted(provider: FakeProvider, telemetry: Telemetry) -> None:
+    stream = await aclient(provider).chat.completions.create(model="gpt-4.1", messages=MSG, stream=True)
+    assert isinstance(stream, openai.AsyncStream)
+    n = 0
+    async for chunk in stream:
+        assert chunk.choices
+        n += 1
+    assert n > 1
+    assert telemetry.span().attributes["otel_llm.stream.outcome"] == "completed"
+
+
+def test_breaking_out_and_closing_a_stream_ends_the_span_as_closed_early(
+    provider: FakeProvider, telemetry: Telemetry
+) -> None:
+    stream = client(provider).chat.completions.create(
+        model="gpt-4.1", messages=MSG, stream=True, extra_headers={"x-fake-chunks": "30"}
+    )
+    for _ in stream:
+        break
+    assert telemetry.spans() == []
+    stream.close()
+    a = telemetry.span().attributes
+    assert a["otel_llm.stream.outcome"] == "closed_early" and "error.type" not in a
+
+
+def test_a_with_block_exit_ends_the_span(provider: FakeProvider, telemetry: Telemetry) -> None:
+    with client(provider).chat.completions.create(
+        model="gpt-4.1", messages=MSG, stream=True, extra_headers={"x-fake-chunks": "30"}
+    ) as stream:
+        next(iter(stream))
+    assert telemetry.span().attributes["otel_llm.stream.outcome"] == "closed_early"
+
+
+def test_an_abandoned_stream_ends_its_span_when_collected_and_is_not_a_success(
+    provider: FakeProvider, telemetry: Telemetry
+) -> None:
+    def use() -> None:
+        stream = client(provider).chat.completions.create(
+            model="gpt-4.1", messages=MSG, stream=True, extra_headers={"x-fake-chunks": "30"}
+        )
+        next(iter(stream))
+
+    use()
+    telemetry.wait_gc()
+    span = telemetry.span()
+    assert span.attributes["otel_llm.stream.outcome"] == "abandoned"
+    assert span.attributes["error.type"] == "stream_abandoned" and span.status.status_code.name == "ERROR"
+
+
+async def test_cancelling_a_task_mid_stream_ends_the_span_as_cancelled(
+    provider: FakeProvider, telemetry: Telemetry
+) -> None:
+    started = asyncio.Event()
+
+    async def consume() -> None:
+        stream = await aclient(provider).chat.completions.create(
+            model="gpt-4.1",
+            messages=MSG,
+            stream=True,
+            extra_headers={"x-fake-chunks": "40", "x-fake-fault": "slow-chunks", "x-fake-delay": "0.2"},
+        )
+        async for _ in stream:
+            started.set()
+
+    task = asyncio.create_task(consume())
+    await asyncio.wait_for(started.wait(), 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    gc.collect()
+    a = telemetry.span().attributes
+    assert a["error.type"] == "cancelled" and a["otel_llm.stream.outcome"] == "failed"
+
+
+def test_a_raw_response_call_is_recorded_and_returns_the_raw_response(
+    provider: FakeProvider, telemetry: Telemetry
+) -> None:
+    raw = client(provider).chat.completions.with_raw_response.create(model="gpt-4.1", messages=MSG)
+    completion = raw.parse()
+    assert raw.http_response.status_code == 200
+    assert telemetry.span().attributes["gen_ai.usage.output_tokens"] == completion.usage.completion_tokens
+
+
+def test_a_streaming_response_call_ends_when_its_body_is_read(provider: FakeProvider, telemetry: Telemetry) -> None:
+    with client(provider).chat.completions.with_streaming_response.create(model="gpt-4.1", messages=MSG) as response:
+        assert telemetry.spans() == []
+        completion = response.parse()
+    assert telemetry.span().attributes["gen_ai.usage.input_tokens"] == completion.usage.prompt_tokens
+
+
+def test_embeddings_are_recorded_with_dimension_and_input_tokens(provider: FakeProvider, telemetry: Telemetry) -> None:
+    result = client(provider).embeddings.create(model="text-embedding-3-small", input=["a b c", "d e"])
+    span = telemetry.span()
+    assert span.name == "embeddings text-embedding-3-small"
+    a = span.attributes
+    assert a["gen_ai.operation.name"] == "embeddings"
+    assert a["gen_ai.usage.input_tokens"] == result.usage.prompt_tokens
+    assert a["gen_ai.embeddings.dimension.count"] == len(result.data[0].embedding)
+
+
+def test_legacy_completions_are_text_completion_spans(provider: FakeProvider, telemetry: Telemetry) -> None:
+    result = client(provider).completions.create(model="gpt-3.5-turbo-instruct", prompt="Once upon a time")
+    span = telemetry.span()
+    assert span.name == "text_completion gpt-3.5-turbo-instruct"
+    assert span.attributes["gen_ai.usage.output_tokens"] == result.usage.completion_tokens
+
+
+def test_the_responses_api_is_recorded_streamed_and_not(provider: FakeProvider, telemetry: Telemetry) -> None:
+    c = client(provider)
+    result = c.responses.create(model="gpt-4.1", input="Tell me a joke")
+    events = list(c.responses.create(model="gpt-4.1", input="Tell me a joke", stream=True))
+    first, second = sorted(telemetry.spans(), key=lambda s: s.start_time)
+    assert first.attributes["openai.api.type"] == "responses"
+    assert first.attributes["gen_ai.usage.output_tokens"] == result.usage.output_tokens
+    completed = next(e for e in events if e.type == "response.completed")
+    assert second.attributes["gen_ai.usage.output_tokens"] == completed.response.usage.output_tokens
+    assert second.attributes["otel_llm.stream.outcome"] == "completed"
+
+
+def test_parse_with_a_response_format_is_recorded(provider: FakeProvider, telemetry: Telemetry) -> None:
+    c = client(provider)
+    c.chat.completions.create(model="gpt-4.1", messages=MSG, response_format={"type": "json_object"})
+    assert telemetry.span().attributes["gen_ai.output.type"] == "json"
+
+
+def test_a_429_is_recorded_with_its_status_and_reraised_unchanged(provider: FakeProvider, telemetry: Telemetry) -> None:
+    with pytest.raises(openai.RateLimitError) as info:
+        client(provider).chat.completions.create(model="gpt-4.1", messages=MSG, extra_headers={"x-fake-fault": "429"})
+    assert info.value.status_code == 429
+    span = telemetry.span()
+    assert span.attributes["error.type"] == "429" and span.status.status_code.name == "ERROR"
+    assert span.attributes["gen_ai.rate_limit.remaining_requests"] == 0
+    assert telemetry.point("gen_ai.client.operation.duration", error__type="429").count == 1
+    assert telemetry.points("gen_ai.client.operation.cost") == []
+
+
+def test_insufficient_quota_is_told_apart_from_rate_limiting(provider: FakeProvider, telemetry: Telemetry) -> None:
+    with pytest.raises(openai.RateLimitError):
+        client(provider).chat.completions.create(
+            model="gpt-4.1", messages=MSG, extra_headers={"x-fake-fault": "429-quota"}
+        )
+    assert telemetry.span().attributes["error.type"] == "insufficient_quota"
+
+
+def test_retries_are_one_span_with_the_attempt_count(provider: FakeProvider, telemetry: Telemetry) -> None:
+    c = openai.OpenAI(base_url=provider.url + "/v1", api_key="k", max_retries=2)
+    with pytest.raises(openai.InternalServerError):
+        c.chat.completions.create(model="gpt-4.1", messages=MSG, extra_headers={"x-fake-fault": "500"})
+    span = telemetry.span()
+    assert span.attributes["http.request.resend_count"] == 2 and span.attributes["error.type"] == "500"
+
+
+def test_a_timeout_is_error_type_timeout(provider: FakeProvider, telemetry: Telemetry) -> None:
+    with pytest.raises(openai.APITimeoutError):
+        client(provider, timeout=0.3).chat.completions.create(
+            model="gpt-4.1", messages=MSG, extra_headers={"x-fake-fault": "slow", "x-fake-delay": "2"}
+        )
+    assert telemetry.span().attributes["error.type"] == "timeout"
+
+
+def test_a_connection_error_is_error_type_connection_error(telemetry: Telemetry) -> None:
+    c = openai.OpenAI(base_url="http://127.0.0.1:9/v1", api_key="k", max_retries=0)
+    with pytest.raises(openai.APIConnectionError):
+        c.chat.completions.create(model="gpt-4.1", messages=MSG)
+    assert telemetry.span().attributes["error.type"] == "connection_error"
+
+
+def test_content_is_not_captured_by_default(provider: FakeProvider, telemetry: Telemetry) -> None:
+    client(provider).chat.completions.create(model="gpt-4.1", messages=MSG)
+    a = telemetry.span().attributes
+    assert "gen_ai.input.messages" not in a and "gen_ai.output.messages" not in a
+    assert not any("hello" in str(v).lower() for v in a.values())
+
+
+def test_content_is_captured_on_opt_in_and_capped(provider: FakeProvider, instrument) -> None:  # type: ignore[no-untyped-def]
+    t = instrument(capture_content="SPAN_ONLY", content_max_length=60)
+    result = client(provider).chat.completions.create(
+        model="gpt-4.1", messages=[{"role": "system", "content": "Be brief."}, *MSG]
+    )
+    a = t.span().attributes
+    assert a["gen_ai.input.messages"].startswith('[{"role": "user"') and len(a["gen_ai.input.messages"]) <= 60 + 15
+    assert "Be brief." in a["gen_ai.system_instructions"]
+    assert a["gen_ai.output.messages"].endswith("[truncated]") and len(a["gen_ai.output.messages"]) <= 60 + 15
+    assert result.choices[0].message.content
+
+
+def test_streamed_content_is_captured_on_opt_in(provider: FakeProvider, instrument) -> None:  # type: ignore[no-untyped-def]
+    t = instrument(capture_content="SPAN_AND_EVENT")
+    text = "".join(
+        c.choices[0].delta.content or ""
+        for c in client(provider).chat.completions.create(model="gpt-4.1", messages=MSG, stream=True)
+    )
+    out = json.loads(t.span().attributes["gen_ai.output.messages"])
+    assert out[0]["parts"][0]["content"] == text
+
+
+def test_the_api_key_never_reaches_telemetry(provider: FakeProvider, telemetry: Telemetry) -> None:
+    client(provider).chat.completions.create(model="gpt-4.1", messages=MSG)
+    dump = json.dumps([dict(s.attributes) for s in telemetry.spans()]) + str(telemetry.reader.get_metrics_data())
+    assert "SECRET" not in dump and "Bearer" not in dump
+
+
+def test_uninstrument_restores_the_original_functions(telemetry: Telemetry) -> None:
+    import httpx2
+    from openai._base_client import SyncAPIClient
+
+    assert hasattr(SyncAPIClient.request, "__wrapped__")
+    telemetry.instrumentor.uninstrument()
+    assert not hasattr(SyncAPIClient.request, "__wrapped__")
+    assert not hasattr(httpx2.Client.send, "__wrapped__")
+    telemetry.instrumentor.instrument(tracer_provider=telemetry.tracer_provider)
+    assert hasattr(SyncAPIClient.request, "__wrapped__")
+    assert not hasattr(SyncAPIClient.request.__wrapped__, "__wrapped__"), "instrumenting twice must not wrap twice"
