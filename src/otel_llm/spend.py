@@ -1,0 +1,219 @@
+"""In-process spend per (provider, model), for budget guards in the application's own code.
+
+Prometheus answers "what did we spend" for dashboards; a router deciding *now* whether to fall back
+to a cheaper model needs the number in-process, without a scrape. Every instrumented call is added to
+the process-wide :data:`LEDGER`; read it with ``LEDGER.snapshot()``::
+
+    from otel_llm.spend import LEDGER
+
+    spend = LEDGER.snapshot()
+    if spend.total_usd > 50:
+        model = "gpt-4.1-mini"
+    sonnet = spend.by_model("claude-sonnet-4-5")
+
+Counting rules for :meth:`SpendLedger.add`:
+
+* every call counts in ``calls``;
+* ``error=True`` counts in ``errors`` (a failed call is not an unpriced one);
+* a successful call with ``cost=None`` counts in ``unpriced_calls`` - its spend is unknown, so
+  ``cost_usd`` is a lower bound whenever ``unpriced_calls`` is not zero;
+* a cost given is added even for a failed call (a relay may bill a call that failed mid-stream);
+* token counts are added from the usage when there is one; ``None`` fields add nothing.
+
+Cost and cardinality: ``add`` takes one lock for a handful of integer/float additions on a
+per-(provider, model) slot; after a key's first call it allocates nothing. At most
+:data:`MAX_KEYS` distinct (provider, model) keys are kept; calls for further keys are added under
+``(provider, "_OTHER")`` (and, should provider names themselves run away, under
+``("_OTHER", "_OTHER")`` once :data:`MAX_KEYS` + :data:`MAX_OVERFLOW_KEYS` slots exist).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from otel_llm._parsers.usage import Usage
+
+__all__ = ["LEDGER", "MAX_KEYS", "MAX_OVERFLOW_KEYS", "OTHER", "ModelSpend", "Spend", "SpendLedger"]
+
+OTHER = "_OTHER"
+"""Model (and, past :data:`MAX_OVERFLOW_KEYS`, provider) name that calls beyond the key limit are added under."""
+
+MAX_KEYS = 1000
+"""Distinct (provider, model) keys a ledger keeps before folding new ones into ``(provider, "_OTHER")``."""
+
+MAX_OVERFLOW_KEYS = 100
+"""Extra ``(provider, "_OTHER")`` slots allowed before everything new goes to ``("_OTHER", "_OTHER")``."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpend:
+    """What one (provider, model) has cost this process since start or the last reset."""
+
+    provider: str
+    model: str
+    calls: int
+    unpriced_calls: int
+    errors: int
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    reasoning_tokens: int
+    cost_usd: float
+
+
+def _sum(provider: str, model: str, parts: tuple[ModelSpend, ...]) -> ModelSpend:
+    return ModelSpend(
+        provider=provider,
+        model=model,
+        calls=sum(p.calls for p in parts),
+        unpriced_calls=sum(p.unpriced_calls for p in parts),
+        errors=sum(p.errors for p in parts),
+        input_tokens=sum(p.input_tokens for p in parts),
+        output_tokens=sum(p.output_tokens for p in parts),
+        cache_read_tokens=sum(p.cache_read_tokens for p in parts),
+        cache_write_tokens=sum(p.cache_write_tokens for p in parts),
+        reasoning_tokens=sum(p.reasoning_tokens for p in parts),
+        cost_usd=sum(p.cost_usd for p in parts),
+    )
+
+
+@dataclass(frozen=True)
+class Spend:
+    """A consistent copy of a ledger at one moment."""
+
+    models: tuple[ModelSpend, ...]
+    """Every (provider, model), most expensive first (then most calls, then by name)."""
+    total_usd: float
+    calls: int
+    unpriced_calls: int
+
+    def by_model(self, model: str) -> ModelSpend | None:
+        """Spend on ``model`` summed over the providers that served it; ``None`` if it was never called.
+
+        ``provider`` is that provider when only one served the model, else ``"*"``.
+        """
+        parts = tuple(m for m in self.models if m.model == model)
+        if not parts:
+            return None
+        if len(parts) == 1:
+            return parts[0]
+        return _sum("*", model, parts)
+
+    def by_provider(self, provider: str) -> tuple[ModelSpend, ...]:
+        """Each model called through ``provider``, most expensive first (empty if none).
+
+        ``sum(m.cost_usd for m in spend.by_provider("openai"))`` is that provider's total.
+        """
+        return tuple(m for m in self.models if m.provider == provider)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable data."""
+        return {
+            "total_usd": self.total_usd,
+            "calls": self.calls,
+            "unpriced_calls": self.unpriced_calls,
+            "models": [asdict(m) for m in self.models],
+        }
+
+
+class _Slot:
+    __slots__ = ("cache_read", "cache_write", "calls", "cost", "errors", "input", "output", "reasoning", "unpriced")
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.unpriced = 0
+        self.errors = 0
+        self.input = 0
+        self.output = 0
+        self.cache_read = 0
+        self.cache_write = 0
+        self.reasoning = 0
+        self.cost = 0.0
+
+
+class SpendLedger:
+    """Thread-safe running totals per (provider, model)."""
+
+    def __init__(self, max_keys: int = MAX_KEYS, max_overflow_keys: int = MAX_OVERFLOW_KEYS) -> None:
+        self._lock = threading.Lock()
+        self._slots: dict[tuple[str, str], _Slot] = {}
+        self._max_keys = max_keys
+        self._max_all = max_keys + max_overflow_keys
+
+    def add(self, provider: str, model: str, usage: Usage | None, cost: float | None, *, error: bool = False) -> None:
+        """Count one call (see the module docstring for what goes where)."""
+        key = (provider, model)
+        with self._lock:
+            slot = self._slots.get(key)
+            if slot is None:
+                slot = self._new_slot(provider, key)
+            slot.calls += 1
+            if error:
+                slot.errors += 1
+            if cost is not None:
+                slot.cost += cost
+            elif not error:
+                slot.unpriced += 1
+            if usage is not None:
+                if usage.input_tokens:
+                    slot.input += usage.input_tokens
+                if usage.output_tokens:
+                    slot.output += usage.output_tokens
+                if usage.cache_read_tokens:
+                    slot.cache_read += usage.cache_read_tokens
+                if usage.cache_write_tokens:
+                    slot.cache_write += usage.cache_write_tokens
+                if usage.reasoning_tokens:
+                    slot.reasoning += usage.reasoning_tokens
+
+    def _new_slot(self, provider: str, key: tuple[str, str]) -> _Slot:
+        """The slot for a key seen for the first time (called with the lock held)."""
+        slots = self._slots
+        if len(slots) >= self._max_keys:
+            key = (provider, OTHER)
+            if key not in slots and len(slots) >= self._max_all:
+                key = (OTHER, OTHER)
+            slot = slots.get(key)
+            if slot is not None:
+                return slot
+        slot = slots[key] = _Slot()
+        return slot
+
+    def snapshot(self) -> Spend:
+        """A consistent copy of every total."""
+        with self._lock:
+            rows = [
+                (
+                    provider,
+                    model,
+                    s.calls,
+                    s.unpriced,
+                    s.errors,
+                    s.input,
+                    s.output,
+                    s.cache_read,
+                    s.cache_write,
+                    s.reasoning,
+                    s.cost,
+                )
+                for (provider, model), s in self._slots.items()
+            ]
+        models = sorted((ModelSpend(*row) for row in rows), key=lambda m: (-m.cost_usd, -m.calls, m.provider, m.model))
+        return Spend(
+            models=tuple(models),
+            total_usd=sum(m.cost_usd for m in models),
+            calls=sum(m.calls for m in models),
+            unpriced_calls=sum(m.unpriced_calls for m in models),
+        )
+
+    def reset(self) -> None:
+        """Forget everything (e.g. at the start of a budget period)."""
+        with self._lock:
+            self._slots.clear()
+
+
+LEDGER = SpendLedger()
+"""The process-wide ledger the instrumentation adds every call to."""
