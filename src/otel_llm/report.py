@@ -1,0 +1,432 @@
+"""The per-model table our dashboards show, for a terminal, a JSON file or one self-contained HTML page.
+
+Two sources give the same ``Report``: a running Prometheus (``from_prometheus``, what
+``otel-llm report`` uses) and an in-process metric reader (``from_metrics``, what ``otel-llm demo``
+prints at the end). Quantiles come from the histogram buckets the same way Prometheus'
+``histogram_quantile`` computes them, so the numbers match the dashboards.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from . import _names as n
+
+__all__ = ["ModelRow", "Report", "ReportError", "from_metrics", "from_prometheus", "render_html", "quantile"]
+
+
+class ReportError(RuntimeError):
+    """Prometheus cannot be reached, answered with an error, or holds no otel-llm series yet."""
+
+
+@dataclass
+class ModelRow:
+    model: str
+    provider: str
+    requests: int = 0
+    errors: int = 0
+    p50_s: float | None = None
+    p95_s: float | None = None
+    p99_s: float | None = None
+    ttfc_p50_s: float | None = None
+    ttfc_p95_s: float | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    cost_usd: float = 0.0
+    unpriced: int = 0
+
+    @property
+    def error_pct(self) -> float:
+        return 100.0 * self.errors / self.requests if self.requests else 0.0
+
+
+@dataclass
+class Report:
+    rows: list[ModelRow]
+    errors_by_type: dict[str, int] = field(default_factory=dict)
+    spend_over_time: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # model -> (unix s, USD)
+    source: str = ""
+    window: str = ""
+    generated_at: float = field(default_factory=time.time)
+
+    @property
+    def total_cost(self) -> float:
+        return sum(r.cost_usd for r in self.rows)
+
+    def share(self, row: ModelRow) -> float:
+        total = self.total_cost
+        return 100.0 * row.cost_usd / total if total else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        for row, raw in zip(self.rows, out["rows"], strict=False):
+            raw["error_pct"] = round(row.error_pct, 3)
+            raw["spend_share_pct"] = round(self.share(row), 3)
+        out["total_cost_usd"] = self.total_cost
+        return out
+
+
+def quantile(q: float, bounds: Sequence[float], counts: Sequence[float]) -> float | None:
+    """``histogram_quantile`` over per-bucket (not cumulative) counts; ``counts`` has one more entry (+Inf)."""
+    total = sum(counts)
+    if total <= 0:
+        return None
+    rank = q * total
+    cumulative = 0.0
+    for i, c in enumerate(counts):
+        if cumulative + c >= rank and c > 0:
+            if i >= len(bounds):  # the +Inf bucket: Prometheus answers the highest finite bound
+                return float(bounds[-1]) if bounds else None
+            lower = 0.0 if i == 0 else float(bounds[i - 1])
+            upper = float(bounds[i])
+            return lower + (upper - lower) * (rank - cumulative) / c
+        cumulative += c
+    return float(bounds[-1]) if bounds else None
+
+
+# --- from an in-process metric reader ---------------------------------------------------------
+
+
+def from_metrics(metrics_data: Any, source: str = "in-process metrics") -> Report:
+    """Build the report from ``MetricReader.get_metrics_data()`` / an InMemoryMetricReader's data."""
+    rows: dict[tuple[str, str], ModelRow] = {}
+    hist: dict[tuple[str, tuple[str, str]], tuple[list[float], list[float]]] = {}
+    errors: dict[str, int] = defaultdict(int)
+
+    def row(attrs: Any) -> ModelRow:
+        key = (str(attrs.get(n.REQUEST_MODEL, "?")), str(attrs.get(n.PROVIDER, "?")))
+        r = rows.get(key)
+        if r is None:
+            r = rows[key] = ModelRow(*key)
+        return r
+
+    def add_hist(name: str, key: tuple[str, str], point: Any) -> None:
+        bounds = list(point.explicit_bounds)
+        counts = [float(c) for c in point.bucket_counts]
+        have = hist.get((name, key))
+        if have is None:
+            hist[(name, key)] = (bounds, counts)
+        else:
+            have[1][:] = [a + b for a, b in zip(have[1], counts, strict=False)]
+
+    for rm in getattr(metrics_data, "resource_metrics", ()) if metrics_data else ():
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                for p in metric.data.data_points:
+                    a = p.attributes
+                    if metric.name == n.DURATION:
+                        r = row(a)
+                        r.requests += p.count
+                        err = a.get(n.ERROR_TYPE)
+                        if err:
+                            r.errors += p.count
+                            errors[str(err)] += p.count
+                        add_hist(metric.name, (r.model, r.provider), p)
+                    elif metric.name == n.TIME_TO_FIRST_CHUNK:
+                        r = row(a)
+                        add_hist(metric.name, (r.model, r.provider), p)
+                    elif metric.name == n.TOKEN_USAGE:
+                        r = row(a)
+                        if a.get(n.TOKEN_TYPE) == "input":
+                            r.input_tokens += int(p.sum)
+                        elif a.get(n.TOKEN_TYPE) == "output":
+                            r.output_tokens += int(p.sum)
+                    elif metric.name == n.TOKEN_DETAIL and a.get(n.TOKEN_TYPE) == "cache_read":
+                        row(a).cached_tokens += int(p.value)
+                    elif metric.name == n.COST:
+                        row(a).cost_usd += float(p.sum)
+                    elif metric.name == n.UNPRICED:
+                        row(a).unpriced += int(p.value)
+    for (name, key), (bounds, counts) in hist.items():
+        r = rows[key]
+        if name == n.DURATION:
+            r.p50_s, r.p95_s, r.p99_s = (quantile(q, bounds, counts) for q in (0.5, 0.95, 0.99))
+        else:
+            r.ttfc_p50_s, r.ttfc_p95_s = (quantile(q, bounds, counts) for q in (0.5, 0.95))
+    ordered = sorted(rows.values(), key=lambda r: (-r.cost_usd, -r.requests, r.model))
+    return Report(ordered, dict(errors), source=source)
+
+
+# --- from Prometheus ---------------------------------------------------------------------------
+
+
+def _query(base: str, promql: str, timeout: float = 5.0) -> list[dict[str, Any]]:
+    url = f"{base.rstrip('/')}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            body = json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        raise ReportError(f"Prometheus at {base} answered HTTP {exc.code} to {promql!r}") from None
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ReportError(f"cannot reach Prometheus at {base}: {reason}. Is it running? (--prometheus URL)") from None
+    if body.get("status") != "success":
+        raise ReportError(f"Prometheus query failed: {body.get('error', body)}")
+    return body["data"]["result"]
+
+
+def _query_range(base: str, promql: str, start: float, end: float, step: float) -> list[dict[str, Any]]:
+    params = {"query": promql, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:.3f}"}
+    url = f"{base.rstrip('/')}/api/v1/query_range?" + urllib.parse.urlencode(params)
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            body = json.loads(resp.read())
+    except (urllib.error.URLError, OSError, TimeoutError):
+        return []
+    return body.get("data", {}).get("result", []) if body.get("status") == "success" else []
+
+
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def window_seconds(window: str) -> float:
+    """``"1h"`` -> 3600.0; raises ValueError for anything that is not a Prometheus duration."""
+    if not window or window[-1] not in _SECONDS or not window[:-1].isdigit():
+        raise ValueError(f"window {window!r}: expected a duration such as 15m, 1h or 1d")
+    return float(window[:-1]) * _SECONDS[window[-1]]
+
+
+def from_prometheus(base: str, window: str = "1h", selector: str = "") -> Report:
+    """Query a running Prometheus for the last ``window``; ``selector`` is extra label matchers."""
+    window_seconds(window)
+    sel = "{" + selector + "}" if selector else ""
+    by = f"{n.PROM_LABELS[n.REQUEST_MODEL]}, {n.PROM_LABELS[n.PROVIDER]}"
+    m, p = n.PROM_LABELS[n.REQUEST_MODEL], n.PROM_LABELS[n.PROVIDER]
+    err_label = n.PROM_LABELS[n.ERROR_TYPE]
+    err_sel = "{" + ",".join(x for x in (selector, f'{err_label}!=""') if x) + "}"
+
+    def vec(promql: str) -> dict[tuple[str, str], float]:
+        out: dict[tuple[str, str], float] = {}
+        for item in _query(base, promql):
+            labels = item["metric"]
+            try:
+                value = float(item["value"][1])
+            except (KeyError, IndexError, ValueError):
+                continue
+            if math.isnan(value):
+                continue
+            out[(labels.get(m, "?"), labels.get(p, "?"))] = value
+        return out
+
+    requests = vec(f"sum by ({by}) (increase({n.PROM_DURATION}_count{sel}[{window}]))")
+    if not requests:
+        raise ReportError(
+            f"Prometheus at {base} holds no otel-llm series for the last {window} yet "
+            f"(no {n.PROM_DURATION}_count): is the instrumented app running and scraped?"
+        )
+    errors = vec(f"sum by ({by}) (increase({n.PROM_DURATION}_count{err_sel}[{window}]))")
+    lat = {
+        q: vec(f"histogram_quantile({q}, sum by (le, {by}) (rate({n.PROM_DURATION}_bucket{sel}[{window}])))")
+        for q in (0.5, 0.95, 0.99)
+    }
+    ttfc = {
+        q: vec(f"histogram_quantile({q}, sum by (le, {by}) (rate({n.PROM_TTFC}_bucket{sel}[{window}])))")
+        for q in (0.5, 0.95)
+    }
+    tok_label = n.PROM_LABELS[n.TOKEN_TYPE]
+    tokens: dict[str, dict[tuple[str, str], float]] = {}
+    for kind in ("input", "output"):
+        tsel = "{" + ",".join(x for x in (selector, f'{tok_label}="{kind}"') if x) + "}"
+        tokens[kind] = vec(f"sum by ({by}) (increase({n.PROM_TOKEN_USAGE}_sum{tsel}[{window}]))")
+    csel = "{" + ",".join(x for x in (selector, f'{tok_label}="cache_read"') if x) + "}"
+    cached = vec(f"sum by ({by}) (increase({n.PROM_TOKEN_DETAIL}{csel}[{window}]))")
+    cost = vec(f"sum by ({by}) (increase({n.PROM_COST}_sum{sel}[{window}]))")
+    unpriced = vec(f"sum by ({by}) (increase({n.PROM_UNPRICED}{sel}[{window}]))")
+
+    def num(d: dict[tuple[str, str], float], key: tuple[str, str]) -> float | None:
+        v = d.get(key)
+        return None if v is None or math.isnan(v) or math.isinf(v) else v
+
+    rows = []
+    for key, count in requests.items():
+        rows.append(
+            ModelRow(
+                model=key[0],
+                provider=key[1],
+                requests=round(count),
+                errors=round(errors.get(key, 0.0)),
+                p50_s=num(lat[0.5], key),
+                p95_s=num(lat[0.95], key),
+                p99_s=num(lat[0.99], key),
+                ttfc_p50_s=num(ttfc[0.5], key),
+                ttfc_p95_s=num(ttfc[0.95], key),
+                input_tokens=round(tokens["input"].get(key, 0.0)),
+                output_tokens=round(tokens["output"].get(key, 0.0)),
+                cached_tokens=round(cached.get(key, 0.0)),
+                cost_usd=cost.get(key, 0.0),
+                unpriced=round(unpriced.get(key, 0.0)),
+            )
+        )
+    rows.sort(key=lambda r: (-r.cost_usd, -r.requests, r.model))
+    by_type: dict[str, int] = {}
+    for item in _query(base, f"sum by ({err_label}) (increase({n.PROM_DURATION}_count{err_sel}[{window}]))"):
+        count = round(float(item["value"][1]))
+        if count:
+            by_type[item["metric"].get(err_label, "?")] = count
+    end = time.time()
+    span = window_seconds(window)
+    step = max(15.0, span / 60)
+    series: dict[str, list[tuple[float, float]]] = {}
+    for item in _query_range(
+        base, f"sum by ({m}) (increase({n.PROM_COST}_sum{sel}[{int(step)}s]))", end - span, end, step
+    ):
+        points = [(float(t), float(v)) for t, v in item.get("values", []) if v not in ("NaN", "+Inf", "-Inf")]
+        series[item["metric"].get(m, "?")] = points
+    return Report(rows, by_type, series, source=base, window=window)
+
+
+# --- HTML ---------------------------------------------------------------------------------------
+
+_PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f")
+
+
+def _bars(title: str, labels: Sequence[str], groups: Sequence[tuple[str, Sequence[float | None]]], unit: str) -> str:
+    """Grouped horizontal bars as inline SVG."""
+    values = [v for _, vs in groups for v in vs if v is not None]
+    top = max(values) if values else 1.0
+    top = top or 1.0
+    bar_h, gap, left, width = 14, 10, 190, 420
+    height = len(labels) * (len(groups) * bar_h + gap) + 40
+    out = [f'<svg role="img" aria-label="{html.escape(title)}" width="{left + width + 90}" height="{height}">']
+    y = 30
+    for i, label in enumerate(labels):
+        out.append(f'<text x="{left - 8}" y="{y + bar_h}" text-anchor="end" class="l">{html.escape(label)}</text>')
+        for j, (_, vs) in enumerate(groups):
+            v = vs[i]
+            w = 0 if v is None else max(1.0, width * v / top)
+            color = _PALETTE[j % len(_PALETTE)]
+            out.append(f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar_h - 2}" fill="{color}"/>')
+            text = "n/a" if v is None else f"{v:.3g} {unit}"
+            out.append(f'<text x="{left + w + 4:.1f}" y="{y + bar_h - 3}" class="v">{text}</text>')
+            y += bar_h
+        y += gap
+    legend = " ".join(
+        f'<tspan fill="{_PALETTE[j % len(_PALETTE)]}">&#9632;</tspan> {html.escape(name)} '
+        for j, (name, _) in enumerate(groups)
+    )
+    out.append(f'<text x="{left}" y="16" class="v">{legend}</text></svg>')
+    return "\n".join(out)
+
+
+def _lines(series: dict[str, list[tuple[float, float]]]) -> str:
+    """Cumulative spend over time per model as inline SVG polylines."""
+    points = [(t, v) for pts in series.values() for t, v in pts]
+    if not points:
+        return "<p>No spend series in this window.</p>"
+    t0, t1 = min(t for t, _ in points), max(t for t, _ in points)
+    totals = {model: _cumulative(pts) for model, pts in series.items()}
+    vmax = max((v for pts in totals.values() for _, v in pts), default=1.0) or 1.0
+    w, h, left, bottom = 600, 220, 60, 30
+    out = [f'<svg role="img" aria-label="Spend over time" width="{w + left + 160}" height="{h + bottom + 10}">']
+    out.append(f'<line x1="{left}" y1="{h}" x2="{left + w}" y2="{h}" stroke="#999"/>')
+    out.append(f'<text x="{left - 6}" y="12" text-anchor="end" class="v">${vmax:.4g}</text>')
+    out.append(f'<text x="{left - 6}" y="{h}" text-anchor="end" class="v">$0</text>')
+    span = (t1 - t0) or 1.0
+    for j, (model, pts) in enumerate(sorted(totals.items())):
+        color = _PALETTE[j % len(_PALETTE)]
+        coords = " ".join(f"{left + w * (t - t0) / span:.1f},{h - (h - 10) * v / vmax:.1f}" for t, v in pts)
+        out.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{coords}"/>')
+        out.append(f'<text x="{left + w + 8}" y="{20 + 16 * j}" class="v" fill="{color}">{html.escape(model)}</text>')
+    out.append(f'<text x="{left}" y="{h + 20}" class="v">{time.strftime("%H:%M:%S", time.localtime(t0))}</text>')
+    out.append(
+        f'<text x="{left + w}" y="{h + 20}" text-anchor="end" class="v">'
+        f"{time.strftime('%H:%M:%S', time.localtime(t1))}</text></svg>"
+    )
+    return "\n".join(out)
+
+
+def _cumulative(points: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
+    total = 0.0
+    out = []
+    for t, v in sorted(points):
+        total += v
+        out.append((t, total))
+    return out
+
+
+def _fmt_s(v: float | None) -> str:
+    return "-" if v is None else (f"{v * 1000:.0f} ms" if v < 1 else f"{v:.2f} s")
+
+
+def render_html(report: Report, title: str = "otel-llm report") -> str:
+    """One self-contained page (inline CSS and SVG, no scripts, nothing fetched)."""
+    models = [r.model for r in report.rows]
+    rows_html = "\n".join(
+        "<tr>"
+        + "".join(
+            f"<td>{html.escape(str(c))}</td>"
+            for c in (
+                r.model,
+                r.provider,
+                r.requests,
+                f"{r.error_pct:.1f}%",
+                _fmt_s(r.p50_s),
+                _fmt_s(r.p95_s),
+                _fmt_s(r.ttfc_p50_s),
+                f"{r.input_tokens:,}",
+                f"{r.output_tokens:,}",
+                f"{r.cached_tokens:,}",
+                f"${r.cost_usd:.4f}",
+                f"{report.share(r):.1f}%",
+            )
+        )
+        + "</tr>"
+        for r in report.rows
+    )
+    latency = _bars(
+        "Latency per model",
+        models,
+        [
+            ("p50", [r.p50_s for r in report.rows]),
+            ("p95", [r.p95_s for r in report.rows]),
+            ("p99", [r.p99_s for r in report.rows]),
+        ],
+        "s",
+    )
+    ttfc = _bars(
+        "Time to first chunk per model",
+        models,
+        [("p50", [r.ttfc_p50_s for r in report.rows]), ("p95", [r.ttfc_p95_s for r in report.rows])],
+        "s",
+    )
+    share = _bars("Share of spend", models, [("share of spend", [report.share(r) for r in report.rows])], "%")
+    err_types = sorted(report.errors_by_type.items(), key=lambda kv: -kv[1])
+    errors = (
+        _bars("Errors by type", [k for k, _ in err_types], [("errors", [float(v) for _, v in err_types])], "")
+        if err_types
+        else "<p>No errors in this window.</p>"
+    )
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(report.generated_at))
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+body{{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1100px}}
+table{{border-collapse:collapse;font-size:14px}}th,td{{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}}
+th:first-child,td:first-child,th:nth-child(2),td:nth-child(2){{text-align:left}}
+h2{{margin-top:1.6em}}.l{{font-size:13px}}.v{{font-size:12px;fill:#444}}
+.grid{{display:flex;flex-wrap:wrap;gap:2em}}
+</style></head><body>
+<h1>{html.escape(title)}</h1>
+<p>Source: {html.escape(report.source)}{" · window " + html.escape(report.window) if report.window else ""}
+ · generated {when} · total spend <b>${report.total_cost:.4f}</b> · {sum(r.requests for r in report.rows)} requests</p>
+<table><thead><tr><th>model</th><th>provider</th><th>requests</th><th>errors</th><th>p50</th><th>p95</th>
+<th>TTFC p50</th><th>input tok</th><th>output tok</th><th>cached tok</th><th>cost</th><th>share</th></tr></thead>
+<tbody>{rows_html}</tbody></table>
+<div class="grid"><section><h2>Latency</h2>{latency}</section>
+<section><h2>Time to first chunk</h2>{ttfc}</section></div>
+<div class="grid"><section><h2>Spend share</h2>{share}</section>
+<section><h2>Errors by type</h2>{errors}</section></div>
+<h2>Spend over time (cumulative)</h2>{_lines(report.spend_over_time)}
+</body></html>
+"""
