@@ -1,0 +1,239 @@
+"""The metrics pipeline on a real Prometheus: every dashboard query and alert expression returns data,
+and the alerts fire in Prometheus' own rule evaluation.
+
+An instrumented workload (configured only by OTEL_* env vars, Prometheus exporter) runs in a subprocess
+against the local provider; a real ``prometheus`` (Debian package) scrapes it every second on loopback
+and evaluates the generated alert rules, regenerated here with tiny thresholds and no ``for:`` wait.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from otel_llm.fakeprovider import FakeProvider
+
+ROOT = Path(__file__).resolve().parent.parent
+QUIET_S = 12
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get(url: str, timeout: float = 5) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return json.loads(r.read())
+
+
+def _wait(pred: Any, timeout: float, what: str) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if pred():
+                return
+        except Exception:  # noqa: BLE001 - not up yet
+            pass
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _generator() -> Any:
+    spec = importlib.util.spec_from_file_location("otel_llm_collector_generate", ROOT / "collector" / "generate.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def _test_rules(tmp: Path) -> Path:
+    """The shipped rules, regenerated with thresholds every workload crosses and no `for:` wait."""
+    gen = _generator()
+    cfg = yaml.safe_load((ROOT / "collector" / "config.yaml").read_text())
+    a = cfg["alerts"]
+    a["interval"] = "1s"
+    a["latency_p95"]["threshold_seconds"] = 0.0001
+    a["ttfc_p95"]["threshold_seconds"] = 0.0001
+    a["error_ratio"]["threshold"] = 0.01
+    a["rate_limited"]["threshold_per_second"] = 0.0001
+    a["rate_limit_headroom"]["threshold_ratio"] = 0.999
+    a["hourly_spend"]["budget_usd"] = 1e-9
+    a["daily_spend_projection"]["budget_usd"] = 1e-9
+    a["traffic_stopped"]["lookback"] = "10m"
+    a["traffic_stopped"]["quiet"] = f"{QUIET_S}s"
+    for rule in a.values():
+        if isinstance(rule, dict) and "for" in rule:
+            rule["for"] = "0s"
+    outputs = gen.render(cfg)
+    text = next(t for p, t in outputs.items() if str(p).endswith(".yml"))
+    path = tmp / "rules.yml"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    prometheus = shutil.which("prometheus")
+    if prometheus is None:
+        if os.environ.get("CI"):
+            pytest.fail("the prometheus binary is required in CI (scripts/test.sh installs it)")
+        pytest.skip("prometheus not installed")
+    tmp = tmp_path_factory.mktemp("prom")
+    metrics_port, prom_port = _free_port(), _free_port()
+    rules = _test_rules(tmp)
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(rules)],
+        "scrape_configs": [{"job_name": "e2e-app", "static_configs": [{"targets": [f"127.0.0.1:{metrics_port}"]}]}],
+    }
+    (tmp / "prometheus.yml").write_text(yaml.safe_dump(config))
+    check = subprocess.run(
+        [shutil.which("promtool") or "promtool", "check", "config", str(tmp / "prometheus.yml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    with FakeProvider() as provider:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+        env.update(
+            PROVIDER_URL=provider.url,
+            OTEL_SERVICE_NAME="e2e-app",
+            OTEL_TRACES_EXPORTER="none",
+            OTEL_METRICS_EXPORTER="prometheus",
+            OTEL_EXPORTER_PROMETHEUS_HOST="127.0.0.1",
+            OTEL_EXPORTER_PROMETHEUS_PORT=str(metrics_port),
+        )
+        app = subprocess.Popen(
+            [sys.executable, str(ROOT / "tests" / "apps" / "prom_workload.py"), "240"],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        prom = subprocess.Popen(
+            [
+                prometheus,
+                f"--config.file={tmp / 'prometheus.yml'}",
+                f"--storage.tsdb.path={tmp / 'data'}",
+                f"--web.listen-address=127.0.0.1:{prom_port}",
+                "--log.level=warn",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        base = f"http://127.0.0.1:{prom_port}"
+        try:
+            assert app.stdout is not None and app.stdin is not None
+            line = app.stdout.readline()
+            assert line.strip() == "ready", (line, app.stderr.read() if app.poll() is not None else "")
+            _wait(lambda: urllib.request.urlopen(base + "/-/ready", timeout=2).status == 200, 60, "prometheus ready")
+            _wait(lambda: _query(base, 'up{job="e2e-app"} == 1'), 60, "the first scrape of the app")
+            app.stdin.write("go\n")
+            app.stdin.flush()
+            line = app.stdout.readline()
+            assert line.strip() == "done", (line, app.stderr.read() if app.poll() is not None else "")
+            yield {"base": base, "app": app, "workload_done": time.time()}
+        finally:
+            for proc in (app, prom):
+                proc.terminate()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
+
+def _query(base: str, expr: str) -> list[dict[str, Any]]:
+    body = _get(f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
+    assert body["status"] == "success", body
+    return body["data"]["result"]  # type: ignore[no-any-return]
+
+
+def _queries() -> list[dict[str, Any]]:
+    return json.loads((ROOT / "collector" / "queries.json").read_text())["queries"]  # type: ignore[no-any-return]
+
+
+def test_every_dashboard_query_and_alert_expression_returns_data(stack: dict[str, Any]) -> None:
+    base = stack["base"]
+    # a few scrapes after the workload so that increase() and rate() have two samples everywhere
+    _wait(lambda: len(_query(base, "gen_ai_client_operation_duration_seconds_count")) > 0, 60, "first scrape")
+    time.sleep(4)
+    empty = []
+    for q in _queries():
+        expr = q["expr"]
+        if q["source"] == "alert_rule" and q["alert"] == "LLMTrafficStopped":
+            continue  # its signal is "no traffic lately": checked by the alert test below
+        if not _query(base, expr):
+            empty.append(f"{q['id']}: {expr}")
+    assert empty == [], "queries without data:\n" + "\n".join(empty)
+
+
+def test_the_exporter_produces_the_series_names_the_dashboards_use(stack: dict[str, Any]) -> None:
+    from otel_llm import _names as n
+
+    base = stack["base"]
+    for series in (
+        f"{n.PROM_DURATION}_bucket",
+        f"{n.PROM_TOKEN_USAGE}_sum",
+        f"{n.PROM_TTFC}_count",
+        f"{n.PROM_TPOC}_count",
+        f"{n.PROM_COST}_sum",
+        n.PROM_TOKEN_DETAIL,
+        n.PROM_UNPRICED,
+        n.PROM_RATE_LIMIT_REMAINING,
+        n.PROM_RATE_LIMIT_LIMIT,
+    ):
+        assert _query(base, series), series
+    labels = _query(base, f'{n.PROM_DURATION}_count{{gen_ai_request_model="gpt-4.1", error_type="429"}}')
+    assert labels and labels[0]["metric"]["gen_ai_provider_name"] == "openai"
+
+
+def test_the_alerts_fire_in_prometheus_rule_evaluation(stack: dict[str, Any]) -> None:
+    base = stack["base"]
+    expected = {
+        "LLMLatencyP95High",
+        "LLMTimeToFirstChunkHigh",
+        "LLMErrorRateHigh",
+        "LLMRateLimited429High",
+        "LLMRateLimitHeadroomLow",
+        "LLMHourlySpendOverBudget",
+        "LLMDailySpendProjectionOverBudget",
+        "LLMUnpricedCalls",
+        "LLMTrafficStopped",
+    }
+    firing: set[str] = set()
+
+    def all_firing() -> bool:
+        alerts = _get(base + "/api/v1/alerts")["data"]["alerts"]
+        firing.update(a["labels"]["alertname"] for a in alerts if a["state"] == "firing")
+        return expected <= firing
+
+    # LLMTrafficStopped needs QUIET_S seconds without calls after the workload ended
+    try:
+        _wait(all_firing, QUIET_S + 60, "alerts firing")
+    except AssertionError:
+        groups = _get(base + "/api/v1/rules")["data"]["groups"]
+        health = [(r["name"], r.get("health"), r.get("lastError"), r.get("state")) for g in groups for r in g["rules"]]
+        raise AssertionError(f"firing {sorted(firing)}, expected {sorted(expected)}; rules: {health}") from None
+    alerts = _get(base + "/api/v1/alerts")["data"]["alerts"]
+    cost = [a for a in alerts if a["labels"]["alertname"] == "LLMHourlySpendOverBudget"]
+    assert cost and cost[0]["labels"]["severity"] and cost[0]["annotations"]["summary"]
