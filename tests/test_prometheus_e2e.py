@@ -48,7 +48,7 @@ def _wait(pred: Any, timeout: float, what: str) -> None:
         try:
             if pred():
                 return
-        except Exception:  # noqa: BLE001 - not up yet
+        except Exception:
             pass
         time.sleep(0.25)
     raise AssertionError(f"timed out waiting for {what}")

@@ -19,7 +19,7 @@ client = openai.OpenAI(base_url=base + "/v1", api_key="sk-e2e", max_retries=0)
 print("ready", flush=True)
 sys.stdin.readline()  # the test says go once Prometheus scrapes us, so that rates see the traffic
 msg = [{"role": "user", "content": "Explain the difference between latency and throughput for a service team."}]
-for round_ in range(4):
+for _round in range(4):
     time.sleep(1.5)
     for model in ("gpt-4.1", "gemini-2.5-flash", "deepseek-v3.2", "claude-sonnet-4.5"):
         client.chat.completions.create(model=model, messages=msg)
