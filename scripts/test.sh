@@ -28,7 +28,7 @@ done
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e '.[cli,test]'
+.venv/bin/python -m pip install -q -e '.[demo,test]'
 
 .venv/bin/ruff check src tests collector examples benchmarks
 .venv/bin/mypy
