@@ -38,7 +38,6 @@ OPTIONS = {
     "extra_paths": "OTEL_LLM_EXTRA_PATHS",
     "prices": "OTEL_LLM_PRICES",
     "max_models": "OTEL_LLM_MAX_MODELS",
-    "fingerprint_on_metrics": "OTEL_LLM_FINGERPRINT_ON_METRICS",
 }
 """Every option of ``instrument()`` and the environment variable that sets it when the option is not given."""
 
@@ -100,7 +99,6 @@ class Config:
     extra_paths: Mapping[str, str] = field(default_factory=dict)
     prices: Any = None  # path or mapping, loaded by pricing.PriceBook
     max_models: int = 200
-    fingerprint_on_metrics: bool = False
 
     @classmethod
     def load(cls, options: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Config:
@@ -120,7 +118,7 @@ class Config:
         for opt, (name, value) in raw.items():
             if opt == "capture_content":
                 kwargs[opt] = _capture(name, value)
-            elif opt in ("include_usage", "http", "fingerprint_on_metrics"):
+            elif opt in ("include_usage", "http"):
                 kwargs[opt] = _bool(name, value)
             elif opt == "content_max_length" or opt == "max_models":
                 kwargs[opt] = _int(name, value, 1)

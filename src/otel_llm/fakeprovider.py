@@ -33,7 +33,8 @@ Request headers that steer one call:
     ``slow-chunks``    wait ``x-fake-delay`` seconds (default 0.5) between stream events.
     ``stall``          wait ``FakeConfig.stall_s`` before answering (what ``timeout_rate`` draws).
 
-    ``truncated-sse``, ``junk-sse`` and ``slow-chunks`` only change streamed answers.
+    Faults apply to LLM routes only; ``truncated-sse``, ``junk-sse`` and ``slow-chunks`` only change
+    streamed answers. Error bodies are shaped like the provider the route belongs to.
 ``x-fake-chunks``         number of content events in a stream (default: one per ~3 output tokens).
 ``x-fake-model-latency``  latency scale for this call (``0`` disables it), overriding ``latency_scale``.
 ``x-fake-relay-cost``     adds OpenRouter-style ``usage.cost`` and a LiteLLM ``x-litellm-response-cost`` header.
@@ -300,6 +301,8 @@ def _stringify(obj: Any) -> Any:
 
 def _go_duration(seconds: float) -> str:
     """OpenAI's reset format: ``17ms``, ``8.64s``, ``6m0s``."""
+    if seconds <= 0:
+        return "0s"
     if seconds < 1:
         return f"{max(1, round(seconds * 1000))}ms"
     if seconds < 60:
@@ -1532,22 +1535,20 @@ class FakeProvider:
             choices[0].deltas[0] = first[:1] + _SENTINEL + first[1:]
             if not stream:
                 choices[0].text = choices[0].deltas[0] + choices[0].text[len(first) :]
-        cached = math.floor(prompt * profile.cached_share) if prompt >= 16 else 0
-        relay_cost = _float_header(headers, "x-fake-relay-cost", None)
         call = _Call(
-            api,
-            body,
-            model,
-            profile,
-            stream,
-            prompt,
-            cached,
-            choices,
-            rng,
-            fault,
-            include_usage,
-            relay_cost,
-            max_tokens,
+            api=api,
+            body=body,
+            model=model,
+            profile=profile,
+            stream=stream,
+            prompt_tokens=prompt,
+            cached_tokens=math.floor(prompt * profile.cached_share) if prompt >= 16 else 0,
+            choices=choices,
+            rng=rng,
+            fault=fault,
+            include_usage=include_usage,
+            relay_cost=_float_header(headers, "x-fake-relay-cost", None),
+            max_tokens=max_tokens,
         )
         return call, inputs
 

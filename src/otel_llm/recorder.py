@@ -49,12 +49,14 @@ class Invocation:
         "error_type",
         "foreign",
         "headers",
+        "held",
         "hide_usage",
         "info",
         "last_chunk",
         "layer",
         "outcome",
         "owned_by_stream",
+        "pending",
         "provider",
         "recorder",
         "request",
@@ -92,6 +94,8 @@ class Invocation:
         self.hide_usage = False  # we added stream_options.include_usage: hide its extra chunk
         self.foreign = False  # the span belongs to someone else (a provider SDK's own GenAI span)
         self.body: Any = None
+        self.held = False  # an SDK stream is inside __next__: its own exception, if any, decides the end
+        self.pending: str | None = None  # the end asked for while held
         self._ended = False
         self._metric_key: tuple | None = None
 
@@ -125,6 +129,10 @@ class Invocation:
     def end(self, outcome: str | None = None) -> None:
         if self._ended:
             return
+        if self.held:  # the SDK closes the body before its own exception reaches the caller: wait for it
+            if self.pending is None:
+                self.pending = outcome or self.outcome or "completed"
+            return
         self._ended = True
         if outcome is not None:
             self.outcome = outcome
@@ -132,6 +140,19 @@ class Invocation:
             self.recorder._finish(self)
         except Exception:
             log.debug("otel_llm: finishing a span failed", exc_info=True)
+
+    def release(self, exc: BaseException | None = None) -> None:
+        """Leave the held state: end as the body said, or as failed with the exception the SDK raised."""
+        self.held = False
+        pending, self.pending = self.pending, None
+        if self._ended:
+            return
+        if exc is not None:
+            if pending is None or pending != "failed":
+                self.error_type = error_type_of(exc)
+            self.end("failed")
+        elif pending is not None:
+            self.end(pending)
 
     @property
     def ended(self) -> bool:
@@ -320,6 +341,8 @@ class Recorder:
             elif outcome == "failed":
                 inv.error_type = "_OTHER"
         error = inv.error_type
+        if inv.status_code is not None and inv.status_code >= 400 and outcome is not None:
+            outcome = "failed"  # an error answer is a failed call however its body was read (as at the SDK layer)
         attrs: dict[str, Any] = {}
         if info.model:
             attrs[n.RESPONSE_MODEL] = info.model

@@ -88,8 +88,8 @@ def _after(inv: Invocation, result: Any) -> Any:
     try:
         if not inv.owned_by_stream:
             inv.end()
-        elif inv.hide_usage:  # we asked for usage: the usage-only chunk is ours, not the caller's
-            return _wrap_stream(result)
+        else:  # the body tap ends the call; the SDK's own errors while iterating are seen here
+            return _wrap_stream(result, inv)
     except Exception:
         log.debug("otel_llm: finishing an openai call failed", exc_info=True)
     return result
@@ -153,17 +153,38 @@ def _is_usage_only(chunk: Any) -> bool:
     return getattr(chunk, "usage", None) is not None and not getattr(chunk, "choices", True)
 
 
-class _HideUsageChunk(wrapt.ObjectProxy):
-    """The SDK's own Stream (isinstance still passes), minus the usage-only chunk we asked for."""
+class _SdkStream(wrapt.ObjectProxy):
+    """The SDK's own Stream (isinstance still passes). While the SDK works inside ``__next__`` the call
+    is held: a body closed because the SDK raised (bad JSON, bad UTF-8, an error event) ends as failed
+    with that exception, not as closed early. Minus the usage-only chunk when we asked for it."""
+
+    def __init__(self, wrapped: Any, inv: Invocation) -> None:
+        super().__init__(wrapped)
+        self._self_inv = inv
 
     def __iter__(self) -> Any:
         return self
 
     def __next__(self) -> Any:
-        while True:
-            chunk = self.__wrapped__.__next__()
-            if not _is_usage_only(chunk):
-                return chunk
+        inv = self._self_inv
+        hide = inv.hide_usage
+        inv.held = True
+        try:
+            while True:
+                chunk = self.__wrapped__.__next__()
+                if not (hide and _is_usage_only(chunk)):
+                    break
+        except StopIteration:
+            inv.release()
+            raise
+        except GeneratorExit:
+            inv.release()
+            raise
+        except BaseException as exc:
+            inv.release(exc)
+            raise
+        inv.release()
+        return chunk
 
     def __enter__(self) -> Any:
         self.__wrapped__.__enter__()
@@ -173,15 +194,34 @@ class _HideUsageChunk(wrapt.ObjectProxy):
         return self.__wrapped__.__exit__(*exc)
 
 
-class _AsyncHideUsageChunk(wrapt.ObjectProxy):
+class _AsyncSdkStream(wrapt.ObjectProxy):
+    def __init__(self, wrapped: Any, inv: Invocation) -> None:
+        super().__init__(wrapped)
+        self._self_inv = inv
+
     def __aiter__(self) -> Any:
         return self
 
     async def __anext__(self) -> Any:
-        while True:
-            chunk = await self.__wrapped__.__anext__()
-            if not _is_usage_only(chunk):
-                return chunk
+        inv = self._self_inv
+        hide = inv.hide_usage
+        inv.held = True
+        try:
+            while True:
+                chunk = await self.__wrapped__.__anext__()
+                if not (hide and _is_usage_only(chunk)):
+                    break
+        except StopAsyncIteration:
+            inv.release()
+            raise
+        except GeneratorExit:
+            inv.release()
+            raise
+        except BaseException as exc:
+            inv.release(exc)
+            raise
+        inv.release()
+        return chunk
 
     async def __aenter__(self) -> Any:
         await self.__wrapped__.__aenter__()
@@ -191,9 +231,9 @@ class _AsyncHideUsageChunk(wrapt.ObjectProxy):
         return await self.__wrapped__.__aexit__(*exc)
 
 
-def _wrap_stream(result: Any) -> Any:
+def _wrap_stream(result: Any, inv: Invocation) -> Any:
     if hasattr(result, "__anext__"):
-        return _AsyncHideUsageChunk(result)
+        return _AsyncSdkStream(result, inv)
     if hasattr(result, "__next__"):
-        return _HideUsageChunk(result)
+        return _SdkStream(result, inv)
     return result

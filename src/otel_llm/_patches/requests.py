@@ -71,12 +71,14 @@ def send_factory(recorder: Recorder, module: Any) -> Any:
         if inv is None:
             return wrapped(*args, **kwargs)
         token = attach(inv)
+        current = CURRENT.set(inv)  # requests sends each redirect hop through Session.send again: same call
         try:
             response = wrapped(*args, **kwargs)
         except BaseException as exc:
             inv.fail(exc)
             raise
         finally:
+            CURRENT.reset(current)
             detach(token)
         _observe(inv, response, bool(kwargs.get("stream")))
         return response
