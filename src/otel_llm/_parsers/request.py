@@ -137,6 +137,10 @@ def parse_request_bytes(route: Route, raw: bytes | None, path_model: str | None 
     return parse_request(route, body, path_model)
 
 
+def _list(v: Any) -> list:
+    return v if isinstance(v, list) else []
+
+
 def _text_parts(content: Any) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"type": "text", "content": content}]
@@ -160,7 +164,7 @@ def input_messages(route: Route, body: Any) -> tuple[list[dict[str, Any]], list[
         return messages, system
     api = route.api
     if api == GEMINI:
-        for item in body.get("contents") or ():
+        for item in _list(body.get("contents")):
             if isinstance(item, dict):
                 parts = _text_parts(item.get("parts"))
                 messages.append({"role": "assistant" if item.get("role") == "model" else "user", "parts": parts})

@@ -43,6 +43,10 @@ def _int(v: Any) -> int | None:
     return None
 
 
+def _list(v: Any) -> list:
+    return v if isinstance(v, list) else []
+
+
 def _dict(v: Any) -> dict:
     return v if isinstance(v, dict) else {}
 
@@ -170,7 +174,7 @@ def apply_body(route: Route, body: Any, info: ResponseInfo, capture: bool = Fals
             if isinstance(reason, str):
                 info.finish_reasons.append(reason)
             if capture:
-                for part in _dict(cand.get("content")).get("parts") or ():
+                for part in _list(_dict(cand.get("content")).get("parts")):
                     if isinstance(part, dict) and isinstance(part.get("text"), str):
                         _choice_text(info, i, part["text"])
         usage = usage_from(api, body.get("usageMetadata"))
@@ -184,7 +188,7 @@ def apply_body(route: Route, body: Any, info: ResponseInfo, capture: bool = Fals
         if isinstance(reason, str):
             info.finish_reasons.append(reason)
         if capture:
-            for block in body.get("content") or ():
+            for block in _list(body.get("content")):
                 if isinstance(block, dict) and isinstance(block.get("text"), str):
                     _choice_text(info, 0, block["text"])
         _merge_usage(info, usage_from(api, body.get("usage")))
@@ -205,9 +209,9 @@ def apply_body(route: Route, body: Any, info: ResponseInfo, capture: bool = Fals
         if isinstance(tier, str):
             info.service_tier = tier
         if capture:
-            for item in body.get("output") or ():
+            for item in _list(body.get("output")):
                 if isinstance(item, dict) and item.get("type") == "message":
-                    for part in item.get("content") or ():
+                    for part in _list(item.get("content")):
                         if isinstance(part, dict) and isinstance(part.get("text"), str):
                             _choice_text(info, 0, part["text"])
         _merge_usage(info, usage_from(api, body.get("usage")))
