@@ -75,7 +75,8 @@ class Tap:
                 if parser.done and outcome == "closed_early":
                     outcome = "completed"  # SDKs close the body right after the end marker
                 elif outcome == "completed" and not parser.done and not inv.info.finish_reasons:
-                    inv.error_type = inv.error_type or "stream_truncated"
+                    if (inv.status_code or 0) < 400:  # an error page read as a stream is that error, not a cut
+                        inv.error_type = inv.error_type or "stream_truncated"
             elif self.buf:
                 raw = b"".join(self.buf)
                 self.buf = None
@@ -107,6 +108,35 @@ def _abandon(tap: Tap | None) -> None:
 _httpx_classes: dict[Any, tuple[type, type]] = {}
 
 
+def _httpx_decoder(module: Any, content_encoding: str | None) -> Any:
+    """``decode(piece)`` (``None`` flushes) giving a compressed httpx body as the application reads it, or None.
+
+    httpx byte streams carry the body as sent (gzip, deflate, ...); the parsers need it decoded. The
+    decoder is a fresh one the library makes for these headers, never the response's own (it has state).
+    A body that fails to decode is not parsed any further; the application sees its own error.
+    """
+    if not content_encoding or content_encoding.strip().lower() == "identity":
+        return None
+    try:
+        decoder = module.Response(200, headers=[("content-encoding", content_encoding)])._get_content_decoder()
+    except Exception:
+        return None
+    failed = False
+
+    def decode(data: bytes | None) -> bytes:
+        nonlocal failed
+        if failed:
+            return b""
+        try:
+            out = decoder.flush() if data is None else decoder.decode(data)
+            return out if isinstance(out, bytes) else b"".join(out)  # httpx2 decoders yield pieces
+        except Exception:
+            failed = True
+            return b""
+
+    return decode
+
+
 def tap_httpx_classes(module: Any) -> tuple[type, type]:
     """Sync and async byte-stream taps that subclass ``module``'s own stream types (httpx or httpx2).
 
@@ -118,23 +148,27 @@ def tap_httpx_classes(module: Any) -> tuple[type, type]:
         return hit
 
     class SyncTap(module.SyncByteStream):
-        __slots__ = ("_inner", "_tap")
+        __slots__ = ("_decode", "_inner", "_tap")
 
-        def __init__(self, inner: Any, tap: Tap) -> None:
+        def __init__(self, inner: Any, tap: Tap, content_encoding: str | None = None) -> None:
             self._inner = inner
             self._tap = tap
+            self._decode = _httpx_decoder(module, content_encoding)
 
         def __iter__(self) -> Iterator[bytes]:
             tap = self._tap
+            decode = self._decode
             try:
                 for chunk in self._inner:
-                    tap.feed(chunk)
+                    tap.feed(chunk if decode is None else decode(chunk))
                     yield chunk
             except GeneratorExit:
                 raise  # the consumer stopped; close() or garbage collection will say how
             except BaseException as exc:
                 tap.finish("failed", exc)
                 raise
+            if decode is not None:
+                tap.feed(decode(None))
             tap.finish("completed")
 
         def close(self) -> None:
@@ -147,23 +181,27 @@ def tap_httpx_classes(module: Any) -> tuple[type, type]:
             _abandon(getattr(self, "_tap", None))
 
     class AsyncTap(module.AsyncByteStream):
-        __slots__ = ("_inner", "_tap")
+        __slots__ = ("_decode", "_inner", "_tap")
 
-        def __init__(self, inner: Any, tap: Tap) -> None:
+        def __init__(self, inner: Any, tap: Tap, content_encoding: str | None = None) -> None:
             self._inner = inner
             self._tap = tap
+            self._decode = _httpx_decoder(module, content_encoding)
 
         async def __aiter__(self) -> AsyncIterator[bytes]:
             tap = self._tap
+            decode = self._decode
             try:
                 async for chunk in self._inner:
-                    tap.feed(chunk)
+                    tap.feed(chunk if decode is None else decode(chunk))
                     yield chunk
             except GeneratorExit:
                 raise
             except BaseException as exc:
                 tap.finish("failed", exc)
                 raise
+            if decode is not None:
+                tap.feed(decode(None))
             tap.finish("completed")
 
         async def aclose(self) -> None:

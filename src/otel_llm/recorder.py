@@ -22,6 +22,7 @@ from ._parsers.headers import HeaderInfo
 from ._parsers.request import RequestInfo, input_messages
 from ._parsers.response import ResponseInfo
 from ._parsers.routes import Route
+from ._parsers.usage import Usage
 from .version import __version__
 
 if TYPE_CHECKING:
@@ -454,8 +455,6 @@ class Recorder:
             return None
         if self.prices is None:
             return None
-        from ._parsers.usage import Usage
-
         cost = self.prices.price(
             provider=inv.provider,
             model=inv.info.model or inv.request.model,

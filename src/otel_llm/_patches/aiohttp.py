@@ -65,6 +65,21 @@ def _start(recorder: Recorder, instance: Any, method: str, url: Any, kwargs: dic
     )
 
 
+def _raised_for_status(inv: Invocation, exc: BaseException) -> bool:
+    """A ``raise_for_status`` session raised for the answer's status: end the call as that status (with
+    its rate-limit headers), not as the exception's class name. The body is gone; False if not that."""
+    status = getattr(exc, "status", None)
+    if not (isinstance(status, int) and status >= 400 and hasattr(exc, "request_info")):
+        return False
+    try:
+        headers = getattr(exc, "headers", None)
+        observe_status(inv, status, headers.items() if headers is not None else ())
+    except Exception:
+        inv.status_code = status
+    inv.end()
+    return True
+
+
 def request_factory(recorder: Recorder, module: Any) -> Any:
     enabled = recorder.config.http
 
@@ -88,7 +103,8 @@ def request_factory(recorder: Recorder, module: Any) -> Any:
         try:
             response = await wrapped(*args, **kwargs)
         except BaseException as exc:
-            inv.fail(exc)
+            if not _raised_for_status(inv, exc):
+                inv.fail(exc)
             raise
         finally:
             detach(token)

@@ -49,7 +49,7 @@ def _observe(inv: Invocation, response: Any, tap_cls: type, own: bool) -> None:
             parse_read_body(inv, getattr(response, "_content", None))
         elif response.status_code < 400 or own:
             tap = Tap(inv, is_sse(inv, headers.get("content-type", "")))
-            response.stream = tap_cls(response.stream, tap)
+            response.stream = tap_cls(response.stream, tap, headers.get("content-encoding"))
             return
     except Exception:
         log.debug("otel_llm: reading an httpx response failed", exc_info=True)
@@ -72,7 +72,7 @@ def send_factory(recorder: Recorder, module: Any) -> Any:
             return wrapped(*args, **kwargs)
         try:
             request = args[0] if args else kwargs["request"]
-            route = _route(recorder, request)
+            route = _route(recorder, request) if request.method == "POST" else None  # GETs: no call at all
             inv = _start(recorder, route, request) if route is not None else None
         except Exception:
             log.debug("otel_llm: starting an httpx call failed", exc_info=True)
@@ -108,7 +108,7 @@ def async_send_factory(recorder: Recorder, module: Any) -> Any:
             return await wrapped(*args, **kwargs)
         try:
             request = args[0] if args else kwargs["request"]
-            route = _route(recorder, request)
+            route = _route(recorder, request) if request.method == "POST" else None  # GETs: no call at all
             inv = _start(recorder, route, request) if route is not None else None
         except Exception:
             log.debug("otel_llm: starting an httpx call failed", exc_info=True)
