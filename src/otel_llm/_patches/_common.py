@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context, trace
 
+from .._errors import error_type_of
 from .._parsers.headers import parse_headers
 from .._parsers.request import parse_request, parse_request_bytes
 from .._parsers.response import parse_body_bytes
@@ -19,7 +20,16 @@ from .._parsers.sse import StreamParser
 if TYPE_CHECKING:
     from ..recorder import Invocation, Recorder
 
-__all__ = ["CURRENT", "scrub_url", "start_http_call", "observe_status", "parse_read_body", "attach", "detach"]
+__all__ = [
+    "CURRENT",
+    "attach",
+    "call_failed",
+    "detach",
+    "observe_status",
+    "parse_read_body",
+    "scrub_url",
+    "start_http_call",
+]
 
 log = logging.getLogger("otel_llm")
 
@@ -78,8 +88,44 @@ def start_http_call(
                 body = None
     url = scrub_url(scheme, host, port, path)
     foreign = _foreign_genai_span()
+    if foreign is not None:
+        live = getattr(foreign, "_otel_llm_call", None)
+        if live is not None and not live.ended:  # a retry inside the owner's call: the same call
+            live.attempts += 1
+            live.error_type = None
+            live.status_code = None
+            return live
     inv = recorder.start(route, request, host, port, "http", url=url, body=body, foreign_span=foreign)
+    if foreign is not None:
+        inv.attempts = 1
+        _end_with_owner(foreign, inv)
     return inv
+
+
+def _end_with_owner(span: Any, inv: Invocation) -> None:
+    """A foreign span's owner decides when the call is over: our record is finished (and our attributes
+    land on the span) just before the owner ends it, whichever way that happens."""
+    owner_end = span.end
+
+    def end(*args: Any, **kwargs: Any) -> Any:
+        try:
+            if not inv.ended:
+                inv.end(("completed" if inv.info.finish_reasons else "closed_early") if inv.owned_by_stream else None)
+        except Exception:
+            log.debug("otel_llm: finishing a call failed", exc_info=True)
+        return owner_end(*args, **kwargs)
+
+    span._otel_llm_call = inv
+    span.end = end
+
+
+def call_failed(inv: Invocation, exc: BaseException) -> None:
+    """The request raised. Our own call ends as failed; inside a foreign span the owner may retry,
+    so only the error is noted and the owner's end finishes the call."""
+    if inv.foreign:
+        inv.error_type = error_type_of(exc)
+    else:
+        inv.fail(exc)
 
 
 def observe_status(inv: Invocation, status: int, header_items: Iterable[tuple[str, str]]) -> None:

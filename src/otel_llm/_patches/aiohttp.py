@@ -6,7 +6,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from .._stream import AiohttpContentTap, Tap
-from ._common import attach, detach, is_sse, observe_status, start_http_call
+from ._common import attach, call_failed, detach, is_sse, observe_status, start_http_call
 
 if TYPE_CHECKING:
     from ..recorder import Invocation, Recorder
@@ -104,7 +104,7 @@ def request_factory(recorder: Recorder, module: Any) -> Any:
             response = await wrapped(*args, **kwargs)
         except BaseException as exc:
             if not _raised_for_status(inv, exc):
-                inv.fail(exc)
+                call_failed(inv, exc)
             raise
         finally:
             detach(token)

@@ -6,7 +6,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from .._stream import Tap, tap_httpx_classes
-from ._common import CURRENT, attach, detach, is_sse, observe_status, parse_read_body, start_http_call
+from ._common import CURRENT, attach, call_failed, detach, is_sse, observe_status, parse_read_body, start_http_call
 
 if TYPE_CHECKING:
     from ..recorder import Invocation, Recorder
@@ -83,11 +83,11 @@ def send_factory(recorder: Recorder, module: Any) -> Any:
         try:
             response = wrapped(*args, **kwargs)
         except BaseException as exc:
-            inv.fail(exc)
+            call_failed(inv, exc)
             raise
         finally:
             detach(token)
-        _observe(inv, response, sync_tap, own=True)
+        _observe(inv, response, sync_tap, own=not inv.foreign)
         return response
 
     return send
@@ -119,11 +119,11 @@ def async_send_factory(recorder: Recorder, module: Any) -> Any:
         try:
             response = await wrapped(*args, **kwargs)
         except BaseException as exc:
-            inv.fail(exc)
+            call_failed(inv, exc)
             raise
         finally:
             detach(token)
-        _observe(inv, response, async_tap, own=True)
+        _observe(inv, response, async_tap, own=not inv.foreign)
         return response
 
     return send

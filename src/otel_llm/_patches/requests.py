@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .._stream import RequestsRawTap, Tap
-from ._common import CURRENT, attach, detach, is_sse, observe_status, parse_read_body, start_http_call
+from ._common import CURRENT, attach, call_failed, detach, is_sse, observe_status, parse_read_body, start_http_call
 
 if TYPE_CHECKING:
     from ..recorder import Invocation, Recorder
@@ -50,7 +50,7 @@ def _observe(inv: Invocation, response: Any, streamed: bool) -> None:
             return
     except Exception:
         log.debug("otel_llm: reading a requests response failed", exc_info=True)
-    if not inv.owned_by_stream:
+    if not inv.owned_by_stream and not inv.foreign:
         inv.end()
 
 
@@ -75,7 +75,7 @@ def send_factory(recorder: Recorder, module: Any) -> Any:
         try:
             response = wrapped(*args, **kwargs)
         except BaseException as exc:
-            inv.fail(exc)
+            call_failed(inv, exc)
             raise
         finally:
             CURRENT.reset(current)
