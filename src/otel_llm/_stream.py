@@ -74,9 +74,13 @@ class Tap:
                     inv.chunks_arrived(count)
                 if parser.done and outcome == "closed_early":
                     outcome = "completed"  # SDKs close the body right after the end marker
-                elif outcome == "completed" and not parser.done and not inv.info.finish_reasons:
-                    if (inv.status_code or 0) < 400:  # an error page read as a stream is that error, not a cut
-                        inv.error_type = inv.error_type or "stream_truncated"
+                elif (
+                    outcome == "completed"
+                    and not parser.done
+                    and not inv.info.finish_reasons
+                    and (inv.status_code or 0) < 400  # an error page read as a stream is that error, not a cut
+                ):
+                    inv.error_type = inv.error_type or "stream_truncated"
             elif self.buf:
                 raw = b"".join(self.buf)
                 self.buf = None
