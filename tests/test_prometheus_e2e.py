@@ -237,3 +237,54 @@ def test_the_alerts_fire_in_prometheus_rule_evaluation(stack: dict[str, Any]) ->
     alerts = _get(base + "/api/v1/alerts")["data"]["alerts"]
     cost = [a for a in alerts if a["labels"]["alertname"] == "LLMHourlySpendOverBudget"]
     assert cost and cost[0]["labels"]["severity"] and cost[0]["annotations"]["summary"]
+
+
+def test_the_report_command_reads_the_same_numbers_from_prometheus(stack: dict[str, Any], tmp_path: Path) -> None:
+    base = stack["base"]
+    _wait(lambda: _query(base, "gen_ai_client_operation_cost_USD_sum"), 60, "cost series")
+    page = tmp_path / "report.html"
+    proc = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "otel-llm"),
+            "report",
+            "--prometheus",
+            base,
+            "--window",
+            "5m",
+            "--json",
+            "--html",
+            str(page),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    rows = {r["model"]: r for r in report["rows"]}
+    assert {"gpt-4.1", "gemini-2.5-flash", "deepseek-v3.2", "claude-sonnet-4.5", "acme-unknown-model"} <= set(rows)
+    gpt = rows["gpt-4.1"]
+    assert gpt["requests"] > 0 and gpt["errors"] > 0 and gpt["cost_usd"] > 0 and gpt["input_tokens"] > 0
+    assert gpt["p50_s"] is not None and gpt["ttfc_p50_s"] is not None
+    assert rows["acme-unknown-model"]["cost_usd"] == 0 and rows["acme-unknown-model"]["unpriced"] > 0
+    assert report["errors_by_type"].get("429", 0) > 0 and report["total_cost_usd"] > 0
+    assert "<svg" in page.read_text()
+
+
+def test_the_report_says_clearly_when_prometheus_holds_no_series(stack: dict[str, Any]) -> None:
+    proc = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "otel-llm"),
+            "report",
+            "--prometheus",
+            stack["base"],
+            "--selector",
+            'job="no-such-service"',
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 1 and "holds no otel-llm series" in proc.stderr
