@@ -124,7 +124,7 @@ class Invocation:
         """End as failed with the user's exception (which the caller re-raises unchanged)."""
         if self._ended:
             return
-        self.error_type = error_type_of(exc)
+        self.error_type = _error_type(exc)
         self.end("failed")
 
     def end(self, outcome: str | None = None) -> None:
@@ -141,6 +141,12 @@ class Invocation:
             self.recorder._finish(self)
         except Exception:
             log.debug("otel_llm: finishing a span failed", exc_info=True)
+            try:  # whatever went wrong, the span still ends, once
+                span = self.span
+                if span is not None and not self.foreign and span.is_recording():
+                    span.end()
+            except Exception:
+                pass
 
     def release(self, exc: BaseException | None = None) -> None:
         """Leave the held state: end as the body said, or as failed with the exception the SDK raised."""
@@ -150,7 +156,7 @@ class Invocation:
             return
         if exc is not None:
             if pending is None or pending != "failed":
-                self.error_type = error_type_of(exc)
+                self.error_type = _error_type(exc)
             self.end("failed")
         elif pending is not None:
             self.end(pending)
@@ -481,6 +487,15 @@ class Recorder:
         attrs[n.COST_PRICE_VERSION] = cost.price_version
         attrs[n.COST_PRICED_MODEL] = cost.priced_model
         return cost.amount
+
+
+def _error_type(exc: BaseException) -> str:
+    """``error_type_of``, which must never replace the user's exception with one of ours."""
+    try:
+        return error_type_of(exc)
+    except Exception:
+        log.debug("otel_llm: classifying an exception failed", exc_info=True)
+        return "_OTHER"
 
 
 def _cap(text: str, limit: int) -> str:

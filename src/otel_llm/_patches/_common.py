@@ -123,7 +123,10 @@ def call_failed(inv: Invocation, exc: BaseException) -> None:
     """The request raised. Our own call ends as failed; inside a foreign span the owner may retry,
     so only the error is noted and the owner's end finishes the call."""
     if inv.foreign:
-        inv.error_type = error_type_of(exc)
+        try:
+            inv.error_type = error_type_of(exc)
+        except Exception:  # never instead of the user's exception
+            inv.error_type = "_OTHER"
     else:
         inv.fail(exc)
 
