@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from typing import Any
 
 import wrapt
@@ -291,45 +291,28 @@ class AiohttpContentTap(wrapt.ObjectProxy):
     def _self_failed(self, exc: BaseException) -> None:
         self._self_tap.finish("failed", exc)
 
-    async def read(self, n: int = -1) -> bytes:
+    async def _self_pull(self, method: str, *args: Any) -> bytes:
         try:
-            data = await self.__wrapped__.read(n)
+            data = await getattr(self.__wrapped__, method)(*args)
         except BaseException as exc:
             self._self_failed(exc)
             raise
         return self._self_after(data)
 
-    async def readany(self) -> bytes:
-        try:
-            data = await self.__wrapped__.readany()
-        except BaseException as exc:
-            self._self_failed(exc)
-            raise
-        return self._self_after(data)
+    def read(self, n: int = -1) -> Awaitable[bytes]:
+        return self._self_pull("read", n)
 
-    async def readline(self) -> bytes:
-        try:
-            data = await self.__wrapped__.readline()
-        except BaseException as exc:
-            self._self_failed(exc)
-            raise
-        return self._self_after(data)
+    def readany(self) -> Awaitable[bytes]:
+        return self._self_pull("readany")
 
-    async def readuntil(self, separator: bytes = b"\n") -> bytes:
-        try:
-            data = await self.__wrapped__.readuntil(separator)
-        except BaseException as exc:
-            self._self_failed(exc)
-            raise
-        return self._self_after(data)
+    def readline(self) -> Awaitable[bytes]:
+        return self._self_pull("readline")
 
-    async def readexactly(self, n: int) -> bytes:
-        try:
-            data = await self.__wrapped__.readexactly(n)
-        except BaseException as exc:
-            self._self_failed(exc)
-            raise
-        return self._self_after(data)
+    def readuntil(self, separator: bytes = b"\n") -> Awaitable[bytes]:
+        return self._self_pull("readuntil", separator)
+
+    def readexactly(self, n: int) -> Awaitable[bytes]:
+        return self._self_pull("readexactly", n)
 
     async def readchunk(self) -> tuple[bytes, bool]:
         try:
