@@ -23,46 +23,16 @@ def _rich() -> Any:
     return console
 
 
-def _fmt_s(v: float | None) -> str:
-    if v is None:
-        return "-"
-    return f"{v * 1000:.0f} ms" if v < 1 else f"{v:.2f} s"
-
-
 def render_table(report: Any, title: str) -> Any:
     from rich.table import Table
 
+    from .report import COLUMNS
+
     table = Table(title=title, title_justify="left", header_style="bold")
-    for name, justify in (
-        ("model", "left"),
-        ("provider", "left"),
-        ("requests", "right"),
-        ("error %", "right"),
-        ("p50", "right"),
-        ("p95", "right"),
-        ("TTFC p50", "right"),
-        ("input tok", "right"),
-        ("output tok", "right"),
-        ("cached tok", "right"),
-        ("cost", "right"),
-        ("share", "right"),
-    ):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for r in report.rows:
-        table.add_row(
-            r.model,
-            r.provider,
-            f"{r.requests:,}",
-            f"{r.error_pct:.1f}%",
-            _fmt_s(r.p50_s),
-            _fmt_s(r.p95_s),
-            _fmt_s(r.ttfc_p50_s),
-            f"{r.input_tokens:,}",
-            f"{r.output_tokens:,}",
-            f"{r.cached_tokens:,}",
-            f"${r.cost_usd:.4f}",
-            f"{report.share(r):.1f}%",
-        )
+    for i, name in enumerate(COLUMNS):
+        table.add_column(name, justify="left" if i < 2 else "right")
+    for row in report.rows:
+        table.add_row(*report.cells(row))
     table.caption = f"total ${report.total_cost:.4f}"
     if report.errors_by_type:
         table.caption += " · errors: " + ", ".join(f"{k} {v}" for k, v in sorted(report.errors_by_type.items()))

@@ -22,11 +22,27 @@ from typing import Any
 
 from . import _names as n
 
-__all__ = ["ModelRow", "Report", "ReportError", "from_metrics", "from_prometheus", "render_html", "quantile"]
+__all__ = ["COLUMNS", "ModelRow", "Report", "ReportError", "from_metrics", "from_prometheus", "render_html", "quantile"]
 
 
 class ReportError(RuntimeError):
     """Prometheus cannot be reached, answered with an error, or holds no otel-llm series yet."""
+
+
+COLUMNS = (
+    "model",
+    "provider",
+    "requests",
+    "error %",
+    "p50",
+    "p95",
+    "TTFC p50",
+    "input tok",
+    "output tok",
+    "cached tok",
+    "cost",
+    "share",
+)
 
 
 @dataclass
@@ -67,6 +83,23 @@ class Report:
     def share(self, row: ModelRow) -> float:
         total = self.total_cost
         return 100.0 * row.cost_usd / total if total else 0.0
+
+    def cells(self, row: ModelRow) -> list[str]:
+        """One table row as text, in the order of ``COLUMNS`` (terminal and HTML alike)."""
+        return [
+            row.model,
+            row.provider,
+            f"{row.requests:,}",
+            f"{row.error_pct:.1f}%",
+            _fmt_s(row.p50_s),
+            _fmt_s(row.p95_s),
+            _fmt_s(row.ttfc_p50_s),
+            f"{row.input_tokens:,}",
+            f"{row.output_tokens:,}",
+            f"{row.cached_tokens:,}",
+            f"${row.cost_usd:.4f}",
+            f"{self.share(row):.1f}%",
+        ]
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -363,26 +396,7 @@ def render_html(report: Report, title: str = "otel-llm report") -> str:
     """One self-contained page (inline CSS and SVG, no scripts, nothing fetched)."""
     models = [r.model for r in report.rows]
     rows_html = "\n".join(
-        "<tr>"
-        + "".join(
-            f"<td>{html.escape(str(c))}</td>"
-            for c in (
-                r.model,
-                r.provider,
-                r.requests,
-                f"{r.error_pct:.1f}%",
-                _fmt_s(r.p50_s),
-                _fmt_s(r.p95_s),
-                _fmt_s(r.ttfc_p50_s),
-                f"{r.input_tokens:,}",
-                f"{r.output_tokens:,}",
-                f"{r.cached_tokens:,}",
-                f"${r.cost_usd:.4f}",
-                f"{report.share(r):.1f}%",
-            )
-        )
-        + "</tr>"
-        for r in report.rows
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in report.cells(r)) + "</tr>" for r in report.rows
     )
     latency = _bars(
         "Latency per model",
@@ -420,8 +434,7 @@ h2{{margin-top:1.6em}}.l{{font-size:13px}}.v{{font-size:12px;fill:#444}}
 <h1>{html.escape(title)}</h1>
 <p>Source: {html.escape(report.source)}{" · window " + html.escape(report.window) if report.window else ""}
  · generated {when} · total spend <b>${report.total_cost:.4f}</b> · {sum(r.requests for r in report.rows)} requests</p>
-<table><thead><tr><th>model</th><th>provider</th><th>requests</th><th>errors</th><th>p50</th><th>p95</th>
-<th>TTFC p50</th><th>input tok</th><th>output tok</th><th>cached tok</th><th>cost</th><th>share</th></tr></thead>
+<table><thead><tr>{"".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)}</tr></thead>
 <tbody>{rows_html}</tbody></table>
 <div class="grid"><section><h2>Latency</h2>{latency}</section>
 <section><h2>Time to first chunk</h2>{ttfc}</section></div>
