@@ -330,3 +330,16 @@ def test_uninstrument_restores_the_original_functions(telemetry: Telemetry) -> N
     telemetry.instrumentor.instrument(tracer_provider=telemetry.tracer_provider)
     assert hasattr(SyncAPIClient.request, "__wrapped__")
     assert not hasattr(SyncAPIClient.request.__wrapped__, "__wrapped__"), "instrumenting twice must not wrap twice"
+
+
+def test_the_headroom_gauge_recovers_after_a_429(provider: FakeProvider, telemetry: Telemetry) -> None:
+    import time
+
+    c = client(provider)
+    with pytest.raises(openai.RateLimitError):
+        c.chat.completions.create(model="gpt-4.1", messages=MSG, extra_headers={"x-fake-fault": "429"})
+    assert telemetry.point("gen_ai.client.rate_limit.remaining", gen_ai__rate_limit__resource="requests").value == 0
+    time.sleep(1.05)  # gauges are set at most once a second per series (not a timing assertion)
+    c.chat.completions.create(model="gpt-4.1", messages=MSG)
+    gauge = telemetry.point("gen_ai.client.rate_limit.remaining", gen_ai__rate_limit__resource="requests")
+    assert gauge.value > 0 and "error.type" not in gauge.attributes

@@ -35,6 +35,7 @@ __all__ = ["Invocation", "Recorder"]
 log = logging.getLogger("otel_llm")
 
 _CLIENT = SpanKind.CLIENT
+_NOT_ON_GAUGES = (n.ERROR_TYPE, n.RESPONSE_MODEL)
 _OK_OUTCOMES = ("completed", "closed_early")
 
 
@@ -231,6 +232,8 @@ class Recorder:
             n.RATE_LIMIT_LIMIT, unit="1", description="Rate-limit budget per window, as the provider reports it."
         )
         self._attrs: dict[tuple, dict[str, Any]] = {}
+        self._rl_attrs: dict[tuple, dict[str, Any]] = {}
+        self._rl_last: dict[tuple, float] = {}
         self._models: set[str] = set()
         self._max_models = config.max_models
 
@@ -332,6 +335,27 @@ class Recorder:
                 self._attrs[full] = attrs
         return attrs
 
+    def _rate_limits(self, inv: Invocation, headers: HeaderInfo, now: float) -> None:
+        """Headroom gauges per provider, model and endpoint: the last value reported, whatever the call's
+        outcome (a 429's "0 left" is overwritten by the next answer). Set at most once a second per series:
+        scrapes see the latest value anyway, and each set costs as much as a histogram point."""
+        key = inv._metric_key or ()
+        base = (key[0], key[1], key[2], key[4], key[5]) if key else (inv.route.operation, inv.provider)
+        if now - self._rl_last.get(base, -2.0) < 1.0 and inv.status_code != 429:
+            return
+        if len(self._rl_last) < 20000:
+            self._rl_last[base] = now
+        for values, gauge in ((headers.remaining, self.rl_remaining), (headers.limit, self.rl_limit)):
+            for res, v in values.items():
+                full = (*base, res)
+                attrs = self._rl_attrs.get(full)
+                if attrs is None:
+                    attrs = {k: v for k, v in self._metric_attrs(inv).items() if k not in _NOT_ON_GAUGES}
+                    attrs[n.RATE_LIMIT_RESOURCE] = res
+                    if len(self._rl_attrs) < 20000:
+                        self._rl_attrs[full] = attrs
+                gauge.set(v, attrs)
+
     def _finish(self, inv: Invocation) -> None:
         now = time.perf_counter()
         span = inv.span
@@ -431,10 +455,7 @@ class Recorder:
                 for gap in inv.tpoc:
                     record(gap, mattrs)
         if headers is not None and (headers.remaining or headers.limit):
-            for res, v in headers.remaining.items():
-                self.rl_remaining.set(v, self._metric_attrs(inv, n.RATE_LIMIT_RESOURCE, res))
-            for res, v in headers.limit.items():
-                self.rl_limit.set(v, self._metric_attrs(inv, n.RATE_LIMIT_RESOURCE, res))
+            self._rate_limits(inv, headers, now)
         ledger = self.ledger
         if ledger is not None:
             model = inv.request.model or info.model or "_unknown"
