@@ -183,7 +183,10 @@ class _SdkStream(wrapt.ObjectProxy):
         except BaseException as exc:
             inv.release(exc)
             raise
-        inv.release()
+        if inv.pending is None:  # what release() does when nothing asked to end meanwhile, without the call
+            inv.held = False
+        else:
+            inv.release()
         return chunk
 
     def __enter__(self) -> Any:
@@ -220,7 +223,10 @@ class _AsyncSdkStream(wrapt.ObjectProxy):
         except BaseException as exc:
             inv.release(exc)
             raise
-        inv.release()
+        if inv.pending is None:  # what release() does when nothing asked to end meanwhile, without the call
+            inv.held = False
+        else:
+            inv.release()
         return chunk
 
     async def __aenter__(self) -> Any:

@@ -1,0 +1,818 @@
+"""Overhead benchmark of otel-llm against no instrumentation, the bare SDK floor and peer instrumentations.
+
+    python benchmarks/run.py            # full run (5 rounds), writes benchmarks/RESULTS.md
+    python benchmarks/run.py --quick    # 2 rounds, smaller n
+    python benchmarks/run.py --memory   # only the 100k-call memory check (RESULTS.md is re-rendered)
+
+One virtualenv per variant under ``benchmarks/.venvs/`` (the same openai and opentelemetry-sdk in
+each), one fake provider process for the whole run, one fresh worker process per measurement,
+variants interleaved round by round. See ``benchmarks/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+VENVS = HERE / ".venvs"
+WORK = HERE / ".work"
+RESULTS_MD = HERE / "RESULTS.md"
+RESULTS_JSON = WORK / "results.json"
+MEMORY_JSON = WORK / "memory.json"
+WORKER = HERE / "worker.py"
+MAIN_VENV_PY = REPO / ".venv" / "bin" / "python"
+
+sys.path.insert(0, str(HERE))
+from worker import CONTENT_OFF_ENV, SCENARIOS, STREAM_CHUNKS  # noqa: E402
+
+# Pinned to the project's dev venv, identical in every variant (the client stack under test).
+PINNED = ("openai", "opentelemetry-api", "opentelemetry-sdk", "httpx", "httpx2", "requests", "pydantic", "anyio")
+BASE_REQS = ("openai", "opentelemetry-api", "opentelemetry-sdk", "httpx", "requests")
+
+# variant -> (extra requirements, the peer package whose version is reported, display name)
+VARIANTS: dict[str, tuple[tuple[str, ...], str | None, str]] = {
+    "baseline": ((), None, "baseline (no instrumentation)"),
+    "floor": ((), None, "floor (bare SDK span + metric points)"),
+    "otel-llm": (("-e", str(REPO)), "otel-llm", "otel-llm (this repo)"),
+    "genai-openai": (("opentelemetry-instrumentation-genai-openai==1.3b0",),
+                     "opentelemetry-instrumentation-genai-openai", "opentelemetry-instrumentation-genai-openai"),
+    "openllmetry": (("opentelemetry-instrumentation-openai",), "opentelemetry-instrumentation-openai",
+                    "OpenLLMetry opentelemetry-instrumentation-openai"),
+    "openinference": (("openinference-instrumentation-openai",), "openinference-instrumentation-openai",
+                      "openinference-instrumentation-openai"),
+    "openlit": (("openlit",), "openlit", "openlit"),
+}  # fmt: skip
+PEERS = ("genai-openai", "openllmetry", "openinference", "openlit")
+
+# Calls per measurement (after a warm-up of n/10, at least 50).
+N_FULL = {
+    "sync_chat": 600,
+    "async_chat": 600,
+    "stream_chat": 60,
+    "embeddings": 600,
+    "raw_httpx": 800,
+    "raw_requests": 800,
+    "non_llm_get": 1500,
+}
+N_QUICK = {k: max(20, v // 3) for k, v in N_FULL.items()}
+LLM_SCENARIOS = tuple(s for s in SCENARIOS if s != "non_llm_get")
+SDK_SCENARIOS = ("sync_chat", "async_chat", "stream_chat", "embeddings")
+RAW_SCENARIOS = ("raw_httpx", "raw_requests")
+SCENARIO_TITLES = {
+    "sync_chat": "Sync chat completion (openai SDK, non-streamed)",
+    "async_chat": "Async chat completion (openai SDK, non-streamed)",
+    "stream_chat": f"Streamed chat completion, {STREAM_CHUNKS} chunks (openai SDK)",
+    "embeddings": "Embeddings (openai SDK)",
+    "raw_httpx": "Raw httpx POST /v1/chat/completions",
+    "raw_requests": "Raw requests POST /v1/chat/completions",
+    "non_llm_get": "Non-LLM traffic: httpx GET /healthz",
+}
+OPENLIT_PRICES = {
+    "chat": {"gpt-4.1-mini": {"promptPrice": 0.0004, "completionPrice": 0.0016}},
+    "embeddings": {"text-embedding-3-small": 0.00002},
+}
+
+TARGET_FLOOR_RATIO = 1.3
+TARGET_PEER_RATIO = 0.5
+TARGET_CHUNK_US = 2.0
+TARGET_NON_LLM_US = 1.0
+MEMORY_CALLS = 100_000
+MEMORY_RSS_LIMIT = 2 << 20  # bytes of RSS growth allowed between the 10k-call sample and the end
+MEMORY_OBJECTS_LIMIT = 1_000
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# virtualenvs
+
+
+def _base_python() -> str:
+    """The interpreter the venvs are made from: the one behind the project's dev venv, else this one."""
+    if MAIN_VENV_PY.exists():
+        out = subprocess.run(
+            [str(MAIN_VENV_PY), "-c", "import sys; print(sys._base_executable)"], capture_output=True, text=True
+        )
+        if out.returncode == 0 and out.stdout.strip():
+            return out.stdout.strip()
+    return getattr(sys, "_base_executable", sys.executable)
+
+
+def pinned_versions() -> dict[str, str]:
+    py = str(MAIN_VENV_PY) if MAIN_VENV_PY.exists() else sys.executable
+    code = (
+        "import importlib.metadata as m, json\n"
+        f"names = {list(PINNED)!r}\n"
+        "out = {}\n"
+        "for n in names:\n"
+        "    try: out[n] = m.version(n)\n"
+        "    except m.PackageNotFoundError: pass\n"
+        "print(json.dumps(out))"
+    )
+    res = subprocess.run([py, "-c", code], capture_output=True, text=True, check=True)
+    versions = json.loads(res.stdout)
+    for need in ("openai", "opentelemetry-sdk"):
+        if need not in versions:
+            raise SystemExit(f"{need} is not installed in {py}; cannot pin the benchmark's versions")
+    return versions
+
+
+def _pip_reason(text: str) -> str:
+    """The informative lines of a failed pip install: who depends on what, else pip's errors."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    keep = [ln for ln in lines if "depends on" in ln or "user requested" in ln]
+    if not keep:
+        keep = [ln for ln in lines if ln.startswith("ERROR") or "No matching distribution" in ln]
+    reason = "; ".join(dict.fromkeys(keep)) or (lines[-1] if lines else "unknown")
+    return reason.replace("|", "/")[:500]
+
+
+def ensure_venv(variant: str, pins: dict[str, str], base_python: str, force: bool) -> dict[str, Any]:
+    """Create (or reuse) the variant's venv. Returns {"ok", "python", "freeze", "note", "error"}."""
+    extra, peer_pkg, _ = VARIANTS[variant]
+    venv = VENVS / variant
+    py = venv / "bin" / "python"
+    spec = {"pins": pins, "extra": list(extra), "base_python": base_python, "v": 3}
+    digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+    marker = venv / ".bench-spec.json"
+    if not force and py.exists() and marker.exists():
+        try:
+            saved = json.loads(marker.read_text())
+            if saved.get("digest") == digest:
+                return saved["info"]
+        except (OSError, ValueError, KeyError):
+            pass
+    if venv.exists():
+        shutil.rmtree(venv)
+    VENVS.mkdir(parents=True, exist_ok=True)
+    log(f"creating venv {variant}")
+    subprocess.run([base_python, "-m", "venv", str(venv)], check=True)
+    constraints = WORK / f"constraints-{variant}.txt"
+    constraints.write_text("".join(f"{k}=={v}\n" for k, v in sorted(pins.items())))
+    pip = [str(py), "-m", "pip", "--disable-pip-version-check", "--no-input"]
+    reqs = [f"{k}=={pins[k]}" for k in BASE_REQS if k in pins] + list(extra)
+    res = subprocess.run([*pip, "install", "-q", "-c", str(constraints), *reqs], capture_output=True, text=True)
+    info: dict[str, Any] = {"ok": res.returncode == 0, "python": str(py), "note": "", "error": ""}
+    if res.returncode != 0:
+        info["error"] = _pip_reason(res.stdout + "\n" + res.stderr)
+    else:
+        freeze = subprocess.run([*pip, "freeze", "--all"], capture_output=True, text=True).stdout
+        info["freeze"] = {
+            ln.split("==")[0].lower(): ln.split("==")[1]
+            for ln in freeze.splitlines()
+            if "==" in ln and not ln.startswith("-e")
+        }
+        if variant == "otel-llm":
+            vers = subprocess.run(
+                [str(py), "-c", "import otel_llm.version as v; print(v.__version__)"], capture_output=True, text=True
+            )
+            info["freeze"]["otel-llm"] = (vers.stdout.strip() or "?") + " (editable, this repo)"
+        elif peer_pkg is not None:
+            info["note"] = _newest_note(pip, peer_pkg, info["freeze"].get(peer_pkg.lower()), constraints)
+    marker.write_text(json.dumps({"digest": digest, "info": info}, indent=1))
+    return info
+
+
+def _newest_note(pip: list[str], pkg: str, installed: str | None, constraints: Path) -> str:
+    """If pip had to pick an older release beside the pinned openai/SDK, say why the newest one did not fit."""
+    res = subprocess.run([*pip, "index", "versions", pkg], capture_output=True, text=True)
+    newest = None
+    for ln in res.stdout.splitlines():
+        if ln.startswith(pkg) and "(" in ln:
+            newest = ln.split("(", 1)[1].split(")", 1)[0].strip()
+            break
+    if not newest or newest == installed:
+        return ""
+    dry = subprocess.run(
+        [*pip, "install", "--dry-run", "-c", str(constraints), f"{pkg}=={newest}"],
+        capture_output=True,
+        text=True,
+    )
+    why = _pip_reason(dry.stdout + "\n" + dry.stderr) if dry.returncode != 0 else "(installable; pip chose otherwise)"
+    return f"newest release {newest} did not install beside the pinned versions: {why}; using {installed}"
+
+
+# --------------------------------------------------------------------------------------------------
+# fake provider and workers
+
+
+class FakeServer:
+    def __init__(self, python: str) -> None:
+        self.proc = subprocess.Popen(
+            [python, "-m", "otel_llm.fakeprovider", "--host", "127.0.0.1", "--port", "0", "--latency-scale", "0"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if "http://" not in line:
+            self.proc.kill()
+            raise SystemExit(f"fake provider did not start: {line!r}")
+        self.url = line[line.index("http://") :].split()[0]
+        threading.Thread(target=self.proc.stdout.read, daemon=True).start()  # drain
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def worker_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TRACELOOP_", "OPENINFERENCE_"))}
+    env.update(CONTENT_OFF_ENV)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["PYTHONHASHSEED"] = "0"
+    env.pop("PYTHONPATH", None)
+    return env
+
+
+def run_worker(
+    python: str, variant: str, scenario: str, n: int, url: str, extra: list[str] | None = None, timeout: float = 600
+) -> dict[str, Any]:
+    cmd = [python, str(WORKER), "--variant", variant, "--scenario", scenario, "--n", str(n), "--url", url]
+    if variant == "openlit":
+        cmd += ["--pricing-file", str(WORK / "openlit-pricing.json")]
+    cmd += extra or []
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, env=worker_env(), timeout=timeout, cwd=str(WORK))
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f}s"}
+    lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
+    if res.returncode != 0 or not lines:
+        tail = (res.stderr or res.stdout).strip().splitlines()[-3:]
+        return {"error": f"exit {res.returncode}: " + " / ".join(tail)[:500]}
+    return json.loads(lines[-1])
+
+
+# --------------------------------------------------------------------------------------------------
+# checks
+
+
+def check(variant: str, scenario: str, r: dict[str, Any]) -> str:
+    """'ok', 'not instrumented', or 'CHECK FAILED: ...' for one measurement."""
+    if "error" in r:
+        return f"CHECK FAILED: worker error: {r['error']}"
+    spans = r.get("spans_per_call", 0.0)
+    points = r.get("measurements_per_call", r.get("metric_records_per_call", 0.0))
+    if variant == "baseline":
+        return "ok" if spans == 0 and points == 0 else "CHECK FAILED: baseline recorded telemetry"
+    if scenario == "non_llm_get":
+        return "ok" if spans == 0 else f"CHECK FAILED: {spans:.2f} spans/call on non-LLM traffic"
+    if variant in ("floor", "otel-llm"):
+        if spans < 0.99:
+            return f"CHECK FAILED: {spans:.2f} spans/call"
+        if points < (3 if scenario == "embeddings" else 4):  # embeddings: duration, input tokens, cost
+            return f"CHECK FAILED: {points:.2f} metric records/call"
+        return "ok"
+    if scenario in RAW_SCENARIOS and spans == 0 and points == 0:
+        return "not instrumented"
+    if spans < 0.99:
+        return f"CHECK FAILED: {spans:.2f} spans/call"
+    if points <= 0:
+        return "CHECK FAILED: no metric points"
+    return "ok"
+
+
+# --------------------------------------------------------------------------------------------------
+# the run
+
+
+def run_benchmarks(args: argparse.Namespace, infos: dict[str, dict[str, Any]], server: FakeServer) -> dict[str, Any]:
+    ns = N_QUICK if args.quick else N_FULL
+    rounds = args.rounds or (2 if args.quick else 5)
+    variants = [v for v in args.variants if infos.get(v, {}).get("ok")]
+    scenarios = list(args.scenarios)
+    raw: dict[str, dict[str, list[dict[str, Any]]]] = {s: {v: [] for v in variants} for s in scenarios}
+    broken: set[tuple[str, str]] = set()
+    started = time.monotonic()
+    total = rounds * len(scenarios) * len(variants)
+    done = 0
+    for rnd in range(rounds):
+        shift = rnd % len(variants)
+        order = variants[shift:] + variants[:shift]  # rotate: no variant always runs right after another
+        for scenario in scenarios:
+            for variant in order:
+                done += 1
+                if (variant, scenario) in broken:
+                    continue
+                r = run_worker(infos[variant]["python"], variant, scenario, ns[scenario], server.url)
+                r["round"] = rnd
+                raw[scenario][variant].append(r)
+                status = check(variant, scenario, r)
+                if "error" in r:
+                    broken.add((variant, scenario))
+                    log(f"  {scenario:13s} {variant:14s} ERROR {r['error']}")
+                else:
+                    log(
+                        f"  [{done}/{total}] r{rnd} {scenario:13s} {variant:14s} cpu {r['cpu_us']:9.1f} us"
+                        f"  wall {r['wall_median_us']:9.1f} us  spans/call {r['spans_per_call']:.2f}"
+                        f"  measurements/call {r.get('measurements_per_call', 0):.2f}  {status}"
+                    )
+    return {
+        "raw": raw,
+        "rounds": rounds,
+        "n": {s: ns[s] for s in scenarios},
+        "quick": bool(args.quick),
+        "elapsed_s": time.monotonic() - started,
+    }
+
+
+def reference_cal(bench: dict[str, Any]) -> float:
+    cals = [r["cal_us"] for by_v in bench["raw"].values() for runs in by_v.values() for r in runs if "cal_us" in r]
+    return statistics.median(cals) if cals else 0.0
+
+
+def summarize(bench: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per scenario and variant: medians over rounds, and the overhead over baseline: the median over
+    rounds of (variant - that round's baseline), in calibration units (cost per call / cost of the
+    calibration workload timed in the same blocks) turned back into µs at the run's median speed."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    ref = reference_cal(bench)
+    for scenario, by_variant in bench["raw"].items():
+        base_by_round = {r["round"]: r for r in by_variant.get("baseline", []) if "cpu_us" in r}
+        rows: dict[str, dict[str, Any]] = {}
+        for variant, runs in by_variant.items():
+            good = [r for r in runs if "cpu_us" in r]
+            statuses = [check(variant, scenario, r) for r in runs]
+            status = next((s for s in statuses if s.startswith("CHECK FAILED")), statuses[0] if statuses else "no run")
+            row: dict[str, Any] = {"status": status, "runs": len(good)}
+            if good:
+                row["cpu_us"] = statistics.median(r["cpu_us"] for r in good)
+                row["cpu_min_us"] = min(r["cpu_us"] for r in good)
+                row["wall_us"] = statistics.median(r["wall_median_us"] for r in good)
+                row["spans_per_call"] = statistics.median(r["spans_per_call"] for r in good)
+                row["points_per_call"] = statistics.median(
+                    r.get("measurements_per_call", r["metric_records_per_call"]) for r in good
+                )
+                row["metrics"] = good[-1].get("measurements", good[-1].get("metrics", {}))
+                paired = [(r, base_by_round[r["round"]]) for r in good if r["round"] in base_by_round]
+                if paired:
+                    raw_diffs = [r["cpu_us"] - b["cpu_us"] for r, b in paired]
+                    row["overhead_raw_us"] = statistics.median(raw_diffs)
+                    if ref and all("cpu_norm" in r and "cpu_norm" in b for r, b in paired):
+                        diffs = [(r["cpu_norm"] - b["cpu_norm"]) * ref for r, b in paired]
+                    else:
+                        diffs = raw_diffs
+                    row["overhead_us"] = statistics.median(diffs)
+                    row["overhead_spread_us"] = (min(diffs), max(diffs))
+            rows[variant] = row
+        floor = rows.get("floor", {}).get("overhead_us")
+        peer_ohs = [
+            rows[p]["overhead_us"]
+            for p in PEERS
+            if p in rows and rows[p].get("status") == "ok" and "overhead_us" in rows[p]
+        ]
+        best_peer = min(peer_ohs) if peer_ohs else None
+        for variant, row in rows.items():
+            oh = row.get("overhead_us")
+            if oh is None or variant in ("baseline",):
+                continue
+            if floor is not None and floor > 0 and variant != "floor":
+                row["x_floor"] = oh / floor
+            if best_peer is not None and best_peer > 0:
+                row["x_best_peer"] = oh / best_peer
+        out[scenario] = rows
+        out[scenario]["_best_peer"] = {"overhead_us": best_peer}
+    return out
+
+
+def evaluate_targets(summary: dict[str, Any], memory: dict[str, Any] | None) -> list[tuple[str, str, str]]:
+    """(target, measured, PASS/FAIL/n/a)."""
+    out: list[tuple[str, str, str]] = []
+    for scenario in LLM_SCENARIOS:
+        rows = summary.get(scenario)
+        if not rows or "otel-llm" not in rows:
+            continue
+        ours = rows["otel-llm"]
+        if ours.get("status") != "ok":
+            out.append((f"{scenario}: otel-llm records its telemetry", ours.get("status", "?"), "FAIL"))
+            continue
+        x = ours.get("x_floor")
+        out.append(
+            (
+                f"{scenario}: overhead ≤ {TARGET_FLOOR_RATIO}x the floor's",
+                f"{ours['overhead_us']:.1f} µs vs floor {rows['floor']['overhead_us']:.1f} µs = {x:.2f}x"
+                if x is not None
+                else "floor not measured",
+                "n/a" if x is None else ("PASS" if x <= TARGET_FLOOR_RATIO else "FAIL"),
+            )
+        )
+        best = rows["_best_peer"]["overhead_us"]
+        if best is None:
+            target = f"{scenario}: overhead ≤ {TARGET_PEER_RATIO}x the best peer's"
+            out.append((target, "no peer instruments it", "n/a"))
+        else:
+            x = ours.get("x_best_peer")
+            out.append(
+                (
+                    f"{scenario}: overhead ≤ {TARGET_PEER_RATIO}x the best peer's",
+                    f"{ours['overhead_us']:.1f} µs vs best peer {best:.1f} µs = {x:.2f}x",
+                    "PASS" if x is not None and x <= TARGET_PEER_RATIO else "FAIL",
+                )
+            )
+    rows = summary.get("stream_chat", {})
+    if "otel-llm" in rows and "overhead_us" in rows["otel-llm"]:
+        per_chunk = rows["otel-llm"]["overhead_us"] / STREAM_CHUNKS
+        floor_oh = rows.get("floor", {}).get("overhead_us")
+        out.append(
+            (
+                f"stream: overhead per chunk < {TARGET_CHUNK_US} µs ((otel-llm - baseline)/{STREAM_CHUNKS})",
+                f"{per_chunk:.2f} µs"
+                + (f" (floor: {floor_oh / STREAM_CHUNKS:.2f} µs)" if floor_oh is not None else ""),
+                "PASS" if per_chunk < TARGET_CHUNK_US else "FAIL",
+            )
+        )
+    rows = summary.get("non_llm_get", {})
+    if "otel-llm" in rows and "overhead_us" in rows["otel-llm"]:
+        oh = rows["otel-llm"]["overhead_us"]
+        lo, hi = rows["otel-llm"]["overhead_spread_us"]
+        out.append(
+            (
+                f"non-LLM httpx GET: overhead < {TARGET_NON_LLM_US} µs (end to end, fresh processes)",
+                f"{oh:.2f} µs (rounds ranged {lo:+.1f} … {hi:+.1f} µs)",
+                "PASS" if oh < TARGET_NON_LLM_US else "FAIL",
+            )
+        )
+    micro = (summary.get("_micro") or {}).get("otel-llm")
+    if micro and "httpx_send_us" in micro:
+        out.append(
+            (
+                f"non-LLM httpx GET: overhead < {TARGET_NON_LLM_US} µs (patched vs unpatched send, same process)",
+                f"{micro['httpx_send_us']:.2f} µs",
+                "PASS" if micro["httpx_send_us"] < TARGET_NON_LLM_US else "FAIL",
+            )
+        )
+    if memory is not None:
+        out.append(
+            (
+                f"no memory growth over {memory.get('calls', MEMORY_CALLS):,} sync calls",
+                memory.get("summary", memory.get("error", "?")),
+                memory.get("verdict", "FAIL"),
+            )
+        )
+    return out
+
+
+def run_micro(infos: dict[str, dict[str, Any]], variants: list[str], url: str) -> dict[str, Any]:
+    """The patch's own cost on non-LLM traffic, measured in one process (see worker --micro)."""
+    out: dict[str, Any] = {}
+    for v in variants:
+        if not infos.get(v, {}).get("ok") or v in ("floor",):
+            continue
+        r = run_worker(infos[v]["python"], v, "non_llm_get", 1, url, ["--micro"])
+        out[v] = r
+        if "error" in r:
+            log(f"  micro {v}: ERROR {r['error']}")
+        else:
+            log(f"  micro {v}: " + ", ".join(f"{k} {val}" for k, val in r.items() if k.endswith("_us")))
+    return out
+
+
+def run_memory(infos: dict[str, dict[str, Any]], url: str, calls: int) -> dict[str, Any]:
+    info = infos.get("otel-llm", {})
+    if not info.get("ok"):
+        return {"error": "otel-llm venv missing", "verdict": "FAIL", "calls": calls}
+    every = max(1, calls // 10)
+    log(f"memory check: {calls:,} sync chat calls in the otel-llm worker (sampled every {every:,})")
+    r = run_worker(
+        info["python"], "otel-llm", "sync_chat", calls, url, ["--memory", "--every", str(every), "--warmup", "2000"],
+        timeout=3600,
+    )  # fmt: skip
+    if "error" in r:
+        return {"error": r["error"], "verdict": "FAIL", "calls": calls}
+    samples = r["samples"]
+    ref = next((s for s in samples if s["calls"] >= every), samples[0])
+    end = samples[-1]
+    d_rss = end["rss"] - ref["rss"]
+    d_obj = end["objects"] - ref["objects"]
+    verdict = "PASS" if d_rss <= MEMORY_RSS_LIMIT and d_obj <= MEMORY_OBJECTS_LIMIT else "FAIL"
+    summary = (
+        f"RSS {ref['rss'] / 2**20:.1f} → {end['rss'] / 2**20:.1f} MiB ({d_rss / 2**20:+.2f} MiB), "
+        f"live objects {ref['objects']:,} → {end['objects']:,} ({d_obj:+,}) from call {ref['calls']:,} to "
+        f"{end['calls']:,}; spans/call {r['spans_per_call']:.2f}"
+    )
+    log(f"memory: {summary}: {verdict}")
+    return {
+        "calls": calls,
+        "samples": samples,
+        "summary": summary,
+        "verdict": verdict,
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# RESULTS.md
+
+
+def machine() -> dict[str, str]:
+    cpu = "?"
+    try:
+        for ln in Path("/proc/cpuinfo").read_text().splitlines():
+            if ln.startswith("model name"):
+                cpu = ln.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        load = "?"
+    return {
+        "nproc": str(os.cpu_count()),
+        "cpu": cpu,
+        "kernel": platform.release(),
+        "loadavg_at_end": load,
+    }
+
+
+def _f(v: Any, fmt: str = "{:.1f}") -> str:
+    return "-" if v is None else fmt.format(v)
+
+
+def _speed_line(bench: dict[str, Any]) -> str:
+    cals = sorted(
+        r["cal_us"] for by_v in bench["raw"].values() for runs in by_v.values() for r in runs if "cal_us" in r
+    )
+    if not cals:
+        return "- machine speed during the run: not measured"
+    med = statistics.median(cals)
+    return (
+        f"- machine speed during the run: a fixed calibration workload, timed inside every measurement, took "
+        f"{cals[0]:.1f} / {med:.1f} / {cals[-1]:.1f} µs (min / median / max over the {len(cals)} workers): "
+        f"the machine's speed varied by {100 * (cals[-1] - cals[0]) / med:.0f}% during the run"
+    )
+
+
+def render(data: dict[str, Any], memory: dict[str, Any] | None) -> str:
+    summary = data["summary"]
+    infos = data["infos"]
+    lines = [
+        "# otel-llm overhead benchmark",
+        "",
+        "Generated by `python benchmarks/run.py"
+        + (" --quick" if data["bench"]["quick"] else "")
+        + "`; how it works and its caveats: [README.md](README.md).",
+        "",
+        f"- date: {data['date']}",
+        f"- machine: {data['machine']['nproc']} CPUs ({data['machine']['cpu']}), Linux {data['machine']['kernel']}, "
+        f"Python {data['python']}; load average at the end of the run: {data['machine']['loadavg_at_end']} "
+        "(a shared machine: read the ratios, which were measured in the same run, interleaved)",
+        f"- {data['bench']['rounds']} rounds, variants interleaved (rotated each round); calls per measurement: "
+        + ", ".join(f"{s} {n}" for s, n in data["bench"]["n"].items())
+        + f"; run took {data['bench']['elapsed_s'] / 60:.1f} min",
+        _speed_line(data["bench"]),
+        "- CPU µs/call: `time.process_time` of the worker process (all its threads) over the measured loop / calls, "
+        "median of 10 blocks, then median over rounds. Overhead: median over rounds of (variant - the same round's "
+        "baseline), each speed-normalized (CPU per call ÷ CPU of a calibration workload timed in the same blocks, "
+        f"then x the run's median calibration time, {reference_cal(data['bench']):.1f} µs); raw overhead: the same "
+        "without normalization. xfloor / xbest peer: overhead ÷ the floor's / the lowest overhead among peers that "
+        "passed their checks. Measurements/call: metric record/add/set calls per call, counted on 20 extra calls.",
+        "",
+        "## Targets",
+        "",
+        "| target | measured | result |",
+        "| --- | --- | --- |",
+    ]
+    for target, measured, verdict in evaluate_targets(summary, memory):
+        lines.append(f"| {target} | {measured} | **{verdict}** |")
+    lines += ["", "## Results per scenario", ""]
+    for scenario in SCENARIOS:
+        rows = summary.get(scenario)
+        if not rows:
+            continue
+        lines += [
+            f"### {SCENARIO_TITLES[scenario]} (`{scenario}`)",
+            "",
+            "| variant | CPU µs/call | overhead µs | (rounds: min … max) | raw overhead µs | xfloor | xbest peer "
+            "| wall µs | spans/call | measurements/call | check |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        ]
+        for variant in VARIANTS:
+            row = rows.get(variant)
+            if row is None:
+                continue
+            spread = row.get("overhead_spread_us")
+            spread_txt = "-" if variant == "baseline" or not spread else f"{spread[0]:+.0f} … {spread[1]:+.0f}"
+            lines.append(
+                f"| {variant} | {_f(row.get('cpu_us'))} | "
+                + ("-" if variant == "baseline" else _f(row.get("overhead_us"), "{:+.1f}"))
+                + f" | {spread_txt} | "
+                + ("-" if variant == "baseline" else _f(row.get("overhead_raw_us"), "{:+.1f}"))
+                + f" | {_f(row.get('x_floor'), '{:.2f}')} | {_f(row.get('x_best_peer'), '{:.2f}')} | "
+                f"{_f(row.get('wall_us'))} | {_f(row.get('spans_per_call'), '{:.2f}')} | "
+                f"{_f(row.get('points_per_call'), '{:.2f}')} | {row['status']} |"
+            )
+        best = rows.get("_best_peer", {}).get("overhead_us")
+        lines.append("")
+        if best is not None:
+            lines.append(f"Best peer overhead: {best:.1f} µs.")
+        if scenario == "stream_chat":
+            per = [
+                f"{v} {rows[v]['overhead_us'] / STREAM_CHUNKS:.2f} µs"
+                for v in VARIANTS
+                if v in rows and v != "baseline" and "overhead_us" in rows[v]
+            ]
+            lines.append(f"Overhead per chunk ((variant - baseline)/{STREAM_CHUNKS}): " + ", ".join(per) + ".")
+        lines.append("")
+    micro = summary.get("_micro") or {}
+    if micro:
+        lines += [
+            "### Patch cost on non-LLM traffic, same process",
+            "",
+            "Each variant's `httpx.Client.send` / `requests.Session.send` (as patched, if at all) against the "
+            "original method, alternating blocks in one process, over an in-memory transport (no network): the "
+            "difference is what the patch alone adds to a request that is not an LLM call.",
+            "",
+            "| variant | httpx send patched? | httpx GET µs over unpatched | requests send patched? "
+            "| requests GET µs over unpatched |",
+            "| --- | --- | ---: | --- | ---: |",
+        ]
+        for v, r in micro.items():
+            if "error" in r:
+                lines.append(f"| {v} | error: {r['error'][:80]} | | | |")
+                continue
+            lines.append(
+                f"| {v} | {'yes' if r.get('httpx_patched') else 'no'} | {_f(r.get('httpx_send_us'), '{:+.2f}')} | "
+                f"{'yes' if r.get('requests_patched') else 'no'} | {_f(r.get('requests_send_us'), '{:+.2f}')} |"
+            )
+        lines.append("")
+    units = summary.get("_units") or {}
+    if "span_12_attrs_us" in units:
+        lines += [
+            "### Unit costs of the SDK on this machine (floor venv, same run)",
+            "",
+            "What every overhead above is mostly made of, in CPU µs: one CLIENT span with 12 attributes "
+            f"(start, set, end into the BatchSpanProcessor) {units['span_12_attrs_us']:.1f}; one histogram "
+            f"record with 6 attributes {units['histogram_record_6_attrs_us']:.1f}; one gauge set "
+            f"{units['gauge_set_6_attrs_us']:.1f}; for scale, one empty Python function call "
+            f"{units['python_noop_call_us'] * 1000:.0f} ns. A streamed call's time-per-output-chunk histogram "
+            f"takes one record per chunk gap, so any instrumentation that records it pays about "
+            f"{units['histogram_record_6_attrs_us']:.1f} µs per chunk in the SDK alone.",
+            "",
+        ]
+    lines += ["## What each variant recorded (metric measurements per call, by instrument, last round)", ""]
+    for scenario in ("sync_chat", "stream_chat"):
+        rows = summary.get(scenario, {})
+        lines.append(f"- `{scenario}`:")
+        for v in VARIANTS:
+            if v in rows and rows[v].get("metrics"):
+                lines.append(f"  - {v}: " + ", ".join(f"{k} {val:g}" for k, val in rows[v]["metrics"].items()))
+    lines += ["", "## Variants and versions", "", "| variant | installed | notes |", "| --- | --- | --- |"]
+    for v, (_, pkg, title) in VARIANTS.items():
+        info = infos.get(v)
+        if info is None:
+            lines.append(f"| {v} | not requested | |")
+            continue
+        if not info.get("ok"):
+            lines.append(f"| {v} | did not install | {info.get('error', '')} |")
+            continue
+        ver = f" {info['freeze'].get(pkg.lower(), '?')}" if pkg else ""
+        lines.append(f"| {v} | {title}{ver} | {info.get('note', '')} |")
+    pinned = data["pins"]
+    lines += [
+        "",
+        "Pinned in every venv (from the project's dev venv): " + ", ".join(f"{k} {v}" for k, v in pinned.items()) + ".",
+        "",
+        "<details><summary>Full package versions per venv</summary>",
+        "",
+    ]
+    for v, info in infos.items():
+        if info.get("ok"):
+            pkgs = ", ".join(f"{k}=={val}" for k, val in sorted(info["freeze"].items()))
+            lines += [f"- **{v}**: {pkgs}", ""]
+    lines += ["</details>", ""]
+    if memory is not None and memory.get("samples"):
+        lines += [
+            "## Memory check",
+            "",
+            f"`python benchmarks/run.py --memory` ({memory.get('date', '')}): {memory['calls']:,} sync chat calls in "
+            "the otel-llm worker after 2,000 warm-up calls; RSS and `len(gc.get_objects())` after a `gc.collect()`.",
+            "",
+            "| calls | RSS MiB | live objects |",
+            "| ---: | ---: | ---: |",
+        ]
+        for s in memory["samples"]:
+            lines.append(f"| {s['calls']:,} | {s['rss'] / 2**20:.1f} | {s['objects']:,} |")
+        lines += ["", f"{memory['summary']}: **{memory['verdict']}**.", ""]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    ap.add_argument("--quick", action="store_true", help="2 rounds, n/3 calls per measurement")
+    ap.add_argument("--memory", action="store_true", help=f"only the {MEMORY_CALLS:,}-call memory check")
+    ap.add_argument("--memory-calls", type=int, default=MEMORY_CALLS)
+    ap.add_argument("--rounds", type=int, default=None)
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=list(SCENARIOS))
+    ap.add_argument("--rebuild", action="store_true", help="recreate the venvs")
+    ap.add_argument("--render-only", action="store_true", help="rewrite RESULTS.md from the last run's JSON")
+    args = ap.parse_args(argv)
+    if args.render_only:
+        data = json.loads(RESULTS_JSON.read_text())
+        memory = json.loads(MEMORY_JSON.read_text()) if MEMORY_JSON.exists() else None
+        RESULTS_MD.write_text(render(data, memory))
+        log(f"wrote {RESULTS_MD}")
+        return 0
+    for need in ("baseline", "floor", "otel-llm"):
+        if need not in args.variants:
+            args.variants.insert(0, need)
+    args.variants = [v for v in VARIANTS if v in args.variants]
+    WORK.mkdir(parents=True, exist_ok=True)
+    (WORK / "openlit-pricing.json").write_text(json.dumps(OPENLIT_PRICES))
+
+    pins = pinned_versions()
+    base_python = _base_python()
+    log(f"pinned: {pins}")
+    infos: dict[str, dict[str, Any]] = {}
+    wanted = ["otel-llm"] if args.memory else args.variants
+    threads = []
+    lock = threading.Lock()
+
+    def setup(v: str) -> None:
+        try:
+            info = ensure_venv(v, pins, base_python, args.rebuild)
+        except Exception as exc:  # a broken venv is reported, not fatal
+            info = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        with lock:
+            infos[v] = info
+        log(f"venv {v}: " + ("ok" if info.get("ok") else f"did not install: {info.get('error')}"))
+
+    for v in wanted:  # two at a time: pip is mostly network and unpacking
+        t = threading.Thread(target=setup, args=(v,))
+        t.start()
+        threads.append(t)
+        if len([x for x in threads if x.is_alive()]) >= 2:
+            threads[0].join()
+            threads = [x for x in threads if x.is_alive()]
+    for t in threads:
+        t.join()
+    infos = {v: infos[v] for v in VARIANTS if v in infos}
+    if not infos.get("otel-llm", {}).get("ok"):
+        raise SystemExit(f"otel-llm venv failed: {infos.get('otel-llm')}")
+
+    server = FakeServer(infos["otel-llm"]["python"])
+    log(f"fake provider at {server.url}")
+    try:
+        if args.memory:
+            memory = run_memory(infos, server.url, args.memory_calls)
+            MEMORY_JSON.write_text(json.dumps(memory, indent=1))
+            if RESULTS_JSON.exists():
+                data = json.loads(RESULTS_JSON.read_text())
+                RESULTS_MD.write_text(render(data, memory))
+                log(f"wrote {RESULTS_MD}")
+            return 0 if memory.get("verdict") == "PASS" else 1
+        bench = run_benchmarks(args, infos, server)
+        micro = run_micro(infos, args.variants, server.url) if "non_llm_get" in args.scenarios else {}
+        units = run_worker(infos["floor"]["python"], "floor", "sync_chat", 1, server.url, ["--sdk-costs"])
+        log(f"  SDK unit costs: {units}")
+    finally:
+        server.stop()
+    summary = summarize(bench)
+    summary["_micro"] = micro  # type: ignore[assignment]
+    summary["_units"] = units  # type: ignore[assignment]
+    data = {
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "python": next(
+            (r["python"] for s in bench["raw"].values() for rs in s.values() for r in rs if "python" in r), "?"
+        ),
+        "pins": pins,
+        "infos": infos,
+        "bench": bench,
+        "summary": summary,
+    }
+    RESULTS_JSON.write_text(json.dumps(data, indent=1, default=str))
+    memory = json.loads(MEMORY_JSON.read_text()) if MEMORY_JSON.exists() else None
+    RESULTS_MD.write_text(render(data, memory))
+    log(f"wrote {RESULTS_MD} and {RESULTS_JSON}")
+    for target, measured, verdict in evaluate_targets(summary, memory):
+        log(f"{verdict:4s}  {target}: {measured}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

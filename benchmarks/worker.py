@@ -1,0 +1,771 @@
+"""One benchmark measurement, in a fresh process of one variant's virtualenv.
+
+    <venv>/bin/python benchmarks/worker.py --variant otel-llm --scenario sync_chat --n 2000 --url http://127.0.0.1:PORT
+
+Sets up the same OpenTelemetry SDK for every variant (TracerProvider + BatchSpanProcessor to a
+counting no-op exporter, MeterProvider + InMemoryMetricReader), applies the variant's
+instrumentation with content capture off, warms up, then times ``n`` calls: CPU time of the whole
+process (``time.process_time_ns``: every thread, so the span processor's export thread and the
+garbage collector count too) divided by ``n``, and the median wall time of one call. It prints
+one JSON object with those numbers and what the variant recorded (spans and metric points per
+call), which ``run.py`` checks.
+
+The fake provider runs in another process (started once by ``run.py``): its CPU is not counted.
+Only the standard library, the openai SDK, httpx, requests and the variant's own packages are
+imported here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+SCENARIOS = (
+    "sync_chat",
+    "async_chat",
+    "stream_chat",
+    "embeddings",
+    "raw_httpx",
+    "raw_requests",
+    "non_llm_get",
+)
+VARIANTS = (
+    "baseline",
+    "floor",
+    "otel-llm",
+    "genai-openai",
+    "openllmetry",
+    "openinference",
+    "openlit",
+)
+
+CHAT_MODEL = "gpt-4.1-mini"
+EMBED_MODEL = "text-embedding-3-small"
+MESSAGES = [{"role": "user", "content": "Say something short about telemetry."}]
+MAX_TOKENS = 64
+STREAM_CHUNKS = 50
+
+# Content capture off, for every variant, each by its own switch (set before any import).
+CONTENT_OFF_ENV = {
+    "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "NO_CONTENT",  # otel-llm, genai-openai
+    "TRACELOOP_TRACE_CONTENT": "false",  # OpenLLMetry
+    "OPENINFERENCE_HIDE_INPUTS": "true",  # OpenInference
+    "OPENINFERENCE_HIDE_OUTPUTS": "true",
+    "OTEL_SDK_DISABLED": "false",
+}
+
+
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0
+
+
+# --------------------------------------------------------------------------------------------------
+# the SDK, identical for every variant
+
+
+def setup_sdk() -> tuple[Any, Any, Any]:
+    from opentelemetry import metrics, trace
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class CountingExporter(SpanExporter):
+        """Exports nowhere; counts spans and remembers which instrumentation scopes made them."""
+
+        def __init__(self) -> None:
+            self.count = 0
+            self.scopes: dict[str, int] = {}
+
+        def export(self, spans: Any) -> Any:
+            self.count += len(spans)
+            for s in spans:
+                scope = s.instrumentation_scope.name if s.instrumentation_scope else "?"
+                self.scopes[scope] = self.scopes.get(scope, 0) + 1
+            return SpanExportResult.SUCCESS
+
+        def shutdown(self) -> None:
+            pass
+
+    resource = Resource.create({"service.name": "otel-llm-bench"})
+    exporter = CountingExporter()
+    tp = TracerProvider(resource=resource)
+    tp.add_span_processor(BatchSpanProcessor(exporter))
+    reader = InMemoryMetricReader()
+    mp = MeterProvider(metric_readers=[reader], resource=resource)
+    trace.set_tracer_provider(tp)  # peers that read the globals see the same providers
+    metrics.set_meter_provider(mp)
+    return tp, mp, (exporter, reader)
+
+
+def metric_records(reader: Any) -> dict[str, int]:
+    """Measurements per metric name: histogram counts, and one per counter/gauge point."""
+    out: dict[str, int] = {}
+    data = reader.get_metrics_data()
+    if data is None:
+        return out
+    for rm in data.resource_metrics:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                n = 0
+                for p in metric.data.data_points:
+                    n += int(getattr(p, "count", 1) or 0)
+                out[metric.name] = out.get(metric.name, 0) + n
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# variants
+
+
+def instrument(variant: str, tp: Any, mp: Any, pricing_file: str | None) -> None:
+    if variant in ("baseline", "floor"):
+        return
+    if variant == "otel-llm":
+        from otel_llm import LLMInstrumentor
+
+        LLMInstrumentor().instrument(tracer_provider=tp, meter_provider=mp, capture_content=False)
+    elif variant == "genai-openai":
+        from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor
+
+        OpenAIInstrumentor().instrument(tracer_provider=tp, meter_provider=mp)
+    elif variant == "openllmetry":
+        from opentelemetry.instrumentation.openai import OpenAIInstrumentor as TraceloopInstrumentor
+
+        TraceloopInstrumentor().instrument(tracer_provider=tp, meter_provider=mp)
+    elif variant == "openinference":
+        from openinference.instrumentation import TraceConfig
+        from openinference.instrumentation.openai import OpenAIInstrumentor as OIInstrumentor
+
+        OIInstrumentor().instrument(tracer_provider=tp, config=TraceConfig(hide_inputs=True, hide_outputs=True))
+    elif variant == "openlit":
+        import openlit
+
+        kwargs: dict[str, Any] = {
+            "application_name": "otel-llm-bench",
+            "tracer": tp.get_tracer("openlit"),
+            "meter": mp.get_meter("openlit"),
+            "pricing_json": pricing_file,  # a local file: openlit would otherwise fetch prices over the network
+        }
+        import inspect
+
+        params = inspect.signature(openlit.init).parameters
+        kwargs["capture_message_content" if "capture_message_content" in params else "trace_content"] = False
+        openlit.init(**kwargs)
+    else:
+        raise SystemExit(f"unknown variant {variant!r}")
+
+
+class Floor:
+    """The bare SDK cost: one CLIENT span with ~12 attributes and the same metric points as otel-llm,
+    done in-process around an uninstrumented call (no patching, no parsing, no context attach)."""
+
+    def __init__(self, tp: Any, mp: Any, host: str, port: int) -> None:
+        from opentelemetry.trace import SpanKind
+
+        self.kind = SpanKind.CLIENT
+        self.tracer = tp.get_tracer("bench.floor")
+        meter = mp.get_meter("bench.floor")
+        self.duration = meter.create_histogram("gen_ai.client.operation.duration", unit="s")
+        self.tokens = meter.create_histogram("gen_ai.client.token.usage", unit="{token}")
+        self.cost = meter.create_histogram("gen_ai.client.cost", unit="USD")
+        self.ttfc = meter.create_histogram("gen_ai.client.operation.time_to_first_chunk", unit="s")
+        self.tpoc = meter.create_histogram("gen_ai.client.operation.time_per_output_chunk", unit="s")
+        self.host = host
+        self.port = port
+        self._mattrs: dict[tuple[str, str, str], tuple[dict, dict, dict]] = {}
+
+    def metric_attrs(self, operation: str, model: str, response_model: str) -> tuple[dict, dict, dict]:
+        """The same attribute sets otel-llm puts on its points, built once per (operation, model, response model)."""
+        key = (operation, model, response_model)
+        hit = self._mattrs.get(key)
+        if hit is None:
+            base = {
+                "gen_ai.operation.name": operation,
+                "gen_ai.provider.name": "openai",
+                "gen_ai.request.model": model,
+                "gen_ai.response.model": response_model,
+                "server.address": self.host,
+                "server.port": self.port,
+            }
+            hit = self._mattrs[key] = (
+                base,
+                dict(base, **{"gen_ai.token.type": "input"}),
+                dict(base, **{"gen_ai.token.type": "output"}),
+            )
+        return hit
+
+    def start(self, operation: str, model: str, stream: bool) -> Any:
+        attrs = {
+            "gen_ai.operation.name": operation,
+            "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": model,
+            "server.address": self.host,
+            "server.port": self.port,
+        }
+        if stream:
+            attrs["gen_ai.request.stream"] = True
+        return self.tracer.start_span(f"{operation} {model}", kind=self.kind, attributes=attrs)
+
+    def end(
+        self,
+        span: Any,
+        t0: float,
+        model: str,
+        rid: str,
+        reason: str,
+        tin: int,
+        tout: int | None,
+        stream_gaps: Any = None,
+    ) -> None:
+        dur = time.perf_counter() - t0
+        operation = span.attributes["gen_ai.operation.name"]
+        base, m_in, m_out = self.metric_attrs(operation, span.attributes["gen_ai.request.model"], model)
+        span.set_attributes(
+            {
+                "gen_ai.response.model": model,
+                "gen_ai.response.id": rid,
+                "gen_ai.response.finish_reasons": (reason,),
+                "gen_ai.usage.input_tokens": tin,
+                "gen_ai.usage.output_tokens": tout or 0,
+                "gen_ai.usage.cost": 0.0001,
+                "http.response.status_code": 200,
+            }
+        )
+        self.duration.record(dur, base)
+        self.tokens.record(tin, m_in)
+        if tout is not None:  # embeddings have input tokens only
+            self.tokens.record(tout, m_out)
+        self.cost.record(0.0001, base)
+        if stream_gaps is not None:  # otel-llm's stream metrics: time to first chunk, time per chunk
+            ttfc, gaps = stream_gaps
+            self.ttfc.record(ttfc, base)
+            record = self.tpoc.record
+            for g in gaps:
+                record(g, base)
+        span.end()
+
+
+# --------------------------------------------------------------------------------------------------
+# scenarios: each returns a zero-argument call (sync) or coroutine function (async)
+
+
+def make_call(variant: str, scenario: str, url: str, floor: Floor | None) -> tuple[Callable[[], Any], bool]:
+    base = url.rstrip("/")
+    chat_body = {"model": CHAT_MODEL, "messages": MESSAGES, "max_tokens": MAX_TOKENS}
+    if scenario in ("sync_chat", "stream_chat", "embeddings"):
+        import openai
+
+        client = openai.OpenAI(base_url=base + "/v1", api_key="sk-bench", max_retries=0)
+        if scenario == "sync_chat":
+
+            def call() -> Any:
+                if floor is None:
+                    return client.chat.completions.create(model=CHAT_MODEL, messages=MESSAGES, max_tokens=MAX_TOKENS)
+                span = floor.start("chat", CHAT_MODEL, False)
+                t0 = time.perf_counter()
+                r = client.chat.completions.create(model=CHAT_MODEL, messages=MESSAGES, max_tokens=MAX_TOKENS)
+                u = r.usage
+                floor.end(span, t0, r.model, r.id, r.choices[0].finish_reason, u.prompt_tokens, u.completion_tokens)
+                return r
+
+            return call, False
+        if scenario == "embeddings":
+
+            def call() -> Any:
+                if floor is None:
+                    return client.embeddings.create(model=EMBED_MODEL, input="hello telemetry")
+                span = floor.start("embeddings", EMBED_MODEL, False)
+                t0 = time.perf_counter()
+                r = client.embeddings.create(model=EMBED_MODEL, input="hello telemetry")
+                floor.end(span, t0, r.model, "", "stop", r.usage.prompt_tokens, None)
+                return r
+
+            return call, False
+        headers = {"x-fake-chunks": str(STREAM_CHUNKS)}
+
+        def call() -> Any:
+            if floor is None:
+                stream = client.chat.completions.create(
+                    model=CHAT_MODEL, messages=MESSAGES, max_tokens=MAX_TOKENS, stream=True, extra_headers=headers
+                )
+                n = 0
+                for _ in stream:
+                    n += 1
+                return n
+            span = floor.start("chat", CHAT_MODEL, True)
+            t0 = last = time.perf_counter()
+            stream = client.chat.completions.create(
+                model=CHAT_MODEL, messages=MESSAGES, max_tokens=MAX_TOKENS, stream=True, extra_headers=headers
+            )
+            n = 0
+            gaps = []
+            model = rid = reason = ""
+            for chunk in stream:
+                now = time.perf_counter()
+                if n == 0:
+                    ttfc = now - t0
+                    model, rid = chunk.model, chunk.id
+                else:
+                    gaps.append(now - last)
+                last = now
+                n += 1
+                if chunk.choices and chunk.choices[0].finish_reason:
+                    reason = chunk.choices[0].finish_reason
+            floor.end(span, t0, model, rid, reason, 12, n, (ttfc, gaps))
+            return n
+
+        return call, False
+    if scenario == "async_chat":
+        import openai
+
+        aclient = openai.AsyncOpenAI(base_url=base + "/v1", api_key="sk-bench", max_retries=0)
+
+        async def acall() -> Any:
+            if floor is None:
+                return await aclient.chat.completions.create(model=CHAT_MODEL, messages=MESSAGES, max_tokens=MAX_TOKENS)
+            span = floor.start("chat", CHAT_MODEL, False)
+            t0 = time.perf_counter()
+            r = await aclient.chat.completions.create(model=CHAT_MODEL, messages=MESSAGES, max_tokens=MAX_TOKENS)
+            u = r.usage
+            floor.end(span, t0, r.model, r.id, r.choices[0].finish_reason, u.prompt_tokens, u.completion_tokens)
+            return r
+
+        return acall, True
+    if scenario in ("raw_httpx", "non_llm_get"):
+        import httpx
+
+        hclient = httpx.Client(timeout=30)
+        if scenario == "non_llm_get":
+
+            def call() -> Any:  # not LLM traffic: no variant records anything, the floor included
+                return hclient.get(base + "/healthz").json()
+
+            return call, False
+        target = base + "/v1/chat/completions"
+
+        def call() -> Any:
+            if floor is None:
+                return hclient.post(target, json=chat_body).json()
+            span = floor.start("chat", CHAT_MODEL, False)
+            t0 = time.perf_counter()
+            d = hclient.post(target, json=chat_body).json()
+            u = d["usage"]
+            floor.end(span, t0, d["model"], d["id"], d["choices"][0]["finish_reason"], u["prompt_tokens"],
+                      u["completion_tokens"])  # fmt: skip
+            return d
+
+        return call, False
+    if scenario == "raw_requests":
+        import requests
+
+        session = requests.Session()
+        target = base + "/v1/chat/completions"
+
+        def call() -> Any:
+            if floor is None:
+                return session.post(target, json=chat_body, timeout=30).json()
+            span = floor.start("chat", CHAT_MODEL, False)
+            t0 = time.perf_counter()
+            d = session.post(target, json=chat_body, timeout=30).json()
+            u = d["usage"]
+            floor.end(span, t0, d["model"], d["id"], d["choices"][0]["finish_reason"], u["prompt_tokens"],
+                      u["completion_tokens"])  # fmt: skip
+            return d
+
+        return call, False
+    raise SystemExit(f"unknown scenario {scenario!r}")
+
+
+# --------------------------------------------------------------------------------------------------
+# measuring
+
+
+BLOCKS = 10  # the measured loop is timed in this many blocks; a block hit by a burst of noise is outvoted
+CAL_EVERY_NS = 10_000_000  # a calibration slice after every ~10 ms of calls
+CAL_UNITS = 8  # calibration units per slice
+
+_CAL_TEXT = json.dumps(
+    {
+        "id": "chatcmpl-calibration",
+        "object": "chat.completion",
+        "model": "gpt-4.1-mini-2025-04-14",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "word " * 40}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 12, "completion_tokens": 40, "prompt_tokens_details": {"cached_tokens": 0}},
+    }
+)
+
+
+class _CalObj:
+    __slots__ = ("a", "b")
+
+
+def _calibration_unit() -> int:
+    """A fixed mix of what instrumentations and clients do (JSON, dicts, small objects, calls, strings)."""
+    d = json.loads(_CAL_TEXT)
+    total = 0
+    for i in range(30):
+        o = _CalObj()
+        o.a = i
+        o.b = d["usage"]
+        total += len(f"{d['model']}:{o.a}") + o.b["prompt_tokens"] + len(dict(o.b))
+    return total + len(json.dumps(d))
+
+
+def _blocks(n: int) -> list[int]:
+    k = min(BLOCKS, n)
+    return [n // k + (1 if i < n % k else 0) for i in range(k)]
+
+
+class Meter:
+    """Times blocks of calls in CPU ns, with calibration slices interleaved (every ~10 ms of calls).
+
+    The machine is shared: its speed changes from minute to minute. The calibration unit's CPU cost,
+    measured in the same block as the calls, tracks that; per-call cost / calibration-unit cost is
+    far steadier than either (``run.py`` turns it back into µs at the run's median speed)."""
+
+    def __init__(self, n: int) -> None:
+        self.walls = [0] * n
+        self.per_call: list[float] = []  # CPU ns per call, per block
+        self.per_cal: list[float] = []  # CPU ns per calibration unit, per block
+        self._i = 0
+
+    def slice(self) -> int:
+        cpu = time.process_time_ns
+        c0 = cpu()
+        for _ in range(CAL_UNITS):
+            _calibration_unit()
+        return cpu() - c0
+
+    def block_done(self, size: int, work_ns: int, cal_ns: int, slices: int) -> None:
+        self.per_call.append(work_ns / size)
+        self.per_cal.append(cal_ns / (slices * CAL_UNITS))
+
+    def result(self) -> dict[str, Any]:
+        norm = [c / k for c, k in zip(self.per_call, self.per_cal, strict=True)]
+        return {
+            "cpu_us": statistics.median(self.per_call) / 1000,  # median over blocks
+            "cpu_mean_us": sum(self.per_call) / len(self.per_call) / 1000,
+            "cpu_blocks_us": [round(b / 1000, 2) for b in self.per_call],
+            "cal_us": statistics.median(self.per_cal) / 1000,
+            "cpu_norm": statistics.median(norm),  # per-call cost in calibration units
+            "wall_median_us": statistics.median(self.walls) / 1000,
+        }
+
+
+def measure_sync(call: Callable[[], Any], warmup: int, n: int) -> dict[str, Any]:
+    for _ in range(warmup):
+        call()
+    gc.collect()
+    m = Meter(n)
+    walls = m.walls
+    clock = time.perf_counter_ns
+    cpu = time.process_time_ns
+    i = 0
+    for size in _blocks(n):
+        first = m.slice()  # outside the block's timing
+        inside = 0  # slices inside the block's timing
+        slices = 1
+        c0 = cpu()
+        last = clock()
+        for _ in range(size):
+            t = clock()
+            if t - last > CAL_EVERY_NS:
+                inside += m.slice()
+                slices += 1
+                t = last = clock()
+            call()
+            walls[i] = clock() - t
+            i += 1
+        m.block_done(size, cpu() - c0 - inside, first + inside, slices)
+    result = m.result()
+    with MeasurementCounter() as counter:
+        for _ in range(EXTRA_CALLS):
+            call()
+    result["measurements"] = counter.per_call(EXTRA_CALLS)
+    return result
+
+
+def measure_async(acall: Callable[[], Any], warmup: int, n: int) -> dict[str, Any]:
+    async def main() -> dict[str, Any]:
+        for _ in range(warmup):
+            await acall()
+        gc.collect()
+        m = Meter(n)
+        walls = m.walls
+        clock = time.perf_counter_ns
+        cpu = time.process_time_ns
+        i = 0
+        for size in _blocks(n):
+            first = m.slice()  # outside the block's timing
+            inside = 0  # slices inside the block's timing
+            slices = 1
+            c0 = cpu()
+            last = clock()
+            for _ in range(size):
+                t = clock()
+                if t - last > CAL_EVERY_NS:
+                    inside += m.slice()
+                    slices += 1
+                    t = last = clock()
+                await acall()
+                walls[i] = clock() - t
+                i += 1
+            m.block_done(size, cpu() - c0 - inside, first + inside, slices)
+        result = m.result()
+        with MeasurementCounter() as counter:  # in this event loop: the client's connections belong to it
+            for _ in range(EXTRA_CALLS):
+                await acall()
+        result["measurements"] = counter.per_call(EXTRA_CALLS)
+        return result
+
+    return asyncio.run(main())
+
+
+class MeasurementCounter:
+    """Counts metric measurements by instrument while active: every ``record``/``add``/``set``, which
+    data points cannot tell for counters and gauges."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self._cls: Any = None
+        self._original: Any = None
+
+    def __enter__(self) -> MeasurementCounter:
+        from opentelemetry.sdk.metrics._internal import measurement_consumer as mc
+
+        self._cls = cls = mc.SynchronousMeasurementConsumer
+        self._original = original = cls.consume_measurement
+        counts = self.counts
+
+        def counting(consumer: Any, measurement: Any) -> None:
+            name = measurement.instrument.name
+            counts[name] = counts.get(name, 0) + 1
+            original(consumer, measurement)
+
+        cls.consume_measurement = counting
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._cls.consume_measurement = self._original
+
+    def per_call(self, calls: int) -> dict[str, float]:
+        return {k: round(v / calls, 3) for k, v in sorted(self.counts.items())}
+
+
+EXTRA_CALLS = 20  # counted calls after the timed loop
+
+
+def memory_run(call: Callable[[], Any], warmup: int, n: int, every: int) -> dict[str, Any]:
+    """RSS and live-object counts after warm-up and every ``every`` calls up to ``n``."""
+    for _ in range(warmup):
+        call()
+    samples = []
+
+    def sample(done: int) -> None:
+        gc.collect()
+        samples.append({"calls": done, "rss": _rss_bytes(), "objects": len(gc.get_objects())})
+
+    sample(0)
+    done = 0
+    while done < n:
+        for _ in range(min(every, n - done)):
+            call()
+        done += min(every, n - done)
+        sample(done)
+    return {"samples": samples}
+
+
+def _ab(patched: Callable[[], Any], original: Callable[[], Any], blocks: int = 60, size: int = 5000) -> float:
+    """CPU µs per call of ``patched`` over ``original``: alternating blocks, median of the paired differences."""
+    clock = time.process_time_ns
+    for _ in range(size):
+        patched()
+        original()
+    diffs = []
+    for i in range(blocks):
+        times = []
+        for fn in (patched, original) if i % 2 == 0 else (original, patched):
+            t = clock()
+            for _ in range(size):
+                fn()
+            times.append((clock() - t) / size)
+        diffs.append(times[0] - times[1] if i % 2 == 0 else times[1] - times[0])
+    return statistics.median(diffs) / 1000
+
+
+def _patch_cost(cls: type, name: str, arg: Any) -> tuple[bool, float]:
+    """What a variant's patch of ``cls.name`` adds to one call that is not an LLM call.
+
+    The patch's wrapper (if the method is a wrapt wrapper) is put, the same way, around a method that
+    returns at once, and that is timed against the bare method: the difference is the wrapper's
+    dispatch plus its own checks, without the client's work around it (which would drown a
+    sub-microsecond difference in noise)."""
+    current = cls.__dict__[name]
+    wrapper = getattr(current, "_self_wrapper", None)
+    if wrapper is None:
+        return False, 0.0
+    import wrapt
+
+    class Bare:
+        def send(self, request: Any, **kwargs: Any) -> Any:
+            return request
+
+    class Patched(Bare):
+        pass
+
+    wrapt.wrap_function_wrapper(Patched, "send", wrapper)
+    bare, patched = Bare(), Patched()
+    return True, _ab(lambda: patched.send(arg), lambda: bare.send(arg))
+
+
+def micro(url: str) -> dict[str, Any]:
+    """The patch's own cost on a non-LLM GET, for httpx and requests (see ``_patch_cost``)."""
+    out: dict[str, Any] = {}
+    target = url.rstrip("/") + "/healthz"
+    import httpx
+
+    request = httpx.Client().build_request("GET", target)
+    out["httpx_patched"], out["httpx_send_us"] = _patch_cost(httpx.Client, "send", request)
+    import requests
+
+    prepared = requests.Session().prepare_request(requests.Request("GET", target))
+    out["requests_patched"], out["requests_send_us"] = _patch_cost(requests.Session, "send", prepared)
+    return out
+
+
+def sdk_costs(tp: Any, mp: Any) -> dict[str, float]:
+    """CPU µs of the SDK operations instrumentations are made of, on this machine, right now: the unit
+    costs behind every overhead in the tables (a span with its attributes, one metric measurement)."""
+    from opentelemetry.trace import SpanKind
+
+    tracer = tp.get_tracer("bench.units")
+    meter = mp.get_meter("bench.units")
+    hist = meter.create_histogram("bench.units.histogram")
+    gauge = meter.create_gauge("bench.units.gauge")
+    m6 = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": CHAT_MODEL,
+        "gen_ai.response.model": CHAT_MODEL + "-2025-04-14",
+        "server.address": "127.0.0.1",
+        "server.port": 8000,
+    }
+    start = {k: m6[k] for k in ("gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.request.model",
+                                "server.address", "server.port")}  # fmt: skip
+    end = {
+        "gen_ai.response.model": "m",
+        "gen_ai.response.id": "chatcmpl-1",
+        "gen_ai.response.finish_reasons": ("stop",),
+        "gen_ai.usage.input_tokens": 12,
+        "gen_ai.usage.output_tokens": 40,
+        "gen_ai.usage.cost": 0.0001,
+        "http.response.status_code": 200,
+    }
+
+    def span12() -> None:
+        span = tracer.start_span("chat m", kind=SpanKind.CLIENT, attributes=start)
+        span.set_attributes(end)
+        span.end()
+
+    def timed(fn: Callable[[], Any], n: int = 3000) -> float:
+        cpu = time.process_time_ns
+        runs = []
+        for _ in range(7):
+            c0 = cpu()
+            for _ in range(n):
+                fn()
+            runs.append((cpu() - c0) / n / 1000)
+        return statistics.median(runs)
+
+    def call() -> None:
+        pass
+
+    return {
+        "span_12_attrs_us": timed(span12),
+        "histogram_record_6_attrs_us": timed(lambda: hist.record(1.0, m6)),
+        "gauge_set_6_attrs_us": timed(lambda: gauge.set(1.0, m6)),
+        "python_noop_call_us": timed(call, 100_000),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    ap.add_argument("--variant", required=True, choices=VARIANTS)
+    ap.add_argument("--scenario", required=True, choices=SCENARIOS)
+    ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--warmup", type=int, default=None, help="default: n/10, at least 50")
+    ap.add_argument("--url", required=True, help="the fake provider, e.g. http://127.0.0.1:8000")
+    ap.add_argument("--pricing-file", default=None, help="local price table for openlit")
+    ap.add_argument("--memory", action="store_true", help="memory-growth run instead of timing")
+    ap.add_argument("--every", type=int, default=10_000, help="memory sample interval (calls)")
+    ap.add_argument("--profile", default=None, help="write a cProfile of the measured loop to this file")
+    ap.add_argument("--micro", action="store_true", help="only the in-process patch cost on non-LLM requests")
+    ap.add_argument("--sdk-costs", action="store_true", help="only the unit costs of SDK spans and measurements")
+    args = ap.parse_args(argv)
+    for k, v in CONTENT_OFF_ENV.items():
+        os.environ.setdefault(k, v)
+
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(args.url)
+    tp, mp, (exporter, reader) = setup_sdk()
+    instrument(args.variant, tp, mp, args.pricing_file)
+    if args.micro:
+        print(json.dumps({"variant": args.variant, **micro(args.url)}))
+        return 0
+    if args.sdk_costs:
+        print(json.dumps({"variant": args.variant, **sdk_costs(tp, mp)}))
+        return 0
+    floor = Floor(tp, mp, parts.hostname or "", parts.port or 80) if args.variant == "floor" else None
+    call, is_async = make_call(args.variant, args.scenario, args.url, floor)
+    warmup = args.warmup if args.warmup is not None else max(50, args.n // 10)
+    out: dict[str, Any] = {"variant": args.variant, "scenario": args.scenario, "n": args.n, "warmup": warmup}
+
+    if args.memory:
+        if is_async:
+            raise SystemExit("--memory supports sync scenarios only")
+        out.update(memory_run(call, warmup, args.n, args.every))
+        calls = warmup + args.n
+    else:
+        profiler = None
+        if args.profile:
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()
+        out.update((measure_async if is_async else measure_sync)(call, warmup, args.n))
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(args.profile)
+        out["measurements_per_call"] = round(sum(out["measurements"].values()), 3)
+        calls = warmup + args.n + EXTRA_CALLS
+    tp.force_flush()
+    records = metric_records(reader)
+    out["spans_per_call"] = exporter.count / calls
+    out["span_scopes"] = exporter.scopes
+    out["metric_records_per_call"] = sum(records.values()) / calls
+    out["metrics"] = {k: round(v / calls, 3) for k, v in sorted(records.items())}
+    out["python"] = sys.version.split()[0]
+    print(json.dumps(out))
+    sys.stdout.flush()
+    tp.shutdown()
+    mp.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
