@@ -19,11 +19,7 @@ if [ ${#need[@]} -gt 0 ]; then
     exit 1
   fi
 fi
-# The Debian service units are not wanted: tests start their own servers on free loopback ports.
-for svc in prometheus prometheus-alertmanager prometheus-node-exporter; do
-  (command -v systemctl >/dev/null 2>&1 && systemctl stop "$svc" 2>/dev/null) || true
-  pkill -x "$svc" 2>/dev/null || true
-done
+# Tests start their own Prometheus on free loopback ports; a running Debian service does not get in the way.
 
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
