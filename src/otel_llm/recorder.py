@@ -46,7 +46,6 @@ class Invocation:
         "_ended",
         "_metric_key",
         "attempts",
-        "body",
         "chunks",
         "error_type",
         "foreign",
@@ -95,7 +94,6 @@ class Invocation:
         self.owned_by_stream = False
         self.hide_usage = False  # we added stream_options.include_usage: hide its extra chunk
         self.foreign = False  # the span belongs to someone else (a provider SDK's own GenAI span)
-        self.body: Any = None
         self.held = False  # an SDK stream is inside __next__: its own exception, if any, decides the end
         self.pending: str | None = None  # the end asked for while held
         self._ended = False

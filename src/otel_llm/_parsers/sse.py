@@ -45,7 +45,7 @@ class StreamParser:
     chunk and time per output chunk); ``done`` is True once the provider signalled the end.
     """
 
-    __slots__ = ("_api", "_first", "_tail", "broken", "capture", "chunks", "done", "hide_usage_chunk", "info", "route")
+    __slots__ = ("_api", "_first", "_tail", "broken", "capture", "chunks", "done", "info", "route")
 
     def __init__(self, route: Route, info: ResponseInfo, capture: bool = False) -> None:
         self.route = route

@@ -27,6 +27,7 @@ __all__ = [
     "detach",
     "observe_status",
     "parse_read_body",
+    "path_of",
     "scrub_url",
     "start_http_call",
 ]
@@ -50,6 +51,13 @@ def scrub_url(scheme: str, host: str, port: int | None, path: str) -> str:
         ]
         path = path[:q] + ("?" + "&".join(kept) if kept else "")
     return f"{scheme}://{netloc}{path}"
+
+
+def path_of(url: str) -> str:
+    """The path+query of an absolute URL without parsing all of it (this runs on every request)."""
+    i = url.find("//")
+    j = url.find("/", i + 2 if i >= 0 else 0)
+    return url[j:] if j >= 0 else "/"
 
 
 def _foreign_genai_span() -> Any:

@@ -6,7 +6,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from .._stream import AiohttpContentTap, Tap
-from ._common import attach, call_failed, detach, is_sse, observe_status, start_http_call
+from ._common import attach, call_failed, detach, is_sse, observe_status, path_of, start_http_call
 
 if TYPE_CHECKING:
     from ..recorder import Invocation, Recorder
@@ -24,20 +24,18 @@ def _start(recorder: Recorder, instance: Any, method: str, url: Any, kwargs: dic
     from yarl import URL
 
     if isinstance(url, str):
-        if url.startswith("/"):
-            path = url
-            base = getattr(instance, "_base_url", None)
-            if base is None:
-                return None
-            full = base.join(URL(url))
-        else:
-            full = URL(url)
-    else:
+        if "://" in url and recorder.router.match(path_of(url)) is None:
+            return None  # the common case, decided without parsing the URL
+        full = URL(url)
+    elif isinstance(url, URL):
         full = url
-    if not isinstance(full, URL):
+    else:
         return None
-    if getattr(instance, "_base_url", None) is not None and not full.is_absolute():
-        full = instance._base_url.join(full)
+    if not full.is_absolute():
+        base = getattr(instance, "_base_url", None)
+        if base is None:
+            return None
+        full = base.join(full)
     path = full.raw_path + ("?" + full.raw_query_string if full.raw_query_string else "")
     route = recorder.router.match(path)
     if route is None:

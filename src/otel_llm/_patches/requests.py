@@ -7,7 +7,17 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .._stream import RequestsRawTap, Tap
-from ._common import CURRENT, attach, call_failed, detach, is_sse, observe_status, parse_read_body, start_http_call
+from ._common import (
+    CURRENT,
+    attach,
+    call_failed,
+    detach,
+    is_sse,
+    observe_status,
+    parse_read_body,
+    path_of,
+    start_http_call,
+)
 
 if TYPE_CHECKING:
     from ..recorder import Invocation, Recorder
@@ -19,13 +29,6 @@ __all__ = ["send_factory", "targets"]
 
 def targets(module_name: str) -> list[tuple[str, str, Any]]:
     return [(module_name, "Session.send", send_factory)]
-
-
-def _path_of(url: str) -> str:
-    """The path+query of an absolute URL without parsing all of it (this runs on every request)."""
-    i = url.find("//")
-    j = url.find("/", i + 2 if i >= 0 else 0)
-    return url[j:] if j >= 0 else "/"
 
 
 def _start(recorder: Recorder, route: Any, request: Any) -> Invocation:
@@ -63,7 +66,7 @@ def send_factory(recorder: Recorder, module: Any) -> Any:
             return wrapped(*args, **kwargs)
         try:
             request = args[0] if args else kwargs["request"]
-            route = router.match(_path_of(request.url)) if request.method == "POST" else None
+            route = router.match(path_of(request.url)) if request.method == "POST" else None
             inv = _start(recorder, route, request) if route is not None else None
         except Exception:
             log.debug("otel_llm: starting a requests call failed", exc_info=True)
