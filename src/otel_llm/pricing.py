@@ -520,6 +520,13 @@ class PriceBook:
         self._error_logged = False
         _genai_snapshot()  # pay the ~0.3 s data load now, not on the first priced call
 
+    @property
+    def versions(self) -> tuple[str, ...]:
+        """Where this book's prices come from: the user table (if it has any entries) and genai-prices."""
+        cfg = self._cfg
+        user = (cfg.version,) if cfg.exact or cfg.globs or cfg.multiplier != 1.0 or cfg.providers else ()
+        return (*user, _genai_version)
+
     @classmethod
     def load(
         cls,

@@ -37,6 +37,9 @@ log = logging.getLogger("otel_llm")
 _CLIENT = SpanKind.CLIENT
 _NOT_ON_GAUGES = (n.ERROR_TYPE, n.RESPONSE_MODEL)
 _OK_OUTCOMES = ("completed", "closed_early")
+_RL_REMAINING = {
+    res: f"{n.RATE_LIMIT_PREFIX}remaining_{res}" for res in ("requests", "tokens", "input_tokens", "output_tokens")
+}
 
 
 class Invocation:
@@ -46,7 +49,6 @@ class Invocation:
         "_ended",
         "_metric_key",
         "attempts",
-        "chunks",
         "error_type",
         "foreign",
         "headers",
@@ -86,7 +88,6 @@ class Invocation:
         self.ttfc: float | None = None
         self.last_chunk = 0.0
         self.tpoc: list[float] | None = None
-        self.chunks = 0
         self.attempts = 0
         self.status_code: int | None = None
         self.error_type: str | None = None
@@ -102,22 +103,15 @@ class Invocation:
     # --- stream progress (called by the stream tees) ---
     def chunks_arrived(self, count: int) -> None:
         now = time.perf_counter()
-        if self.ttfc is None:
+        gaps = self.tpoc
+        if gaps is None:  # the first chunk
             self.ttfc = now - self.start
-            count -= 1
+            gaps = self.tpoc = []
         else:
-            gaps = self.tpoc
-            if gaps is None:
-                gaps = self.tpoc = []
             gaps.append(now - self.last_chunk)
-            count -= 1
-        if count > 0:
-            gaps = self.tpoc
-            if gaps is None:
-                gaps = self.tpoc = []
-            gaps.extend([0.0] * count)  # several events in one read arrived together
+        if count > 1:
+            gaps.extend([0.0] * (count - 1))  # several events in one read arrived together
         self.last_chunk = now
-        self.chunks += 1
 
     def fail(self, exc: BaseException) -> None:
         """End as failed with the user's exception (which the caller re-raises unchanged)."""
@@ -185,8 +179,10 @@ class Recorder:
         self.providers = ProviderResolver(config.provider_map)
         self.prices = prices
         self.ledger = ledger
+        # the price table versions are the same for every span: once on the scope, not on each span
+        scope = {n.COST_PRICE_VERSION: ", ".join(prices.versions)} if prices is not None else None
         self.tracer = trace.get_tracer(
-            n.SCOPE_NAME, __version__, tracer_provider=tracer_provider, schema_url=n.SCHEMA_URL
+            n.SCOPE_NAME, __version__, tracer_provider=tracer_provider, schema_url=n.SCHEMA_URL, attributes=scope
         )
         meter = metrics.get_meter(n.SCOPE_NAME, __version__, meter_provider=meter_provider, schema_url=n.SCHEMA_URL)
         d = list(n.DURATION_BUCKETS)
@@ -230,6 +226,7 @@ class Recorder:
             n.RATE_LIMIT_LIMIT, unit="1", description="Rate-limit budget per window, as the provider reports it."
         )
         self._attrs: dict[tuple, dict[str, Any]] = {}
+        self._sets: dict[tuple, tuple[dict, dict, dict]] = {}
         self._rl_attrs: dict[tuple, dict[str, Any]] = {}
         self._rl_last: dict[tuple, float] = {}
         self._models: set[str] = set()
@@ -300,19 +297,36 @@ class Recorder:
             return model
         return "_OTHER"
 
-    def _metric_attrs(self, inv: Invocation, extra_key: str | None = None, extra_val: str | None = None) -> dict:
+    def _key(self, inv: Invocation) -> tuple:
         key = inv._metric_key
         if key is None:
-            info = inv.info
             key = inv._metric_key = (
                 inv.route.operation,
                 inv.provider,
                 self._model_label(inv.request.model),
-                self._model_label(info.model),
+                self._model_label(inv.info.model),
                 inv.server_address,
                 inv.server_port,
                 inv.error_type,
             )
+        return key
+
+    def _metric_sets(self, inv: Invocation) -> tuple[dict, dict, dict]:
+        """The attribute sets of a call's points: (all points, input tokens, output tokens), built once per series."""
+        key = self._key(inv)
+        sets = self._sets.get(key)
+        if sets is None:
+            sets = (
+                self._metric_attrs(inv),
+                self._metric_attrs(inv, n.TOKEN_TYPE, "input"),
+                self._metric_attrs(inv, n.TOKEN_TYPE, "output"),
+            )
+            if len(self._sets) < 20000:
+                self._sets[key] = sets
+        return sets
+
+    def _metric_attrs(self, inv: Invocation, extra_key: str | None = None, extra_val: str | None = None) -> dict:
+        key = self._key(inv)
         full = key if extra_key is None else (*key, extra_key, extra_val)
         attrs = self._attrs.get(full)
         if attrs is None:
@@ -408,11 +422,12 @@ class Recorder:
         headers = inv.headers
         if headers is not None:
             for res, v in headers.remaining.items():
-                attrs[f"{n.RATE_LIMIT_PREFIX}remaining_{res}"] = v
-            for res, v in headers.limit.items():
-                attrs[f"{n.RATE_LIMIT_PREFIX}limit_{res}"] = v
-            for res, text in headers.reset.items():
-                attrs[f"{n.RATE_LIMIT_PREFIX}reset_{res}"] = text
+                attrs[_RL_REMAINING.get(res) or f"{n.RATE_LIMIT_PREFIX}remaining_{res}"] = v
+            if error is not None:  # budgets and reset times matter on the span of a refused or failed call
+                for res, v in headers.limit.items():
+                    attrs[f"{n.RATE_LIMIT_PREFIX}limit_{res}"] = v
+                for res, text in headers.reset.items():
+                    attrs[f"{n.RATE_LIMIT_PREFIX}reset_{res}"] = text
             if headers.retry_after is not None:
                 attrs[n.RETRY_AFTER] = headers.retry_after
         if self.capture and info.output_text:
@@ -428,15 +443,15 @@ class Recorder:
             attrs[n.OUTPUT_MESSAGES] = _cap(json.dumps(out, ensure_ascii=False), self.config.content_max_length)
 
         # metrics
-        mattrs = self._metric_attrs(inv)
+        mattrs, m_input, m_output = self._metric_sets(inv)
         self.duration.record(now - inv.start, mattrs)
         priced: Any = None
         if error is None:
             if usage is not None:
                 if usage.input_tokens is not None:
-                    self.tokens.record(usage.input_tokens, self._metric_attrs(inv, n.TOKEN_TYPE, "input"))
+                    self.tokens.record(usage.input_tokens, m_input)
                 if usage.output_tokens is not None:
-                    self.tokens.record(usage.output_tokens, self._metric_attrs(inv, n.TOKEN_TYPE, "output"))
+                    self.tokens.record(usage.output_tokens, m_output)
                 if usage.cache_read_tokens:
                     self.token_detail.add(usage.cache_read_tokens, self._metric_attrs(inv, n.TOKEN_TYPE, "cache_read"))
                 if usage.cache_write_tokens:
@@ -503,8 +518,8 @@ class Recorder:
         attrs[n.COST_CURRENCY] = "USD"
         attrs[n.COST_SOURCE] = "provider" if cost.origin == "relay" else "local"
         attrs[n.COST_ORIGIN] = cost.origin
-        attrs[n.COST_PRICE_VERSION] = cost.price_version
-        attrs[n.COST_PRICED_MODEL] = cost.priced_model
+        if cost.priced_model != (inv.info.model or inv.request.model):
+            attrs[n.COST_PRICED_MODEL] = cost.priced_model  # priced under another name (alias, glob, fallback)
         return cost.amount
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from .. import _names as n
+from ._json import loads as _loads
 from .routes import ANTHROPIC_MESSAGES, GEMINI, OPENAI_EMBEDDINGS, OPENAI_RESPONSES, Route
 
 __all__ = ["RequestInfo", "parse_request", "parse_request_bytes", "input_messages"]
@@ -50,8 +50,23 @@ def _num(value: Any, kind: type) -> float | int | None:
     return kind(value)
 
 
-def _params(attrs: dict[str, Any], src: dict, table: tuple) -> None:
-    for key, attr, kind in table:
+_OPENAI_KEYS = frozenset(k for k, _, _ in _OPENAI_PARAMS)
+_GEMINI_KEYS = frozenset(k for k, _, _ in _GEMINI_PARAMS)
+
+
+def _params(attrs: dict[str, Any], src: dict, table: tuple, keys: frozenset[str]) -> None:
+    hits = keys.intersection(src)  # most requests set one or two of these, many none
+    if not hits:
+        return
+    if len(hits) == 1:
+        key = next(iter(hits))
+        for k, attr, kind in table:
+            if k == key:
+                v = _num(src[key], kind)
+                if v is not None:
+                    attrs[attr] = v
+                return
+    for key, attr, kind in table:  # in table order: of max_tokens / max_completion_tokens, the last one wins
         if key in src:
             v = _num(src[key], kind)
             if v is not None:
@@ -72,7 +87,7 @@ def parse_request(route: Route, body: Any, path_model: str | None = None) -> Req
         info.stream = route.stream
         cfg = body.get("generationConfig")
         if isinstance(cfg, dict):
-            _params(attrs, cfg, _GEMINI_PARAMS)
+            _params(attrs, cfg, _GEMINI_PARAMS, _GEMINI_KEYS)
             stops = cfg.get("stopSequences")
             if isinstance(stops, list) and stops:
                 attrs[n.REQUEST_STOP_SEQUENCES] = [str(s) for s in stops]
@@ -85,7 +100,7 @@ def parse_request(route: Route, body: Any, path_model: str | None = None) -> Req
     if isinstance(model, str):
         info.model = model
     info.stream = body.get("stream") is True
-    _params(attrs, body, _OPENAI_PARAMS)
+    _params(attrs, body, _OPENAI_PARAMS, _OPENAI_KEYS)
     if api == OPENAI_EMBEDDINGS:
         fmt = body.get("encoding_format")
         attrs[n.REQUEST_ENCODING_FORMATS] = [fmt if isinstance(fmt, str) else "float"]
@@ -131,7 +146,7 @@ def parse_request_bytes(route: Route, raw: bytes | None, path_model: str | None 
     body: Any = None
     if raw:
         try:
-            body = json.loads(raw)
+            body = _loads(raw)
         except (ValueError, TypeError):
             body = None
     return parse_request(route, body, path_model)

@@ -7,10 +7,10 @@ ignored rather than guessed.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._json import loads as _loads
 from .routes import ANTHROPIC_MESSAGES, GEMINI, OPENAI_EMBEDDINGS, OPENAI_RESPONSES, Route
 from .usage import Usage
 
@@ -34,6 +34,8 @@ class ResponseInfo:
 
 
 def _int(v: Any) -> int | None:
+    if type(v) is int:  # the common case first (bool is not int here)
+        return v if v >= 0 else None
     if isinstance(v, bool):
         return None
     if isinstance(v, int):
@@ -243,7 +245,7 @@ def apply_body(route: Route, body: Any, info: ResponseInfo, capture: bool = Fals
 def parse_body_bytes(route: Route, raw: bytes, info: ResponseInfo, capture: bool = False) -> bool:
     """Parse a whole JSON body. Returns False when it is not JSON (the caller may try SSE)."""
     try:
-        body = json.loads(raw)
+        body = _loads(raw)
     except (ValueError, TypeError):
         return False
     apply_body(route, body, info, capture)

@@ -8,9 +8,9 @@ found with ``bytes.find``: per-chunk cost stays a few substring searches.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from ._json import loads as _loads
 from .response import ResponseInfo, apply_body, apply_openai_choices, usage_from
 from .routes import ANTHROPIC_MESSAGES, GEMINI, OPENAI_RESPONSES, Route
 
@@ -45,7 +45,7 @@ class StreamParser:
     chunk and time per output chunk); ``done`` is True once the provider signalled the end.
     """
 
-    __slots__ = ("_api", "_first", "_tail", "broken", "capture", "chunks", "done", "info", "route")
+    __slots__ = ("_api", "_fast", "_first", "_tail", "broken", "capture", "done", "info", "route")
 
     def __init__(self, route: Route, info: ResponseInfo, capture: bool = False) -> None:
         self.route = route
@@ -54,14 +54,16 @@ class StreamParser:
         self.capture = capture
         self._tail = b""
         self._first = True
-        self.chunks = 0
+        # OpenAI chat/completions without content capture: most events need no decoding at all
+        self._fast = not capture and route.api not in (ANTHROPIC_MESSAGES, OPENAI_RESPONSES, GEMINI)
         self.done = False
         self.broken = False
 
     def feed(self, data: bytes) -> int:
         if self.broken or not data:
             return 0
-        buf = self._tail + data if self._tail else data
+        tail = self._tail
+        buf = tail + data if tail else data
         if b"\r" in buf:
             if buf.endswith(b"\r"):  # a CRLF split across reads: keep the CR for next time
                 self._tail = buf
@@ -69,17 +71,37 @@ class StreamParser:
             buf = buf.replace(b"\r\n", b"\n")
         start = 0
         count = 0
-        while True:
-            end = buf.find(b"\n\n", start)
-            if end < 0:
-                break
+        fast = self._fast and not self._first
+        find = buf.find
+        end = find(b"\n\n")
+        while end >= 0:
             if end > start:
-                count += self._event(buf[start:end])
+                ev = buf[start:end]
+                if (  # a plain content chunk, decided without decoding it: this runs for every chunk
+                    fast
+                    and ev.startswith(b"data: {")
+                    and b'"finish_reason":"' not in ev
+                    and b'"usage":{' not in ev
+                    and b'"error":' not in ev
+                    and b'"choices":[]' not in ev
+                    and b'"finish_reason": "' not in ev
+                    and b'"usage": {' not in ev
+                    and b'"choices": []' not in ev
+                    and b"\n" not in ev
+                ):
+                    count += 1
+                else:  # the first event, the end marker, anything carrying what telemetry needs, other APIs
+                    count += self._event(ev)
+                    fast = self._fast and not self._first
             start = end + 2
-        self._tail = buf[start:] if start < len(buf) else b""
-        if len(self._tail) > _MAX_TAIL:
-            self.broken = True
+            end = find(b"\n\n", start)
+        if start == len(buf):
             self._tail = b""
+        else:
+            tail = self._tail = buf[start:] if start else buf
+            if len(tail) > _MAX_TAIL:
+                self.broken = True
+                self._tail = b""
         return count
 
     def flush(self) -> int:
@@ -117,7 +139,7 @@ class StreamParser:
 
     def _load(self, data: bytes) -> Any:
         try:
-            return json.loads(data)
+            return _loads(data)
         except (ValueError, TypeError):
             return None
 

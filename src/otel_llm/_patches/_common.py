@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import context, trace
 
 from .._errors import error_type_of
-from .._parsers.headers import parse_headers
+from .._parsers.headers import HeaderInfo, parse_header_list, parse_headers
 from .._parsers.request import parse_request, parse_request_bytes
 from .._parsers.response import parse_body_bytes
 from .._parsers.routes import GEMINI, Route, gemini_model_from_path
@@ -25,6 +25,7 @@ __all__ = [
     "attach",
     "call_failed",
     "detach",
+    "observe_httpx_status",
     "observe_status",
     "parse_read_body",
     "path_of",
@@ -142,6 +143,19 @@ def call_failed(inv: Invocation, exc: BaseException) -> None:
 def observe_status(inv: Invocation, status: int, header_items: Iterable[tuple[str, str]]) -> None:
     inv.status_code = status
     inv.headers = parse_headers(header_items)
+
+
+def observe_httpx_status(inv: Invocation, status: int, headers: Any) -> HeaderInfo:
+    """``observe_status`` for an httpx/httpx2 ``Headers``: reads its ``(raw, lower, value)`` byte list
+    when it has one (no decoding of every header), else its decoded items."""
+    inv.status_code = status
+    raw = getattr(headers, "_list", None)
+    if isinstance(raw, list) and (not raw or (isinstance(raw[0], tuple) and len(raw[0]) == 3)):
+        info = parse_header_list(raw)
+    else:
+        info = parse_headers(headers.multi_items())
+    inv.headers = info
+    return info
 
 
 def parse_read_body(inv: Invocation, raw: bytes | None) -> None:

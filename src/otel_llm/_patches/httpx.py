@@ -6,7 +6,16 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from .._stream import Tap, tap_httpx_classes
-from ._common import CURRENT, attach, call_failed, detach, is_sse, observe_status, parse_read_body, start_http_call
+from ._common import (
+    CURRENT,
+    attach,
+    call_failed,
+    detach,
+    is_sse,
+    observe_httpx_status,
+    parse_read_body,
+    start_http_call,
+)
 
 if TYPE_CHECKING:
     from ..recorder import Invocation, Recorder
@@ -44,12 +53,12 @@ def _observe(inv: Invocation, response: Any, tap_cls: type, own: bool) -> None:
     """Status, headers and body of one response. Ends an own call unless a tap now owns its end."""
     try:
         headers = response.headers
-        observe_status(inv, response.status_code, headers.multi_items())
+        info = observe_httpx_status(inv, response.status_code, headers)
         if getattr(response, "_content", None) is not None or response.is_stream_consumed:
             parse_read_body(inv, getattr(response, "_content", None))
         elif response.status_code < 400 or own:
-            tap = Tap(inv, is_sse(inv, headers.get("content-type", "")))
-            response.stream = tap_cls(response.stream, tap, headers.get("content-encoding"))
+            tap = Tap(inv, is_sse(inv, info.content_type))
+            response.stream = tap_cls(response.stream, tap, info.content_encoding)
             return
     except Exception:
         log.debug("otel_llm: reading an httpx response failed", exc_info=True)

@@ -150,7 +150,7 @@ def async_request_factory(recorder: Recorder, module: Any) -> Any:
 
 
 def _is_usage_only(chunk: Any) -> bool:
-    return getattr(chunk, "usage", None) is not None and not getattr(chunk, "choices", True)
+    return not getattr(chunk, "choices", True) and getattr(chunk, "usage", None) is not None
 
 
 class _SdkStream(wrapt.ObjectProxy):
@@ -167,13 +167,11 @@ class _SdkStream(wrapt.ObjectProxy):
 
     def __next__(self) -> Any:
         inv = self._self_inv
-        hide = inv.hide_usage
         inv.held = True
         try:
-            while True:
+            chunk = self.__wrapped__.__next__()
+            while inv.hide_usage and _is_usage_only(chunk):
                 chunk = self.__wrapped__.__next__()
-                if not (hide and _is_usage_only(chunk)):
-                    break
         except StopIteration:
             inv.release()
             raise
@@ -207,13 +205,11 @@ class _AsyncSdkStream(wrapt.ObjectProxy):
 
     async def __anext__(self) -> Any:
         inv = self._self_inv
-        hide = inv.hide_usage
         inv.held = True
         try:
-            while True:
+            chunk = await self.__wrapped__.__anext__()
+            while inv.hide_usage and _is_usage_only(chunk):
                 chunk = await self.__wrapped__.__anext__()
-                if not (hide and _is_usage_only(chunk)):
-                    break
         except StopAsyncIteration:
             inv.release()
             raise
