@@ -184,7 +184,7 @@ def make_calls(scenario: str, canned: dict, floor: Floor) -> tuple[Any, Any, boo
             return hc.post(url, json=body).json()
 
         def floored() -> Any:
-            span = floor.start("chat", CHAT_MODEL, False)
+            span = floor.start("chat", CHAT_MODEL, False, http_url=url)
             t0 = time.perf_counter()
             d = plain()
             u = d["usage"]
@@ -221,7 +221,7 @@ def make_calls(scenario: str, canned: dict, floor: Floor) -> tuple[Any, Any, boo
             return s.post(url, json=body).json()
 
         def floored() -> Any:
-            span = floor.start("chat", CHAT_MODEL, False)
+            span = floor.start("chat", CHAT_MODEL, False, http_url=url)
             t0 = time.perf_counter()
             d = plain()
             u = d["usage"]
