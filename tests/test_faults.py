@@ -801,12 +801,13 @@ def _resolve(dotted: str) -> Any:
 # what breaks -> the attributes to replace with _boom
 SABOTAGE: dict[str, list[tuple[str, str]]] = {
     "start": [("otel_llm.recorder.Recorder", "start")],
-    "headers": [("otel_llm._patches._common", "parse_headers")],
+    "headers": [("otel_llm._patches._common", "parse_headers"), ("otel_llm._patches._common", "parse_header_list")],
     "parsers": [
         ("otel_llm._parsers.sse.StreamParser", "feed"),
         ("otel_llm._parsers.sse.StreamParser", "flush"),
         ("otel_llm._stream", "parse_body_bytes"),
         ("otel_llm._patches._common", "parse_body_bytes"),
+        ("otel_llm._patches.openai", "apply_openai_object"),  # the openai SDK's own results and chunks
     ],
     "error-type": [("otel_llm.recorder", "error_type_of")],
     "finish": [("otel_llm.recorder.Recorder", "_finish")],

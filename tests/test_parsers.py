@@ -396,3 +396,77 @@ def test_arbitrary_json_never_raises_out_of_the_parsers(body: object, path: str)
     parser = StreamParser(route, ResponseInfo(), capture=True)
     parser.feed(b"data: " + raw + b"\n\nevent: message_start\ndata: " + raw + b"\n\n")
     parser.flush()
+
+
+# --------------------------------------------------------------------------------------------------
+# the openai SDK's parsed results read the same as their JSON bodies
+
+_CHAT_BODY = {
+    "id": "chatcmpl-1",
+    "object": "chat.completion",
+    "created": 1,
+    "model": "gpt-4.1-2025-04-14",
+    "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"},
+        {"index": 1, "message": {"role": "assistant", "content": "yo"}, "finish_reason": "length"},
+    ],
+    "usage": {
+        "prompt_tokens": 120,
+        "completion_tokens": 40,
+        "total_tokens": 160,
+        "prompt_tokens_details": {"cached_tokens": 64},
+        "completion_tokens_details": {"reasoning_tokens": 16},
+        "cost": 0.00042,  # a relay's (OpenRouter) extra field
+    },
+    "system_fingerprint": "fp_1",
+    "service_tier": "default",
+}
+_DEEPSEEK_BODY = {
+    "id": "x",
+    "object": "chat.completion",
+    "created": 1,
+    "model": "deepseek-chat",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "a"}, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 12, "prompt_cache_hit_tokens": 8},
+}
+_COMPLETION_BODY = {
+    "id": "cmpl-1",
+    "object": "text_completion",
+    "created": 1,
+    "model": "gpt-3.5-turbo-instruct",
+    "choices": [{"index": 0, "text": "x", "finish_reason": "stop", "logprobs": None}],
+    "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+}
+_EMBEDDING_BODY = {
+    "object": "list",
+    "model": "text-embedding-3-small",
+    "data": [{"object": "embedding", "index": 0, "embedding": [0.1] * 1536}],
+    "usage": {"prompt_tokens": 5, "total_tokens": 5},
+}
+
+
+@pytest.mark.parametrize(
+    ("path", "type_path", "body"),
+    [
+        ("/v1/chat/completions", "openai.types.chat:ChatCompletion", _CHAT_BODY),
+        ("/v1/chat/completions", "openai.types.chat:ChatCompletion", _DEEPSEEK_BODY),
+        ("/v1/chat/completions", "openai.types.chat:ChatCompletion", dict(_CHAT_BODY, usage=None)),
+        ("/v1/completions", "openai.types:Completion", _COMPLETION_BODY),
+        ("/v1/embeddings", "openai.types:CreateEmbeddingResponse", _EMBEDDING_BODY),
+    ],
+    ids=["chat", "deepseek-cache-hits", "chat-no-usage", "completions", "embeddings"],
+)
+def test_an_sdk_result_gives_the_same_info_as_its_body(path: str, type_path: str, body: dict) -> None:
+    import importlib
+
+    from otel_llm._parsers.response import apply_openai_object
+
+    module, name = type_path.split(":")
+    model_cls = getattr(importlib.import_module(module), name)
+    route = R.match(path)
+    assert route is not None
+    from_body, from_object = ResponseInfo(), ResponseInfo()
+    apply_body(route, json.loads(json.dumps(body)), from_body)
+    apply_openai_object(route, model_cls.model_validate(body), from_object)
+    assert from_object == from_body
+    assert from_body.model == body["model"]

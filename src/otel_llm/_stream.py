@@ -19,7 +19,7 @@ import wrapt
 from ._parsers.response import parse_body_bytes
 from ._parsers.sse import StreamParser
 
-__all__ = ["Tap", "tap_httpx_classes", "RequestsRawTap", "AiohttpContentTap"]
+__all__ = ["AiohttpContentTap", "RequestsRawTap", "Tap", "tap_httpx_classes"]
 
 log = logging.getLogger("otel_llm")
 
@@ -35,13 +35,20 @@ class Tap:
         self.inv = inv
         self.done = False
         self.size = 0
-        if sse:
-            self.parser: StreamParser | None = StreamParser(inv.route, inv.info, inv.recorder.capture)
-            self.buf: list[bytes] | None = None
+        self.parser: StreamParser | None = None
+        self.buf: list[bytes] | None = None
+        if inv.from_chunks and sse:
+            pass  # the openai SDK's own chunks give the data (see _patches.openai): the bytes only pass by
+        elif sse:
+            self.parser = StreamParser(inv.route, inv.info, inv.recorder.capture)
         else:
-            self.parser = None
             self.buf = []
         inv.owned_by_stream = True
+
+    @property
+    def passive(self) -> bool:
+        """Nothing to feed: only how the body ends matters."""
+        return self.parser is None and self.buf is None
 
     def feed(self, data: bytes) -> None:
         if self.done or not data:
@@ -80,6 +87,9 @@ class Tap:
                     and not inv.info.finish_reasons
                     and (inv.status_code or 0) < 400  # an error page read as a stream is that error, not a cut
                 ):
+                    inv.error_type = inv.error_type or "stream_truncated"
+            elif self.buf is None:  # passive: the SDK's chunks were read; a body that just stops was cut short
+                if outcome == "completed" and not inv.info.finish_reasons and (inv.status_code or 0) < 400:
                     inv.error_type = inv.error_type or "stream_truncated"
             elif self.buf:
                 raw = b"".join(self.buf)
@@ -163,9 +173,13 @@ def tap_httpx_classes(module: Any) -> tuple[type, type]:
             tap = self._tap
             decode = self._decode
             try:
-                for chunk in self._inner:
-                    tap.feed(chunk if decode is None else decode(chunk))
-                    yield chunk
+                if tap.passive:
+                    for chunk in self._inner:
+                        yield chunk
+                else:
+                    for chunk in self._inner:
+                        tap.feed(chunk if decode is None else decode(chunk))
+                        yield chunk
             except GeneratorExit:
                 raise  # the consumer stopped; close() or garbage collection will say how
             except BaseException as exc:
@@ -196,9 +210,13 @@ def tap_httpx_classes(module: Any) -> tuple[type, type]:
             tap = self._tap
             decode = self._decode
             try:
-                async for chunk in self._inner:
-                    tap.feed(chunk if decode is None else decode(chunk))
-                    yield chunk
+                if tap.passive:
+                    async for chunk in self._inner:
+                        yield chunk
+                else:
+                    async for chunk in self._inner:
+                        tap.feed(chunk if decode is None else decode(chunk))
+                        yield chunk
             except GeneratorExit:
                 raise
             except BaseException as exc:

@@ -45,33 +45,30 @@ _RL_REMAINING = {
 class Invocation:
     """One logical LLM call: what was asked, what came back, and its span. Ends exactly once."""
 
-    __slots__ = (
-        "_ended",
-        "_metric_key",
-        "attempts",
-        "error_type",
-        "foreign",
-        "headers",
-        "held",
-        "hide_usage",
-        "info",
-        "last_chunk",
-        "layer",
-        "outcome",
-        "owned_by_stream",
-        "pending",
-        "provider",
-        "recorder",
-        "request",
-        "route",
-        "server_address",
-        "server_port",
-        "span",
-        "start",
-        "status_code",
-        "tpoc",
-        "ttfc",
-    )
+    # Defaults live on the class: a call sets only what differs (no __slots__, so that creating one per
+    # call does not store two dozen fields that mostly keep their default).
+    headers: HeaderInfo | None = None
+    server_address: str | None = None
+    server_port: int | None = None
+    layer = "http"
+    span: Any = None
+    start = 0.0
+    ttfc: float | None = None
+    last_chunk = 0.0
+    tpoc: list[float] | None = None
+    attempts = 0
+    status_code: int | None = None
+    error_type: str | None = None
+    outcome: str | None = None
+    owned_by_stream = False
+    hide_usage = False  # we added stream_options.include_usage: hide its extra chunk
+    foreign = False  # the span belongs to someone else (a provider SDK's own GenAI span)
+    from_result = False  # response data comes from the openai SDK's parsed result, not the body
+    from_chunks = False  # ... from the openai SDK's parsed stream chunks, not the SSE events
+    held = False  # an SDK stream is inside __next__: its own exception, if any, decides the end
+    pending: str | None = None  # the end asked for while held
+    _ended = False
+    _metric_key: tuple | None = None
 
     def __init__(self, recorder: Recorder, route: Route, request: RequestInfo, provider: str) -> None:
         self.recorder = recorder
@@ -79,26 +76,6 @@ class Invocation:
         self.request = request
         self.provider = provider
         self.info = ResponseInfo()
-        self.headers: HeaderInfo | None = None
-        self.server_address: str | None = None
-        self.server_port: int | None = None
-        self.layer = "http"
-        self.span: Any = None
-        self.start = 0.0
-        self.ttfc: float | None = None
-        self.last_chunk = 0.0
-        self.tpoc: list[float] | None = None
-        self.attempts = 0
-        self.status_code: int | None = None
-        self.error_type: str | None = None
-        self.outcome: str | None = None
-        self.owned_by_stream = False
-        self.hide_usage = False  # we added stream_options.include_usage: hide its extra chunk
-        self.foreign = False  # the span belongs to someone else (a provider SDK's own GenAI span)
-        self.held = False  # an SDK stream is inside __next__: its own exception, if any, decides the end
-        self.pending: str | None = None  # the end asked for while held
-        self._ended = False
-        self._metric_key: tuple | None = None
 
     # --- stream progress (called by the stream tees) ---
     def chunks_arrived(self, count: int) -> None:
@@ -351,12 +328,12 @@ class Recorder:
         """Headroom gauges per provider, model and endpoint: the last value reported, whatever the call's
         outcome (a 429's "0 left" is overwritten by the next answer). Set at most once a second per series:
         scrapes see the latest value anyway, and each set costs as much as a histogram point."""
-        key = inv._metric_key or ()
-        base = (key[0], key[1], key[2], key[4], key[5]) if key else (inv.route.operation, inv.provider)
-        if now - self._rl_last.get(base, -2.0) < 1.0 and inv.status_code != 429:
+        key = inv._metric_key or (inv.route.operation, inv.provider)
+        if now - self._rl_last.get(key, -2.0) < 1.0 and inv.status_code != 429:
             return
         if len(self._rl_last) < 20000:
-            self._rl_last[base] = now
+            self._rl_last[key] = now
+        base = (key[0], key[1], key[2], key[4], key[5]) if len(key) == 7 else key  # no response model, error type
         for values, gauge in ((headers.remaining, self.rl_remaining), (headers.limit, self.rl_limit)):
             for res, v in values.items():
                 full = (*base, res)
@@ -467,7 +444,7 @@ class Recorder:
                 record = self.tpoc.record
                 for gap in inv.tpoc:
                     record(gap, mattrs)
-        if headers is not None and (headers.remaining or headers.limit):
+        if headers is not None and headers.rate_limited:
             self._rate_limits(inv, headers, now)
         ledger = self.ledger
         if ledger is not None:

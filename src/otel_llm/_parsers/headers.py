@@ -2,42 +2,130 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
 from operator import itemgetter
+from typing import Any
 
-__all__ = ["HeaderInfo", "parse_duration", "parse_header_list", "parse_headers"]
+__all__ = ["HeaderInfo", "parse_duration", "parse_header_list", "parse_header_store", "parse_headers"]
 
-# header name (lowercase) -> (kind, resource). Kinds: 0 remaining, 1 limit, 2 reset, 3 retry-after,
-# 4 relay cost, 5 content type, 6 content encoding. One dict lookup per response header, nothing else for the others.
-_REMAINING, _LIMIT, _RESET, _RETRY_AFTER, _RELAY_COST, _CONTENT_TYPE, _CONTENT_ENCODING = range(7)
-_HEADERS: dict[str, tuple[int, str]] = {
-    "retry-after": (_RETRY_AFTER, ""),
-    "x-litellm-response-cost": (_RELAY_COST, ""),
-    "content-type": (_CONTENT_TYPE, ""),
-    "content-encoding": (_CONTENT_ENCODING, ""),
-}
+# header name (lowercase) -> (kind, resource)
+_REMAINING, _LIMIT, _RESET = range(3)
+_RATE: dict[str, tuple[int, str]] = {}
 for _res in ("requests", "tokens", "input-tokens", "output-tokens"):
     _r = _res.replace("-", "_")
     for _kind, _code in (("remaining", _REMAINING), ("limit", _LIMIT), ("reset", _RESET)):
-        _HEADERS[f"x-ratelimit-{_kind}-{_res}"] = (_code, _r)
-        _HEADERS[f"anthropic-ratelimit-{_res}-{_kind}"] = (_code, _r)
-_HEADERS_BYTES: dict[bytes, tuple[int, str]] = {k.encode("ascii"): v for k, v in _HEADERS.items()}
-_NAMES_BYTES = frozenset(_HEADERS_BYTES)
+        _RATE[f"x-ratelimit-{_kind}-{_res}"] = (_code, _r)
+        _RATE[f"anthropic-ratelimit-{_res}-{_kind}"] = (_code, _r)
+_OTHER = ("retry-after", "x-litellm-response-cost", "content-type", "content-encoding")
+
+
+class _Names:
+    """The names looked for, as ``str`` or as ``bytes`` (httpx's own header list): per kind, as sets."""
+
+    __slots__ = ("all", "content_encoding", "content_type", "kinds", "rate", "relay_cost", "retry_after")
+
+    def __init__(self, conv: Any) -> None:
+        self.rate = {conv(k): v for k, v in _RATE.items()}
+        self.kinds = tuple(frozenset(conv(k) for k, v in _RATE.items() if v[0] == kind) for kind in range(3))
+        self.retry_after, self.relay_cost, self.content_type, self.content_encoding = (conv(k) for k in _OTHER)
+        self.all = frozenset(self.rate) | {conv(k) for k in _OTHER}
+
+
+_STR = _Names(str)
+_BYTES = _Names(lambda k: k.encode("ascii"))
 _INF = float("inf")
 _second = itemgetter(1)
 _third = itemgetter(2)
 
 
-@dataclass(slots=True)
 class HeaderInfo:
-    remaining: dict[str, float] = field(default_factory=dict)  # resource -> remaining
-    limit: dict[str, float] = field(default_factory=dict)
-    reset: dict[str, str] = field(default_factory=dict)  # resource -> as sent ("6m0s", RFC 3339, seconds)
-    retry_after: float | None = None
-    relay_cost: float | None = None
-    content_type: str = ""
-    content_encoding: str | None = None
+    """Rate-limit headroom, retry-after, relay-reported cost and content type from the response headers.
+
+    Built from the names looked for that the response has (found in C); each field is decoded the first
+    time it is read. Most calls only ever read ``remaining`` (and ``content_type`` to tell SSE apart).
+    """
+
+    __slots__ = ("_found", "_limit", "_names", "_remaining", "_reset", "_values")
+
+    def __init__(self, values: Mapping[Any, Any] | None = None, names: _Names = _STR) -> None:
+        self._values: Mapping[Any, Any] = values if values is not None else {}
+        self._names = names
+        self._found = names.all.intersection(self._values)
+        self._remaining: dict[str, float] | None = None
+        self._limit: dict[str, float] | None = None
+        self._reset: dict[str, str] | None = None
+
+    def _text(self, name: Any) -> str | None:
+        if name not in self._found:
+            return None
+        v = self._values[name]
+        if type(v) is tuple:  # requests' (name as sent, value)
+            v = v[1]
+        return v.decode("latin-1") if type(v) is bytes else v
+
+    def _kind(self, kind: int) -> dict:
+        out: dict = {}
+        values = self._values
+        rate = self._names.rate
+        for name in self._names.kinds[kind].intersection(self._found):
+            v = values[name]
+            if type(v) is tuple:  # requests' (name as sent, value)
+                v = v[1]
+            if type(v) is bytes:
+                v = v.decode("latin-1")
+            if kind == _RESET:
+                out[rate[name][1]] = v
+                continue
+            try:
+                num = float(v)
+            except ValueError:
+                continue
+            if num >= 0 and num != _INF:  # NaN fails ">= 0"
+                out[rate[name][1]] = num
+        return out
+
+    @property
+    def rate_limited(self) -> bool:
+        """The response has rate-limit headers (not decoded yet)."""
+        return bool(self._found) and not self._found.isdisjoint(self._names.rate)
+
+    @property
+    def remaining(self) -> dict[str, float]:
+        """resource -> requests/tokens left in the window, as the provider reports it."""
+        if self._remaining is None:
+            self._remaining = self._kind(_REMAINING) if self._found else {}
+        return self._remaining
+
+    @property
+    def limit(self) -> dict[str, float]:
+        if self._limit is None:
+            self._limit = self._kind(_LIMIT) if self._found else {}
+        return self._limit
+
+    @property
+    def reset(self) -> dict[str, str]:
+        """resource -> when the window resets, as sent ("6m0s", RFC 3339, seconds)."""
+        if self._reset is None:
+            self._reset = self._kind(_RESET) if self._found else {}
+        return self._reset
+
+    @property
+    def retry_after(self) -> float | None:
+        text = self._text(self._names.retry_after)
+        return None if text is None else _number(text)
+
+    @property
+    def relay_cost(self) -> float | None:
+        text = self._text(self._names.relay_cost)
+        return None if text is None else _number(text)
+
+    @property
+    def content_type(self) -> str:
+        return self._text(self._names.content_type) or ""
+
+    @property
+    def content_encoding(self) -> str | None:
+        return self._text(self._names.content_encoding)
 
 
 def parse_duration(text: str) -> float | None:
@@ -81,54 +169,16 @@ def _number(v: str) -> float | None:
     return f if f >= 0 and f != _INF else None  # NaN fails ">= 0"
 
 
-def _apply(out: HeaderInfo, hit: tuple[int, str], value: str) -> None:
-    kind, res = hit
-    if kind == _RESET:
-        out.reset[res] = value
-    elif kind == _CONTENT_TYPE:
-        out.content_type = value
-    elif kind == _CONTENT_ENCODING:
-        out.content_encoding = value
-    else:
-        num = _number(value)
-        if kind == _REMAINING:
-            if num is not None:
-                out.remaining[res] = num
-        elif kind == _LIMIT:
-            if num is not None:
-                out.limit[res] = num
-        elif kind == _RETRY_AFTER:
-            out.retry_after = num
-        else:
-            out.relay_cost = num
-
-
 def parse_headers(items: Iterable[tuple[str, str]]) -> HeaderInfo:
-    """One pass over the response headers (names in any case)."""
-    out = HeaderInfo()
-    table = _HEADERS
-    for key, value in items:
-        hit = table.get(key) or table.get(key.lower())
-        if hit is not None:
-            _apply(out, hit, value)
-    return out
+    """From ``(name, value)`` pairs, names in any case."""
+    return HeaderInfo({k.lower(): v for k, v in items})
 
 
-def parse_header_list(items: Sequence[tuple[bytes, bytes, bytes]], encoding: str = "latin-1") -> HeaderInfo:
-    """The same from httpx's own header list, ``(raw name, lowercase name, value)`` as bytes. The list is
-    indexed and matched against the names looked for in C; only the values of those are decoded."""
-    out = HeaderInfo()
-    by_name = dict(zip(map(_second, items), map(_third, items), strict=True))
-    table = _HEADERS_BYTES
-    for key in _NAMES_BYTES.intersection(by_name):
-        kind, res = table[key]
-        value = by_name[key].decode(encoding, "replace")
-        if kind == _REMAINING:
-            num = _number(value)
-            if num is not None:
-                out.remaining[res] = num
-        elif kind == _CONTENT_TYPE:
-            out.content_type = value
-        else:
-            _apply(out, (kind, res), value)
-    return out
+def parse_header_store(store: Mapping[str, tuple[str, str]]) -> HeaderInfo:
+    """From requests' ``CaseInsensitiveDict._store`` (lowercase name -> (name as sent, value)), as is."""
+    return HeaderInfo(store, _STR)
+
+
+def parse_header_list(items: Sequence[tuple[bytes, bytes, bytes]]) -> HeaderInfo:
+    """From httpx's own header list, ``(raw name, lowercase name, value)`` as bytes, indexed in C."""
+    return HeaderInfo(dict(zip(map(_second, items), map(_third, items), strict=True)), _BYTES)

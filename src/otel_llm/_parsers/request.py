@@ -51,6 +51,9 @@ def _num(value: Any, kind: type) -> float | int | None:
 
 
 _OPENAI_KEYS = frozenset(k for k, _, _ in _OPENAI_PARAMS)
+# the optional keys looked at below for chat, completions and Responses requests
+_CHAT_KEYS = frozenset({"stop", "n", "service_tier", "response_format", "conversation", "stream_options"})
+_BY_KEY = {k: (attr, kind) for k, attr, kind in _OPENAI_PARAMS + _GEMINI_PARAMS}
 _GEMINI_KEYS = frozenset(k for k, _, _ in _GEMINI_PARAMS)
 
 
@@ -59,13 +62,12 @@ def _params(attrs: dict[str, Any], src: dict, table: tuple, keys: frozenset[str]
     if not hits:
         return
     if len(hits) == 1:
-        key = next(iter(hits))
-        for k, attr, kind in table:
-            if k == key:
-                v = _num(src[key], kind)
-                if v is not None:
-                    attrs[attr] = v
-                return
+        for key in hits:
+            attr, kind = _BY_KEY[key]
+            v = _num(src[key], kind)
+            if v is not None:
+                attrs[attr] = v
+        return
     for key, attr, kind in table:  # in table order: of max_tokens / max_completion_tokens, the last one wins
         if key in src:
             v = _num(src[key], kind)
@@ -109,6 +111,8 @@ def parse_request(route: Route, body: Any, path_model: str | None = None) -> Req
         stops = body.get("stop_sequences")
         if isinstance(stops, list) and stops:
             attrs[n.REQUEST_STOP_SEQUENCES] = [str(s) for s in stops]
+        return info
+    if _CHAT_KEYS.isdisjoint(body):  # the common request: model, messages and a parameter or two
         return info
     stop = body.get("stop")
     if isinstance(stop, str):

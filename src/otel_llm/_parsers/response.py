@@ -14,7 +14,7 @@ from ._json import loads as _loads
 from .routes import ANTHROPIC_MESSAGES, GEMINI, OPENAI_EMBEDDINGS, OPENAI_RESPONSES, Route
 from .usage import Usage
 
-__all__ = ["ResponseInfo", "apply_body", "parse_body_bytes", "usage_from"]
+__all__ = ["ResponseInfo", "apply_body", "apply_openai_object", "parse_body_bytes", "usage_from"]
 
 
 @dataclass(slots=True)
@@ -34,6 +34,8 @@ class ResponseInfo:
 
 
 def _int(v: Any) -> int | None:
+    if v is None:
+        return None
     if type(v) is int:  # the common case first (bool is not int here)
         return v if v >= 0 else None
     if isinstance(v, bool):
@@ -240,6 +242,90 @@ def apply_body(route: Route, body: Any, info: ResponseInfo, capture: bool = Fals
         cost = _cost(usage_obj.get("cost"))  # OpenRouter
         if cost is not None:
             info.relay_cost = cost
+
+
+def _fields(obj: Any) -> dict | None:
+    """A pydantic model's fields and extra fields: the JSON object it was built from, one level deep."""
+    if isinstance(obj, dict):
+        return obj
+    d = getattr(obj, "__dict__", None)
+    if not isinstance(d, dict):
+        return None
+    extra = getattr(obj, "__pydantic_extra__", None)
+    return {**d, **extra} if extra else d
+
+
+def _sub(fields: dict, key: str) -> Any:
+    v = fields.get(key)
+    if v is None or isinstance(v, dict):
+        return v
+    return _fields(v)
+
+
+def apply_openai_object(route: Route, obj: Any, info: ResponseInfo) -> None:
+    """Fill ``info`` from the openai SDK's own parsed result of a chat, completions or embeddings call
+    (or one chunk of its stream): what ``apply_body`` reads from the JSON body, read from the pydantic
+    model the SDK built from that body (its fields, and extra fields such as a relay's ``usage.cost``),
+    so the body is not decoded a second time. Same result as ``apply_body`` on the body (a test holds
+    the two together). Content capture and every other API take the body path."""
+    body = _fields(obj)
+    if body is None:
+        return
+    if body is obj:  # a plain dict
+        apply_body(route, obj, info, False)
+        return
+    get = body.get
+    model = get("model")
+    if isinstance(model, str) and model:
+        info.model = model
+    rid = get("id")
+    if isinstance(rid, str) and rid:
+        info.id = rid
+    if get("error"):
+        _set_error(info, {"error": _sub(body, "error")})
+    if route.api == OPENAI_EMBEDDINGS:
+        data = get("data")
+        if isinstance(data, list) and data:
+            emb = getattr(data[0], "embedding", None)
+            if isinstance(emb, list):
+                info.embedding_dimensions = len(emb)
+            elif isinstance(emb, str):  # base64 float32, when the caller asked for it
+                info.embedding_dimensions = (len(emb) * 3 // 4 - emb.count("=", -2)) // 4
+    else:
+        choices = get("choices")
+        if isinstance(choices, list):
+            reasons = info.finish_reasons
+            for choice in choices:
+                reason = getattr(choice, "finish_reason", None)
+                if isinstance(reason, str):
+                    reasons.append(reason)
+        fp = get("system_fingerprint")
+        if isinstance(fp, str):
+            info.system_fingerprint = fp
+        tier = get("service_tier")
+        if isinstance(tier, str):
+            info.service_tier = tier
+    u = _sub(body, "usage")
+    if u is None:
+        return
+    details = _sub(u, "prompt_tokens_details")
+    cached = _int(details.get("cached_tokens")) if details else None
+    if cached is None:
+        cached = _int(u.get("prompt_cache_hit_tokens"))  # DeepSeek
+    details = _sub(u, "completion_tokens_details")
+    _merge_usage(
+        info,
+        Usage(
+            _int(u.get("prompt_tokens")),
+            _int(u.get("completion_tokens")),
+            cached,
+            None,
+            _int(details.get("reasoning_tokens")) if details else None,
+        ),
+    )
+    cost = _cost(u.get("cost"))  # OpenRouter
+    if cost is not None:
+        info.relay_cost = cost
 
 
 def parse_body_bytes(route: Route, raw: bytes, info: ResponseInfo, capture: bool = False) -> bool:

@@ -7,6 +7,7 @@ path that is not ours); only a match goes on to build anything.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["Route", "Router", "CHAT", "TEXT_COMPLETION", "EMBEDDINGS", "GENERATE_CONTENT"]
 
@@ -61,6 +62,10 @@ _API_BY_NAME = {
 }
 
 
+_UNSEEN: Any = object()
+_MAX_SEEN = 512
+
+
 class Router:
     """Matches request paths (str or bytes, query string allowed) against the known LLM endpoints.
 
@@ -68,7 +73,7 @@ class Router:
     User suffixes are tried first, so they can also override a built-in one.
     """
 
-    __slots__ = ("_by_bytes", "_by_str", "_bytes_suffixes", "_str_suffixes")
+    __slots__ = ("_by_bytes", "_by_str", "_bytes_suffixes", "_seen", "_str_suffixes")
 
     def __init__(self, extra: dict[str, str] | None = None) -> None:
         pairs: list[tuple[str, Route]] = []
@@ -85,29 +90,43 @@ class Router:
         self._by_bytes = [(s.encode(), r) for s, r in pairs]
         self._str_suffixes = tuple(s for s, _ in pairs)
         self._bytes_suffixes = tuple(s.encode() for s, _ in pairs)
+        self._seen: dict[str | bytes, Route | None] = {}  # paths already matched (LLM traffic repeats its paths)
 
     def match(self, path: str) -> Route | None:
         """Route of a path such as ``/v1/chat/completions?x=1``, or None."""
         q = path.find("?")
         if q >= 0:
             path = path[:q]
-        if not path.endswith(self._str_suffixes):
-            return None
-        for suffix, route in self._by_str:
-            if path.endswith(suffix):
-                return route
-        return None  # pragma: no cover - endswith above guarantees a hit
+        hit = self._seen.get(path, _UNSEEN)
+        if hit is not _UNSEEN:
+            return hit
+        route = None
+        if path.endswith(self._str_suffixes):
+            for suffix, r in self._by_str:
+                if path.endswith(suffix):
+                    route = r
+                    break
+        return self._remember(path, route)
 
     def match_bytes(self, path: bytes) -> Route | None:
         q = path.find(b"?")
         if q >= 0:
             path = path[:q]
-        if not path.endswith(self._bytes_suffixes):
-            return None
-        for suffix, route in self._by_bytes:
-            if path.endswith(suffix):
-                return route
-        return None  # pragma: no cover
+        hit = self._seen.get(path, _UNSEEN)
+        if hit is not _UNSEEN:
+            return hit
+        route = None
+        if path.endswith(self._bytes_suffixes):
+            for suffix, r in self._by_bytes:
+                if path.endswith(suffix):
+                    route = r
+                    break
+        return self._remember(path, route)
+
+    def _remember(self, path: str | bytes, route: Route | None) -> Route | None:
+        if len(self._seen) < _MAX_SEEN:  # bounded: paths with ids in them must not grow it forever
+            self._seen[path] = route
+        return route
 
 
 def gemini_model_from_path(path: str) -> str | None:

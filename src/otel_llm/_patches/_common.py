@@ -7,11 +7,12 @@ import logging
 from collections.abc import Iterable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from opentelemetry import context, trace
 
 from .._errors import error_type_of
-from .._parsers.headers import HeaderInfo, parse_header_list, parse_headers
+from .._parsers.headers import HeaderInfo, parse_header_list, parse_header_store, parse_headers
 from .._parsers.request import parse_request, parse_request_bytes
 from .._parsers.response import parse_body_bytes
 from .._parsers.routes import GEMINI, Route, gemini_model_from_path
@@ -26,6 +27,8 @@ __all__ = [
     "call_failed",
     "detach",
     "observe_httpx_status",
+    "observe_requests_status",
+    "split_url",
     "observe_status",
     "parse_read_body",
     "path_of",
@@ -52,6 +55,22 @@ def scrub_url(scheme: str, host: str, port: int | None, path: str) -> str:
         ]
         path = path[:q] + ("?" + "&".join(kept) if kept else "")
     return f"{scheme}://{netloc}{path}"
+
+
+def split_url(url: str) -> tuple[str, str, int | None, str]:
+    """(scheme, lowercase host, port, path and query) of an absolute URL. The plain ``scheme://host[:port]/path``
+    form is split by hand (this runs on every request); anything else (userinfo, IPv6, no path) by urllib."""
+    i = url.find("://")
+    j = url.find("/", i + 3) if i > 0 else -1
+    if j > 0:
+        netloc = url[i + 3 : j]
+        if netloc and "@" not in netloc and "[" not in netloc and "?" not in netloc and "#" not in netloc:
+            host, _, port = netloc.partition(":")
+            path = url[j:]
+            k = path.find("#")
+            return url[:i].lower(), host.lower(), int(port) if port else None, path if k < 0 else path[:k]
+    parts = urlsplit(url)
+    return parts.scheme, parts.hostname or "", parts.port, parts.path + ("?" + parts.query if parts.query else "")
 
 
 def path_of(url: str) -> str:
@@ -143,6 +162,15 @@ def call_failed(inv: Invocation, exc: BaseException) -> None:
 def observe_status(inv: Invocation, status: int, header_items: Iterable[tuple[str, str]]) -> None:
     inv.status_code = status
     inv.headers = parse_headers(header_items)
+
+
+def observe_requests_status(inv: Invocation, status: int, headers: Any) -> HeaderInfo:
+    """``observe_status`` for a requests ``CaseInsensitiveDict``: its lowercase-keyed store as is."""
+    inv.status_code = status
+    store = getattr(headers, "_store", None)
+    info = parse_header_store(store) if isinstance(store, dict) else parse_headers(headers.items())
+    inv.headers = info
+    return info
 
 
 def observe_httpx_status(inv: Invocation, status: int, headers: Any) -> HeaderInfo:

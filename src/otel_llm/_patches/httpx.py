@@ -32,12 +32,6 @@ def targets(module_name: str) -> list[tuple[str, str, Any]]:
     ]
 
 
-def _route(recorder: Recorder, request: Any) -> Any:
-    if request.method != "POST":
-        return None
-    return recorder.router.match_bytes(request.url.raw_path)
-
-
 def _start(recorder: Recorder, route: Any, request: Any) -> Invocation:
     url = request.url
     try:
@@ -54,7 +48,10 @@ def _observe(inv: Invocation, response: Any, tap_cls: type, own: bool) -> None:
     try:
         headers = response.headers
         info = observe_httpx_status(inv, response.status_code, headers)
+        if inv.from_result and response.status_code < 400:
+            return  # the openai SDK layer reads what it needs from the SDK's own parsed result
         if getattr(response, "_content", None) is not None or response.is_stream_consumed:
+            inv.from_chunks = False  # already read whole: its bytes say it all, now
             parse_read_body(inv, getattr(response, "_content", None))
         elif response.status_code < 400 or own:
             tap = Tap(inv, is_sse(inv, info.content_type))
@@ -71,6 +68,9 @@ def send_factory(recorder: Recorder, module: Any) -> Any:
     enabled = recorder.config.http
 
     def send(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        request = args[0] if args else kwargs.get("request")
+        if getattr(request, "method", None) != "POST":  # not an LLM call (every one we know is a POST)
+            return wrapped(*args, **kwargs)
         sdk = CURRENT.get()
         if sdk is not None:
             sdk.attempts += 1
@@ -80,8 +80,7 @@ def send_factory(recorder: Recorder, module: Any) -> Any:
         if not enabled:
             return wrapped(*args, **kwargs)
         try:
-            request = args[0] if args else kwargs["request"]
-            route = _route(recorder, request) if request.method == "POST" else None  # GETs: no call at all
+            route = recorder.router.match_bytes(request.url.raw_path)
             inv = _start(recorder, route, request) if route is not None else None
         except Exception:
             log.debug("otel_llm: starting an httpx call failed", exc_info=True)
@@ -107,6 +106,9 @@ def async_send_factory(recorder: Recorder, module: Any) -> Any:
     enabled = recorder.config.http
 
     async def send(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        request = args[0] if args else kwargs.get("request")
+        if getattr(request, "method", None) != "POST":  # not an LLM call (every one we know is a POST)
+            return await wrapped(*args, **kwargs)
         sdk = CURRENT.get()
         if sdk is not None:
             sdk.attempts += 1
@@ -116,8 +118,7 @@ def async_send_factory(recorder: Recorder, module: Any) -> Any:
         if not enabled:
             return await wrapped(*args, **kwargs)
         try:
-            request = args[0] if args else kwargs["request"]
-            route = _route(recorder, request) if request.method == "POST" else None  # GETs: no call at all
+            route = recorder.router.match_bytes(request.url.raw_path)
             inv = _start(recorder, route, request) if route is not None else None
         except Exception:
             log.debug("otel_llm: starting an httpx call failed", exc_info=True)

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 import wrapt
 
 from .._parsers.request import parse_request
-from .._parsers.routes import OPENAI_CHAT, OPENAI_COMPLETIONS
+from .._parsers.response import apply_openai_object
+from .._parsers.routes import OPENAI_CHAT, OPENAI_COMPLETIONS, OPENAI_EMBEDDINGS
 from ._common import CURRENT, attach, detach
 
 if TYPE_CHECKING:
@@ -76,7 +77,33 @@ def _begin(recorder: Recorder, instance: Any, args: Any, kwargs: Any) -> tuple[I
         hide_usage = True
     inv = recorder.start(route, request, host, port, "sdk", body=body if recorder.capture else None)
     inv.hide_usage = hide_usage
+    if not recorder.capture and route.api in _OBJECT_APIS and not _raw_response(options):
+        if not request.stream:
+            # read the SDK's parsed result instead of the body (see _after)
+            inv.from_result = _is_model_class(args[0] if args else kwargs.get("cast_to"))
+        elif kwargs.get("stream") is True and route.api != OPENAI_EMBEDDINGS:
+            inv.from_chunks = True  # read the SDK's parsed chunks instead of the SSE events (see _SdkStream)
     return inv, args, kwargs
+
+
+_OBJECT_APIS = (OPENAI_CHAT, OPENAI_COMPLETIONS, OPENAI_EMBEDDINGS)
+_model_classes: dict[Any, bool] = {}
+
+
+def _is_model_class(cast_to: Any) -> bool:
+    """True if the SDK will hand back an instance of this pydantic model (v1 or v2) class."""
+    hit = _model_classes.get(cast_to)
+    if hit is None:
+        try:
+            hit = isinstance(cast_to, type) and (hasattr(cast_to, "model_fields") or hasattr(cast_to, "__fields__"))
+        except Exception:
+            hit = False
+        if len(_model_classes) < 256:
+            try:
+                _model_classes[cast_to] = hit
+            except TypeError:  # unhashable
+                pass
+    return hit
 
 
 def _raw_response(options: Any) -> bool:
@@ -86,7 +113,13 @@ def _raw_response(options: Any) -> bool:
 
 def _after(inv: Invocation, result: Any) -> Any:
     try:
-        if not inv.owned_by_stream:
+        if inv.from_result and not inv.owned_by_stream:
+            try:
+                apply_openai_object(inv.route, result, inv.info)
+            except Exception:
+                log.debug("otel_llm: reading an openai result failed", exc_info=True)
+            inv.end()
+        elif not inv.owned_by_stream:
             inv.end()
         else:  # the body tap ends the call; the SDK's own errors while iterating are seen here
             return _wrap_stream(result, inv)
@@ -153,6 +186,34 @@ def _is_usage_only(chunk: Any) -> bool:
     return not getattr(chunk, "choices", True) and getattr(chunk, "usage", None) is not None
 
 
+def _stopped(inv: Invocation) -> None:
+    """The SDK's stream ended by itself. It closes the body right after the end marker: reading the SDK's
+    chunks (no SSE parser to see the marker), that close is the stream completing, not an early close."""
+    if inv.from_chunks and inv.pending == "closed_early":
+        inv.pending = "completed"
+    inv.release()
+
+
+def _observe_chunk(inv: Invocation, chunk: Any) -> None:
+    """One chunk of an SDK stream read from the SDK's own object (``inv.from_chunks``): the chunks that
+    carry what telemetry needs (the first, a finish reason, usage, an error) go through ``apply_body``;
+    every chunk with choices counts for time to first chunk and time per output chunk."""
+    try:
+        choices = getattr(chunk, "choices", None)
+        wanted = inv.ttfc is None or getattr(chunk, "usage", None) is not None
+        if not wanted and choices:
+            for choice in choices:
+                if getattr(choice, "finish_reason", None) is not None:
+                    wanted = True
+                    break
+        if wanted:
+            apply_openai_object(inv.route, chunk, inv.info)
+        if choices:
+            inv.chunks_arrived(1)
+    except Exception:
+        log.debug("otel_llm: reading an openai stream chunk failed", exc_info=True)
+
+
 class _SdkStream(wrapt.ObjectProxy):
     """The SDK's own Stream (isinstance still passes). While the SDK works inside ``__next__`` the call
     is held: a body closed because the SDK raised (bad JSON, bad UTF-8, an error event) ends as failed
@@ -170,10 +231,14 @@ class _SdkStream(wrapt.ObjectProxy):
         inv.held = True
         try:
             chunk = self.__wrapped__.__next__()
+            if inv.from_chunks:
+                _observe_chunk(inv, chunk)
             while inv.hide_usage and _is_usage_only(chunk):
                 chunk = self.__wrapped__.__next__()
+                if inv.from_chunks:
+                    _observe_chunk(inv, chunk)
         except StopIteration:
-            inv.release()
+            _stopped(inv)
             raise
         except GeneratorExit:
             inv.release()
@@ -208,10 +273,14 @@ class _AsyncSdkStream(wrapt.ObjectProxy):
         inv.held = True
         try:
             chunk = await self.__wrapped__.__anext__()
+            if inv.from_chunks:
+                _observe_chunk(inv, chunk)
             while inv.hide_usage and _is_usage_only(chunk):
                 chunk = await self.__wrapped__.__anext__()
+                if inv.from_chunks:
+                    _observe_chunk(inv, chunk)
         except StopAsyncIteration:
-            inv.release()
+            _stopped(inv)
             raise
         except GeneratorExit:
             inv.release()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from .._stream import RequestsRawTap, Tap
 from ._common import (
@@ -13,9 +12,10 @@ from ._common import (
     call_failed,
     detach,
     is_sse,
-    observe_status,
+    observe_requests_status,
     parse_read_body,
     path_of,
+    split_url,
     start_http_call,
 )
 
@@ -32,23 +32,22 @@ def targets(module_name: str) -> list[tuple[str, str, Any]]:
 
 
 def _start(recorder: Recorder, route: Any, request: Any) -> Invocation:
-    parts = urlsplit(request.url)
+    scheme, host, port, path = split_url(request.url)
     body = request.body
     if isinstance(body, str):
         body = body.encode("utf-8", "replace")
     elif not isinstance(body, (bytes, bytearray)):
         body = None
-    path = parts.path + ("?" + parts.query if parts.query else "")
-    return start_http_call(recorder, route, parts.scheme, parts.hostname or "", parts.port, path, raw_body=body)
+    return start_http_call(recorder, route, scheme, host, port, path, raw_body=body)
 
 
 def _observe(inv: Invocation, response: Any, streamed: bool) -> None:
     try:
-        observe_status(inv, response.status_code, response.headers.items())
+        info = observe_requests_status(inv, response.status_code, response.headers)
         if not streamed:
             parse_read_body(inv, response._content if isinstance(response._content, bytes) else None)
         else:
-            tap = Tap(inv, is_sse(inv, response.headers.get("content-type", "")))
+            tap = Tap(inv, is_sse(inv, info.content_type))
             response.raw = RequestsRawTap(response.raw, tap)
             return
     except Exception:
@@ -62,11 +61,11 @@ def send_factory(recorder: Recorder, module: Any) -> Any:
     router = recorder.router
 
     def send(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        if not enabled or CURRENT.get() is not None:
-            return wrapped(*args, **kwargs)
+        request = args[0] if args else kwargs.get("request")
+        if getattr(request, "method", None) != "POST" or not enabled or CURRENT.get() is not None:
+            return wrapped(*args, **kwargs)  # not an LLM call (every one we know is a POST), or already one
         try:
-            request = args[0] if args else kwargs["request"]
-            route = router.match(path_of(request.url)) if request.method == "POST" else None
+            route = router.match(path_of(request.url))
             inv = _start(recorder, route, request) if route is not None else None
         except Exception:
             log.debug("otel_llm: starting a requests call failed", exc_info=True)
