@@ -69,6 +69,15 @@ N_FULL = {
     "non_llm_get": 1500,
 }
 N_QUICK = {k: max(20, v // 3) for k, v in N_FULL.items()}
+# --paired: calls per state (on and off), in 20 block pairs
+N_PAIRED = {
+    "sync_chat": 2000,
+    "async_chat": 2000,
+    "stream_chat": 200,
+    "embeddings": 2000,
+    "raw_httpx": 3000,
+    "raw_requests": 3000,
+}
 LLM_SCENARIOS = tuple(s for s in SCENARIOS if s != "non_llm_get")
 SDK_SCENARIOS = ("sync_chat", "async_chat", "stream_chat", "embeddings")
 RAW_SCENARIOS = ("raw_httpx", "raw_requests")
@@ -86,6 +95,7 @@ OPENLIT_PRICES = {
     "embeddings": {"text-embedding-3-small": 0.00002},
 }
 
+PAIRED_ROUNDS = 3
 TARGET_FLOOR_RATIO = 1.3
 TARGET_PEER_RATIO = 0.5
 TARGET_CHUNK_US = 2.0
@@ -406,10 +416,19 @@ def evaluate_targets(summary: dict[str, Any], memory: dict[str, Any] | None) -> 
         if ours.get("status") != "ok":
             out.append((f"{scenario}: otel-llm records its telemetry", ours.get("status", "?"), "FAIL"))
             continue
+        paired = paired_ratios(summary, scenario)
+        if paired["x_floor"] is not None:
+            out.append(
+                (
+                    f"{scenario}: overhead ≤ {TARGET_FLOOR_RATIO}x the floor's (CPU, paired in-process)",
+                    f"{paired['ours']:.1f} µs vs floor {paired['floor']:.1f} µs = {paired['x_floor']:.2f}x",
+                    "PASS" if paired["x_floor"] <= TARGET_FLOOR_RATIO else "FAIL",
+                )
+            )
         x = ours.get("x_floor")
         out.append(
             (
-                f"{scenario}: overhead ≤ {TARGET_FLOOR_RATIO}x the floor's",
+                f"{scenario}: overhead ≤ {TARGET_FLOOR_RATIO}x the floor's (CPU, fresh processes)",
                 f"{ours['overhead_us']:.1f} µs vs floor {rows['floor']['overhead_us']:.1f} µs = {x:.2f}x"
                 if x is not None
                 else "floor not measured",
@@ -430,10 +449,19 @@ def evaluate_targets(summary: dict[str, Any], memory: dict[str, Any] | None) -> 
             target = f"{scenario}: overhead ≤ {TARGET_PEER_RATIO}x the best peer's"
             out.append((target, "no peer instruments it", "n/a"))
         else:
+            if paired["x_best_peer"] is not None:
+                p_best, p_name = paired["best_peer"]
+                out.append(
+                    (
+                        f"{scenario}: overhead ≤ {TARGET_PEER_RATIO}x the best peer's (CPU, paired in-process)",
+                        f"{paired['ours']:.1f} µs vs {p_name} {p_best:.1f} µs = {paired['x_best_peer']:.2f}x",
+                        "PASS" if paired["x_best_peer"] <= TARGET_PEER_RATIO else "FAIL",
+                    )
+                )
             x = ours.get("x_best_peer")
             out.append(
                 (
-                    f"{scenario}: overhead ≤ {TARGET_PEER_RATIO}x the best peer's",
+                    f"{scenario}: overhead ≤ {TARGET_PEER_RATIO}x the best peer's (CPU, fresh processes)",
                     f"{ours['overhead_us']:.1f} µs vs best peer {best:.1f} µs = {x:.2f}x",
                     "PASS" if x is not None and x <= TARGET_PEER_RATIO else "FAIL",
                 )
@@ -459,6 +487,26 @@ def evaluate_targets(summary: dict[str, Any], memory: dict[str, Any] | None) -> 
                 "PASS" if per_chunk < TARGET_CHUNK_US else "FAIL",
             )
         )
+        if floor_oh is not None:
+            # The conventions record one time-per-output-chunk histogram point per chunk: the SDK's cost of
+            # that (in the floor too) is most of any per-chunk number. This row is what otel-llm adds on top.
+            own = (rows["otel-llm"]["overhead_us"] - floor_oh) / STREAM_CHUNKS
+            counted = (summary.get("_opcount") or {}).get("stream_chat", {})
+            ops_ours = counted.get("otel-llm", {}).get("ops_over_baseline")
+            ops_floor = counted.get("floor", {}).get("ops_over_baseline")
+            extra = (
+                f"; counted: {(ops_ours - ops_floor) / STREAM_CHUNKS:+.0f} instructions per chunk over the floor"
+                if ops_ours is not None and ops_floor is not None
+                else ""
+            )
+            out.append(
+                (
+                    f"stream: otel-llm's own work per chunk, beyond the floor's SDK points < {TARGET_CHUNK_US} µs "
+                    f"((otel-llm - floor)/{STREAM_CHUNKS}; not the issue's target, shown to separate the two)",
+                    f"{own:.2f} µs{extra}",
+                    "PASS" if own < TARGET_CHUNK_US else "FAIL",
+                )
+            )
     rows = summary.get("non_llm_get", {})
     if "otel-llm" in rows and "overhead_us" in rows["otel-llm"]:
         oh = rows["otel-llm"]["overhead_us"]
@@ -534,6 +582,72 @@ def run_opcount(
             + ", ".join(f"{v} {r['ops_over_baseline']:+.0f}" for v, r in rows.items() if "ops_over_baseline" in r)
         )
     return out
+
+
+def run_paired(
+    infos: dict[str, dict[str, Any]], variants: list[str], scenarios: list[str], url: str, rounds: int, quick: bool
+) -> dict[str, Any]:
+    """Overhead measured inside each variant's own process: its patches switched on and off between
+    alternating blocks of calls (worker --paired). Rounds repeat it in fresh processes; variants rotate."""
+    raw: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    todo = [v for v in variants if v != "baseline" and infos.get(v, {}).get("ok")]
+    for rnd in range(rounds):
+        shift = rnd % len(todo)
+        order = todo[shift:] + todo[:shift]
+        for scenario in scenarios:
+            if scenario not in N_PAIRED:
+                continue
+            n = N_PAIRED[scenario] // (3 if quick else 1)
+            for v in order:
+                if scenario in RAW_SCENARIOS and v in PEERS:
+                    continue  # no peer patches raw HTTP
+                r = run_worker(infos[v]["python"], v, scenario, n, url, ["--paired"])
+                r["round"] = rnd
+                raw.setdefault(scenario, {}).setdefault(v, []).append(r)
+                if "error" in r:
+                    log(f"  paired r{rnd} {scenario:13s} {v:14s} ERROR {r['error']}")
+                else:
+                    log(f"  paired r{rnd} {scenario:13s} {v:14s} {r['paired_overhead_us']:+9.1f} us/call")
+    cals = [r["paired_cal_us"] for by_v in raw.values() for rs in by_v.values() for r in rs if "paired_cal_us" in r]
+    ref = statistics.median(cals) if cals else 0.0
+    out: dict[str, Any] = {"_ref_cal_us": ref, "_rounds": rounds}
+    for scenario, by_v in raw.items():
+        rows: dict[str, Any] = {}
+        for v, rs in by_v.items():
+            good = [r for r in rs if "paired_norm" in r]
+            if not good:
+                rows[v] = {"error": rs[-1].get("error", "no run")}
+                continue
+            norm = [r["paired_norm"] * ref for r in good]
+            rows[v] = {
+                "overhead_us": statistics.median(norm),
+                "spread_us": (min(norm), max(norm)),
+                "raw_us": statistics.median(r["paired_overhead_us"] for r in good),
+                "patched": good[-1].get("patched_attributes"),
+            }
+        out[scenario] = rows
+    return out
+
+
+def paired_ratios(summary: dict[str, Any], scenario: str) -> dict[str, Any]:
+    """otel-llm's paired overhead ÷ the floor's and ÷ the lowest among peers that passed their checks."""
+    rows = (summary.get("_paired") or {}).get(scenario) or {}
+    ours = rows.get("otel-llm", {}).get("overhead_us")
+    floor = rows.get("floor", {}).get("overhead_us")
+    cpu_rows = summary.get(scenario, {})
+    peers = [
+        (rows[p]["overhead_us"], p)
+        for p in PEERS
+        if "overhead_us" in rows.get(p, {}) and cpu_rows.get(p, {}).get("status") == "ok"
+    ]
+    best = min(peers) if peers else None
+    return {
+        "ours": ours,
+        "floor": floor,
+        "x_floor": ours / floor if ours is not None and floor else None,
+        "best_peer": best,
+        "x_best_peer": ours / best[0] if ours is not None and best and best[0] > 0 else None,
+    }
 
 
 def opcount_ratios(summary: dict[str, Any], ops: dict[str, Any], scenario: str) -> dict[str, Any]:
@@ -726,6 +840,43 @@ def render(data: dict[str, Any], memory: dict[str, Any] | None) -> str:
                 f"{'yes' if r.get('requests_patched') else 'no'} | {_f(r.get('requests_send_us'), '{:+.2f}')} |"
             )
         lines.append("")
+    paired = summary.get("_paired") or {}
+    if paired:
+        lines += [
+            "### Overhead paired in-process",
+            "",
+            f"`worker.py --paired`, {paired.get('_rounds', '?')} rounds: in each variant's own process, after it "
+            "instrumented, the attributes it replaced on the client libraries' classes are found (before/after "
+            "comparison) and switched back and forth between 20 alternating block pairs of calls (the floor "
+            "switches its own span on and off); overhead = median of the block differences in CPU per call, "
+            "normalized by a calibration workload timed right before each pair and multiplied back at the "
+            f"run's median calibration time ({paired.get('_ref_cal_us', 0):.1f} µs). Both states share one heap "
+            "and one minute of machine speed, so this is much steadier than differences between processes; "
+            "a block with a garbage collection in it is outvoted (the median), so collection costs are mostly "
+            "left out for every variant alike.",
+            "",
+            "| scenario | variant | overhead µs | rounds min … max | raw µs | xfloor | patched attributes |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for scenario in SCENARIOS:
+            rows = paired.get(scenario)
+            if not rows:
+                continue
+            floor_p = rows.get("floor", {}).get("overhead_us")
+            for v in VARIANTS:
+                r = rows.get(v)
+                if r is None:
+                    continue
+                if "error" in r:
+                    lines.append(f"| {scenario} | {v} | error: {str(r['error'])[:60]} | | | | |")
+                    continue
+                lo, hi = r["spread_us"]
+                xf = f"{r['overhead_us'] / floor_p:.2f}" if floor_p and v != "floor" else "-"
+                lines.append(
+                    f"| {scenario} | {v} | {r['overhead_us']:+.1f} | {lo:+.0f} … {hi:+.0f} | {r['raw_us']:+.1f} | "
+                    f"{xf} | {r.get('patched') if r.get('patched') is not None else '-'} |"
+                )
+        lines.append("")
     ops = summary.get("_opcount") or {}
     if ops:
         lines += [
@@ -890,6 +1041,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if memory.get("verdict") == "PASS" else 1
         bench = run_benchmarks(args, infos, server)
         micro = run_micro(infos, args.variants, server.url) if "non_llm_get" in args.scenarios else {}
+        paired = run_paired(
+            infos, args.variants, args.scenarios, server.url, 1 if args.quick else PAIRED_ROUNDS, bool(args.quick)
+        )
         opcounts = run_opcount(infos, args.variants, args.scenarios, server.url)
         units = run_worker(infos["floor"]["python"], "floor", "sync_chat", 1, server.url, ["--sdk-costs"])
         log(f"  SDK unit costs: {units}")
@@ -899,6 +1053,7 @@ def main(argv: list[str] | None = None) -> int:
     summary["_micro"] = micro  # type: ignore[assignment]
     summary["_units"] = units  # type: ignore[assignment]
     summary["_opcount"] = opcounts
+    summary["_paired"] = paired
     data = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),

@@ -672,6 +672,147 @@ def micro(url: str) -> dict[str, Any]:
     return out
 
 
+_MISSING: Any = object()
+
+
+class Patches:
+    """What a variant's instrumentation replaced, found by comparing the client libraries' classes and
+    modules before and after it instrumented; ``off()`` puts the originals back and ``on()`` the
+    instrumentation's wrappers again. The instrumentation's own state (providers, instruments, caches)
+    is never rebuilt, so toggling costs nothing inside the timed blocks, and it is the same mechanism
+    for every variant (all of them patch with wrapt or plain attribute replacement)."""
+
+    def __init__(self) -> None:
+        self._owners = self._scan()
+        self._before = self._snapshot()
+        self.changed: list[tuple[Any, str, Any, Any]] = []
+
+    @staticmethod
+    def _scan() -> list[Any]:
+        import importlib
+        import inspect
+        import pkgutil
+
+        modules: list[Any] = []
+        names = ["openai", "openai._base_client", "openai._client", "openai._streaming", "httpx", "httpx2"]
+        names += ["requests", "requests.sessions", "requests.adapters"]
+        try:
+            import openai.resources
+
+            names += [i.name for i in pkgutil.walk_packages(openai.resources.__path__, "openai.resources.")]
+        except ImportError:
+            pass
+        for name in names:
+            try:
+                modules.append(importlib.import_module(name))
+            except BaseException:
+                continue
+        owners: list[Any] = []
+        seen: set[int] = set()
+        for mod in modules:
+            for obj in [mod, *vars(mod).values()]:
+                if (obj is mod or inspect.isclass(obj)) and id(obj) not in seen:
+                    seen.add(id(obj))
+                    owners.append(obj)
+        return owners
+
+    def _snapshot(self) -> dict[tuple[int, str], Any]:
+        return {(id(o), k): v for o in self._owners for k, v in list(vars(o).items())}
+
+    def capture(self) -> int:
+        """After instrumenting: remember every attribute that changed. Returns how many."""
+        after = self._snapshot()
+        by_id = {id(o): o for o in self._owners}
+        for (oid, name), new in after.items():
+            old = self._before.get((oid, name), _MISSING)
+            if old is new or not callable(new):
+                continue
+            if old is _MISSING and not hasattr(new, "__wrapped__"):
+                continue  # a module attribute that appeared with a late import, not a patch
+            self.changed.append((by_id[oid], name, old, new))
+        return len(self.changed)
+
+    def off(self) -> None:
+        for owner, name, old, _ in self.changed:
+            if old is _MISSING:
+                if name in vars(owner):
+                    delattr(owner, name)
+            else:
+                setattr(owner, name, old)
+
+    def on(self) -> None:
+        for owner, name, _, new in self.changed:
+            setattr(owner, name, new)
+
+
+def measure_paired(
+    on_call: Callable[[], Any], off_call: Callable[[], Any], is_async: bool, on: Callable[[], None],
+    off: Callable[[], None], warmup: int, blocks: int, size: int,
+) -> dict[str, Any]:  # fmt: skip
+    """CPU per call with the instrumentation on and off, in alternating blocks of one process (the order
+    flips every pair). The paired differences, each normalized by a calibration workload timed right
+    before its pair, give the overhead: machine-speed changes between processes and rounds cancel out."""
+    cpu = time.process_time_ns
+    loop = asyncio.new_event_loop() if is_async else None
+
+    def run(fn: Callable[[], Any], k: int) -> int:
+        if loop is not None:
+
+            async def many() -> int:
+                c0 = cpu()
+                for _ in range(k):
+                    await fn()
+                return cpu() - c0
+
+            return loop.run_until_complete(many())
+        c0 = cpu()
+        for _ in range(k):
+            fn()
+        return cpu() - c0
+
+    def cal() -> float:
+        c0 = cpu()
+        for _ in range(CAL_UNITS * 4):
+            _calibration_unit()
+        return (cpu() - c0) / (CAL_UNITS * 4)
+
+    try:
+        on()
+        run(on_call, warmup)
+        off()
+        run(off_call, warmup)
+        gc.collect()
+        diffs: list[float] = []
+        norm: list[float] = []
+        cals: list[float] = []
+        for b in range(blocks):
+            unit = cal()
+            order = (True, False) if b % 2 == 0 else (False, True)
+            t: dict[bool, float] = {}
+            for state in order:
+                if state:
+                    on()
+                    run(on_call, 2)  # the first calls after a switch are not timed
+                    t[state] = run(on_call, size) / size
+                else:
+                    off()
+                    run(off_call, 2)
+                    t[state] = run(off_call, size) / size
+            diffs.append((t[True] - t[False]) / 1000)
+            norm.append((t[True] - t[False]) / unit)
+            cals.append(unit / 1000)
+        on()
+    finally:
+        if loop is not None:
+            loop.close()
+    return {
+        "paired_overhead_us": statistics.median(diffs),
+        "paired_norm": statistics.median(norm),
+        "paired_cal_us": statistics.median(cals),
+        "paired_blocks_us": [round(d, 1) for d in diffs],
+    }
+
+
 _INSTRUMENTATION_PATHS = (
     "/otel_llm/",
     "site-packages/openlit/",
@@ -809,6 +950,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--micro", action="store_true", help="only the in-process patch cost on non-LLM requests")
     ap.add_argument("--sdk-costs", action="store_true", help="only the unit costs of SDK spans and measurements")
     ap.add_argument("--opcount", action="store_true", help="only count Python instructions per call (see opcount)")
+    ap.add_argument("--paired", action="store_true", help="only the in-process on/off paired overhead")
+    ap.add_argument("--blocks", type=int, default=20, help="--paired: on/off block pairs")
     args = ap.parse_args(argv)
     for k, v in CONTENT_OFF_ENV.items():
         os.environ.setdefault(k, v)
@@ -817,7 +960,10 @@ def main(argv: list[str] | None = None) -> int:
 
     parts = urlsplit(args.url)
     tp, mp, (exporter, reader) = setup_sdk()
+    patches = Patches() if args.paired and args.variant not in ("baseline", "floor") else None
     instrument(args.variant, tp, mp, args.pricing_file)
+    if patches is not None:
+        patches.capture()
     if args.micro:
         print(json.dumps({"variant": args.variant, **micro(args.url)}))
         return 0
@@ -829,6 +975,23 @@ def main(argv: list[str] | None = None) -> int:
     warmup = args.warmup if args.warmup is not None else max(50, args.n // 10)
     out: dict[str, Any] = {"variant": args.variant, "scenario": args.scenario, "n": args.n, "warmup": warmup}
 
+    if args.paired:
+        if args.variant == "floor":
+            off_call, _ = make_call(args.variant, args.scenario, args.url, None)
+            switch_on = switch_off = lambda: None
+        elif patches is not None:
+            off_call = call
+            switch_on, switch_off = patches.on, patches.off
+            out["patched_attributes"] = len(patches.changed)
+        else:
+            raise SystemExit("--paired needs an instrumented variant or the floor")
+        size = max(5, args.n // args.blocks)
+        out.update(measure_paired(call, off_call, is_async, switch_on, switch_off, warmup, args.blocks, size))
+        out["block_size"] = size
+        tp.force_flush()
+        out["spans"] = exporter.count
+        print(json.dumps(out))
+        return 0
     if args.opcount:
         out.update(opcount(call, is_async, warmup, args.n))
         tp.force_flush()
