@@ -91,6 +91,7 @@ FAULTS: list[Fault] = [
     Fault("ok-gemini", fmt="gemini", layers=HTTP_SYNC + HTTP_ASYNC),
     Fault("malformed-json", "malformed-json", streams=(False,), special={"sdk": _JSON_ERROR}),
     Fault("empty", "empty", streams=(False,), special={"sdk": _JSON_ERROR}),
+    Fault("empty-sse", "empty", streams=(True,), error="stream_truncated"),  # 200, then not one event
     Fault("non-json", "non-json", streams=(False,)),
     Fault("html-502", "html-502", error="502", outcome="failed"),
     Fault("truncated-sse", "truncated-sse", streams=(True,), error="stream_truncated"),

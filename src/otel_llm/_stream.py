@@ -89,7 +89,12 @@ class Tap:
                 ):
                     inv.error_type = inv.error_type or "stream_truncated"
             elif self.buf is None:  # passive: the SDK's chunks were read; a body that just stops was cut short
-                if outcome == "completed" and not inv.info.finish_reasons and (inv.status_code or 0) < 400:
+                if (
+                    outcome == "completed"
+                    and inv.tpoc is not None  # chunks were seen (the caller iterated the SDK's stream)
+                    and not inv.info.finish_reasons
+                    and (inv.status_code or 0) < 400
+                ):
                     inv.error_type = inv.error_type or "stream_truncated"
             elif self.buf:
                 raw = b"".join(self.buf)

@@ -18,7 +18,7 @@ Request headers that steer one call:
     ``400`` ``401`` ``404`` ``500`` ``503``   provider-shaped error bodies with that status.
     ``html-502``       502 with a ``text/html`` page, as a proxy in front of the provider would send.
     ``malformed-json`` 200 ``application/json`` whose body is cut in half.
-    ``empty``          200 with an empty body.
+    ``empty``          200 with an empty body (a stream: its headers, then not one event).
     ``non-json``       200 ``text/plain``.
     ``truncated-sse``  the stream stops after half its content chunks: no final chunk, no usage, no
                        ``[DONE]``; the chunked body is terminated cleanly and the connection closed.
@@ -1588,6 +1588,8 @@ class FakeProvider:
         fault = call.fault
         if fault in ("truncated-sse", "reset"):
             frames = _truncate(frames)
+        elif fault == "empty":
+            frames = []  # headers, then a clean end: not a single event
         elif fault == "junk-sse" and sse:
             frames = _junk(frames)
         head = {"content-type": content_type, **headers, "cache-control": "no-cache", "transfer-encoding": "chunked"}

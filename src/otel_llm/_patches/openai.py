@@ -189,8 +189,13 @@ def _is_usage_only(chunk: Any) -> bool:
 def _stopped(inv: Invocation) -> None:
     """The SDK's stream ended by itself. It closes the body right after the end marker: reading the SDK's
     chunks (no SSE parser to see the marker), that close is the stream completing, not an early close."""
-    if inv.from_chunks and inv.pending == "closed_early":
-        inv.pending = "completed"
+    if inv.from_chunks:
+        if inv.pending == "closed_early":
+            inv.pending = "completed"
+        elif inv.pending == "completed" and inv.tpoc is None and not inv.info.finish_reasons:
+            # the body ran out before a single chunk or the end marker (with chunks, the tap says so)
+            if (inv.status_code or 0) < 400:
+                inv.error_type = inv.error_type or "stream_truncated"
     inv.release()
 
 
