@@ -192,10 +192,13 @@ def _stopped(inv: Invocation) -> None:
     if inv.from_chunks:
         if inv.pending == "closed_early":
             inv.pending = "completed"
-        elif inv.pending == "completed" and inv.tpoc is None and not inv.info.finish_reasons:
-            # the body ran out before a single chunk or the end marker (with chunks, the tap says so)
-            if (inv.status_code or 0) < 400:
-                inv.error_type = inv.error_type or "stream_truncated"
+        elif (
+            inv.pending == "completed"
+            and inv.tpoc is None
+            and not inv.info.finish_reasons
+            and (inv.status_code or 0) < 400
+        ):  # the body ran out before a single chunk or the end marker (with chunks, the tap says so)
+            inv.error_type = inv.error_type or "stream_truncated"
     inv.release()
 
 
