@@ -91,7 +91,7 @@ class Tap:
             elif self.buf is None:  # passive: the SDK's chunks were read; a body that just stops was cut short
                 if (
                     outcome == "completed"
-                    and inv.tpoc is not None  # chunks were seen (the caller iterated the SDK's stream)
+                    and inv.stamps is not None  # chunks were seen (the caller iterated the SDK's stream)
                     and not inv.info.finish_reasons
                     and (inv.status_code or 0) < 400
                 ):
@@ -179,8 +179,7 @@ def tap_httpx_classes(module: Any) -> tuple[type, type]:
             decode = self._decode
             try:
                 if tap.passive:
-                    for chunk in self._inner:
-                        yield chunk
+                    yield from self._inner  # handed on in C
                 else:
                     for chunk in self._inner:
                         tap.feed(chunk if decode is None else decode(chunk))

@@ -54,8 +54,7 @@ class Invocation:
     span: Any = None
     start = 0.0
     ttfc: float | None = None
-    last_chunk = 0.0
-    tpoc: list[float] | None = None
+    stamps: list[float] | None = None  # perf_counter() at each chunk's arrival, from the first; None: no chunk yet
     attempts = 0
     status_code: int | None = None
     error_type: str | None = None
@@ -80,15 +79,13 @@ class Invocation:
     # --- stream progress (called by the stream tees) ---
     def chunks_arrived(self, count: int) -> None:
         now = time.perf_counter()
-        gaps = self.tpoc
-        if gaps is None:  # the first chunk
+        stamps = self.stamps
+        if stamps is None:  # the first chunk
             self.ttfc = now - self.start
-            gaps = self.tpoc = []
-        else:
-            gaps.append(now - self.last_chunk)
+            stamps = self.stamps = []
+        stamps.append(now)
         if count > 1:
-            gaps.extend([0.0] * (count - 1))  # several events in one read arrived together
-        self.last_chunk = now
+            stamps.extend([now] * (count - 1))  # several events in one read arrived together: gaps of 0
 
     def fail(self, exc: BaseException) -> None:
         """End as failed with the user's exception (which the caller re-raises unchanged)."""
@@ -440,10 +437,13 @@ class Recorder:
             priced = self._price(inv, attrs, mattrs)
         if inv.ttfc is not None:
             self.ttfc.record(inv.ttfc, mattrs)
-            if inv.tpoc:
+            stamps = inv.stamps
+            if stamps is not None and len(stamps) > 1:  # one point per chunk after the first: its gap
                 record = self.tpoc.record
-                for gap in inv.tpoc:
-                    record(gap, mattrs)
+                last = stamps[0]
+                for stamp in stamps[1:]:
+                    record(stamp - last, mattrs)
+                    last = stamp
         if headers is not None and headers.rate_limited:
             self._rate_limits(inv, headers, now)
         ledger = self.ledger

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from time import perf_counter as _perf_counter
 from typing import TYPE_CHECKING, Any
 
 import wrapt
@@ -194,7 +195,7 @@ def _stopped(inv: Invocation) -> None:
             inv.pending = "completed"
         elif (
             inv.pending == "completed"
-            and inv.tpoc is None
+            and inv.stamps is None
             and not inv.info.finish_reasons
             and (inv.status_code or 0) < 400
         ):  # the body ran out before a single chunk or the end marker (with chunks, the tap says so)
@@ -202,10 +203,20 @@ def _stopped(inv: Invocation) -> None:
     inv.release()
 
 
-def _observe_chunk(inv: Invocation, chunk: Any) -> None:
-    """One chunk of an SDK stream read from the SDK's own object (``inv.from_chunks``): the chunks that
-    carry what telemetry needs (the first, a finish reason, usage, an error) go through ``apply_body``;
-    every chunk with choices counts for time to first chunk and time per output chunk."""
+def _observe_chunk(inv: Invocation, chunk: Any) -> bool:
+    """One chunk of an SDK stream read from the SDK's own object (``inv.from_chunks``). A chunk in the
+    middle of the stream (one choice, no finish reason, no usage) only stamps its arrival time;
+    the chunks that carry what telemetry needs (the first, a finish reason, usage, an error) go through
+    ``apply_openai_object``. Every chunk with choices counts for time to first chunk and per output chunk.
+    True for a middle chunk (which is never the usage-only chunk)."""
+    try:
+        stamps = inv.stamps
+        (choice,) = chunk.choices
+        if stamps is not None and choice.finish_reason is None and chunk.usage is None:
+            stamps.append(_perf_counter())
+            return True
+    except Exception:  # not one choice (the usage chunk), or not the SDK's chunk type: the careful path
+        pass
     try:
         choices = getattr(chunk, "choices", None)
         wanted = inv.ttfc is None or getattr(chunk, "usage", None) is not None
@@ -220,6 +231,7 @@ def _observe_chunk(inv: Invocation, chunk: Any) -> None:
             inv.chunks_arrived(1)
     except Exception:
         log.debug("otel_llm: reading an openai stream chunk failed", exc_info=True)
+    return False
 
 
 class _SdkStream(wrapt.ObjectProxy):
@@ -239,12 +251,11 @@ class _SdkStream(wrapt.ObjectProxy):
         inv.held = True
         try:
             chunk = self.__wrapped__.__next__()
-            if inv.from_chunks:
-                _observe_chunk(inv, chunk)
-            while inv.hide_usage and _is_usage_only(chunk):
-                chunk = self.__wrapped__.__next__()
-                if inv.from_chunks:
-                    _observe_chunk(inv, chunk)
+            if not (inv.from_chunks and _observe_chunk(inv, chunk)):
+                while inv.hide_usage and _is_usage_only(chunk):
+                    chunk = self.__wrapped__.__next__()
+                    if inv.from_chunks:
+                        _observe_chunk(inv, chunk)
         except StopIteration:
             _stopped(inv)
             raise
@@ -281,12 +292,11 @@ class _AsyncSdkStream(wrapt.ObjectProxy):
         inv.held = True
         try:
             chunk = await self.__wrapped__.__anext__()
-            if inv.from_chunks:
-                _observe_chunk(inv, chunk)
-            while inv.hide_usage and _is_usage_only(chunk):
-                chunk = await self.__wrapped__.__anext__()
-                if inv.from_chunks:
-                    _observe_chunk(inv, chunk)
+            if not (inv.from_chunks and _observe_chunk(inv, chunk)):
+                while inv.hide_usage and _is_usage_only(chunk):
+                    chunk = await self.__wrapped__.__anext__()
+                    if inv.from_chunks:
+                        _observe_chunk(inv, chunk)
         except StopAsyncIteration:
             _stopped(inv)
             raise
