@@ -274,11 +274,14 @@ class Recorder:
     def _key(self, inv: Invocation) -> tuple:
         key = inv._metric_key
         if key is None:
+            models = self._models
+            asked = inv.request.model
+            got = inv.info.model
             key = inv._metric_key = (
                 inv.route.operation,
                 inv.provider,
-                self._model_label(inv.request.model),
-                self._model_label(inv.info.model),
+                asked if asked in models else self._model_label(asked),
+                got if got in models else self._model_label(got),
                 inv.server_address,
                 inv.server_port,
                 inv.error_type,

@@ -26,7 +26,8 @@ class _Names:
 
     def __init__(self, conv: Any) -> None:
         self.rate = {conv(k): v for k, v in _RATE.items()}
-        self.kinds = tuple(frozenset(conv(k) for k, v in _RATE.items() if v[0] == kind) for kind in range(3))
+        # per kind: name -> resource
+        self.kinds = tuple({conv(k): v[1] for k, v in _RATE.items() if v[0] == kind} for kind in range(3))
         self.retry_after, self.relay_cost, self.content_type, self.content_encoding = (conv(k) for k in _OTHER)
         self.all = frozenset(self.rate) | {conv(k) for k in _OTHER}
 
@@ -66,22 +67,20 @@ class HeaderInfo:
     def _kind(self, kind: int) -> dict:
         out: dict = {}
         values = self._values
-        rate = self._names.rate
-        for name in self._names.kinds[kind].intersection(self._found):
+        table = self._names.kinds[kind]
+        for name in self._found.intersection(table):
             v = values[name]
             if type(v) is tuple:  # requests' (name as sent, value)
                 v = v[1]
-            if type(v) is bytes:
-                v = v.decode("latin-1")
             if kind == _RESET:
-                out[rate[name][1]] = v
+                out[table[name]] = v.decode("latin-1") if type(v) is bytes else v
                 continue
             try:
-                num = float(v)
+                num = float(v)  # float() reads bytes as well as str
             except ValueError:
                 continue
             if num >= 0 and num != _INF:  # NaN fails ">= 0"
-                out[rate[name][1]] = num
+                out[table[name]] = num
         return out
 
     @property

@@ -305,27 +305,38 @@ def apply_openai_object(route: Route, obj: Any, info: ResponseInfo) -> None:
         tier = get("service_tier")
         if isinstance(tier, str):
             info.service_tier = tier
-    u = _sub(body, "usage")
+    u = _sub(body, "usage")  # its fields and extra fields (a relay's cost, DeepSeek's cache hits) as one dict
     if u is None:
         return
-    details = _sub(u, "prompt_tokens_details")
-    cached = _int(details.get("cached_tokens")) if details else None
+    get = u.get
+    details = get("prompt_tokens_details")
+    cached = _detail(details, "cached_tokens") if details is not None else None
     if cached is None:
-        cached = _int(u.get("prompt_cache_hit_tokens"))  # DeepSeek
-    details = _sub(u, "completion_tokens_details")
-    _merge_usage(
-        info,
-        Usage(
-            _int(u.get("prompt_tokens")),
-            _int(u.get("completion_tokens")),
-            cached,
-            None,
-            _int(details.get("reasoning_tokens")) if details else None,
-        ),
+        cached = _int(get("prompt_cache_hit_tokens"))  # DeepSeek
+    details = get("completion_tokens_details")
+    usage = Usage(
+        _int(get("prompt_tokens")),
+        _int(get("completion_tokens")),
+        cached,
+        None,
+        _detail(details, "reasoning_tokens") if details is not None else None,
     )
-    cost = _cost(u.get("cost"))  # OpenRouter
+    if info.usage is None:
+        info.usage = usage
+    else:
+        _merge_usage(info, usage)
+    cost = get("cost")  # OpenRouter
     if cost is not None:
-        info.relay_cost = cost
+        cost = _cost(cost)
+        if cost is not None:
+            info.relay_cost = cost
+
+
+def _detail(details: Any, name: str) -> int | None:
+    """One count from a usage details object (a pydantic model, or a dict from a relay)."""
+    if type(details) is dict:
+        return _int(details.get(name))
+    return _int(getattr(details, name, None))  # pydantic answers extra fields as attributes too
 
 
 def parse_body_bytes(route: Route, raw: bytes, info: ResponseInfo, capture: bool = False) -> bool:
