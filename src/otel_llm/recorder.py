@@ -200,6 +200,7 @@ class Recorder:
             n.RATE_LIMIT_LIMIT, unit="1", description="Rate-limit budget per window, as the provider reports it."
         )
         self._attrs: dict[tuple, dict[str, Any]] = {}
+        self._start_attrs: dict[tuple, dict[str, Any]] = {}
         self._sets: dict[tuple, tuple[dict, dict, dict]] = {}
         self._rl_attrs: dict[tuple, dict[str, Any]] = {}
         self._rl_last: dict[tuple, float] = {}
@@ -223,22 +224,11 @@ class Recorder:
         inv.layer = layer
         inv.server_address = host
         inv.server_port = port
-        attrs: dict[str, Any] = {
-            n.OPERATION: route.operation,
-            n.PROVIDER: provider,
-            n.INSTRUMENTED_LAYER: layer,
-        }
-        if request.model:
-            attrs[n.REQUEST_MODEL] = request.model
-        if host:
-            attrs[n.SERVER_ADDRESS] = host
-            if port:
-                attrs[n.SERVER_PORT] = port
-        if request.stream:
-            attrs[n.REQUEST_STREAM] = True
-        api_type = route.openai_api_type
-        if api_type is not None:
-            attrs[n.OPENAI_API_TYPE] = api_type
+        key = (route, provider, layer, request.model, host, port, request.stream)
+        fixed = self._start_attrs.get(key)
+        if fixed is None:
+            fixed = self._fixed_start_attrs(key)
+        attrs = fixed.copy()
         if request.attributes:
             attrs.update(request.attributes)
         if url is not None:
@@ -253,6 +243,26 @@ class Recorder:
             inv.span = self.tracer.start_span(name, kind=_CLIENT, attributes=attrs)
         inv.start = time.perf_counter()
         return inv
+
+    def _fixed_start_attrs(self, key: tuple) -> dict[str, Any]:
+        """A span's start attributes that depend only on the route, provider, layer, model, server and
+        stream flag: built once per such combination (the cache is bounded like the metric ones)."""
+        route, provider, layer, model, host, port, stream = key
+        attrs: dict[str, Any] = {n.OPERATION: route.operation, n.PROVIDER: provider, n.INSTRUMENTED_LAYER: layer}
+        if model:
+            attrs[n.REQUEST_MODEL] = model
+        if host:
+            attrs[n.SERVER_ADDRESS] = host
+            if port:
+                attrs[n.SERVER_PORT] = port
+        if stream:
+            attrs[n.REQUEST_STREAM] = True
+        api_type = route.openai_api_type
+        if api_type is not None:
+            attrs[n.OPENAI_API_TYPE] = api_type
+        if len(self._start_attrs) < 20000:
+            self._start_attrs[key] = attrs
+        return attrs
 
     def _capture_input(self, attrs: dict[str, Any], route: Route, body: Any) -> None:
         messages, system = input_messages(route, body)
