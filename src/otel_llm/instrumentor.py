@@ -1,14 +1,20 @@
-"""``LLMInstrumentor``: the flat list of patches, applied and removed. Nothing else happens here."""
+"""``LLMInstrumentor``: the flat list of patches, applied and removed. Nothing else happens here.
+
+A client library is patched when the application imports it (at once if it already has), never
+imported by us: an application that never uses ``aiohttp`` does not load it, and the openai 3.x SDK,
+which checks on each call whether the older ``httpx`` is loaded, does not find it loaded by us.
+"""
 
 from __future__ import annotations
 
 import importlib
 import logging
+import sys
 from collections.abc import Collection
 from typing import Any
 
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-from wrapt import wrap_function_wrapper
+from wrapt import register_post_import_hook, wrap_function_wrapper
 
 from ._patches import TARGETS
 from .config import Config
@@ -17,6 +23,18 @@ from .package import _instruments
 __all__ = ["LLMInstrumentor"]
 
 log = logging.getLogger("otel_llm")
+
+_HOOKED: set[str] = set()
+
+
+def _on_import(module: Any) -> None:
+    """A client library was imported after ``instrument()``: patch it if instrumentation is still on."""
+    try:
+        inst = LLMInstrumentor()  # the base class makes one instance per class
+        if inst.recorder is not None:
+            inst._patch(module.__name__)
+    except Exception:
+        log.debug("otel_llm: patching %s on import failed", getattr(module, "__name__", module), exc_info=True)
 
 
 class LLMInstrumentor(BaseInstrumentor):
@@ -45,19 +63,32 @@ class LLMInstrumentor(BaseInstrumentor):
         kwargs.pop("skip_dep_check", None)
         config = Config.load(kwargs)
         prices = PriceBook.load(config.prices)
-        self.recorder = recorder = Recorder(config, tracer_provider, meter_provider, prices=prices, ledger=LEDGER)
+        self.recorder = Recorder(config, tracer_provider, meter_provider, prices=prices, ledger=LEDGER)
+        for root in dict.fromkeys(name.partition(".")[0] for name, _, _ in TARGETS):
+            if root in sys.modules:
+                self._patch(root)
+            elif root not in _HOOKED:  # one hook per library and process; it patches for whoever is on then
+                _HOOKED.add(root)
+                register_post_import_hook(_on_import, root)
+
+    def _patch(self, root: str) -> None:
+        """Apply the patches of one client library (its top-level package is imported)."""
+        recorder = self.recorder
         for module_name, attr, factory in TARGETS:
+            if module_name.partition(".")[0] != root:
+                continue
             try:
                 module = importlib.import_module(module_name)
             except ImportError:
-                continue  # not installed: nothing to patch
+                continue  # not this version's layout: nothing to patch
             owner_name, _, method = attr.rpartition(".")
             owner = getattr(module, owner_name, None)
             if owner is None or not hasattr(owner, method):
                 log.debug("otel_llm: %s.%s not found; skipped", module_name, attr)
                 continue
-            root = importlib.import_module(module_name.partition(".")[0])
-            wrap_function_wrapper(module, attr, factory(recorder, root))
+            if any(o is owner and m == method for o, m in self._patched):
+                continue
+            wrap_function_wrapper(module, attr, factory(recorder, sys.modules[root]))
             self._patched.append((owner, method))
 
     def _uninstrument(self, **kwargs: Any) -> None:

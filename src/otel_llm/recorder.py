@@ -361,18 +361,20 @@ class Recorder:
         info = inv.info
         outcome = inv.outcome
         # error classification: a failed HTTP status or an abandoned stream is never a plain success
-        if inv.error_type is None:
-            status = inv.status_code
-            if status is not None and status >= 400:
-                code = info.error_code
-                inv.error_type = "insufficient_quota" if status == 429 and code == "insufficient_quota" else str(status)
-            elif outcome == "abandoned":
-                inv.error_type = "stream_abandoned"
-            elif outcome == "failed":
-                inv.error_type = "_OTHER"
         error = inv.error_type
-        if inv.status_code is not None and inv.status_code >= 400 and outcome is not None:
-            outcome = "failed"  # an error answer is a failed call however its body was read (as at the SDK layer)
+        status = inv.status_code
+        if status is not None and status >= 400:
+            if error is None:
+                code = info.error_code
+                error = "insufficient_quota" if status == 429 and code == "insufficient_quota" else str(status)
+                inv.error_type = error
+            if outcome is not None:
+                outcome = "failed"  # an error answer is a failed call however its body was read (as at the SDK layer)
+        elif error is None and outcome is not None:
+            if outcome == "abandoned":
+                error = inv.error_type = "stream_abandoned"
+            elif outcome == "failed":
+                error = inv.error_type = "_OTHER"
         attrs: dict[str, Any] = {}
         if info.model:
             attrs[n.RESPONSE_MODEL] = info.model
@@ -430,7 +432,8 @@ class Recorder:
             attrs[n.OUTPUT_MESSAGES] = _cap(json.dumps(out, ensure_ascii=False), self.config.content_max_length)
 
         # metrics
-        mattrs, m_input, m_output = self._metric_sets(inv)
+        sets = self._sets.get(inv._metric_key or self._key(inv))
+        mattrs, m_input, m_output = sets if sets is not None else self._metric_sets(inv)
         self.duration.record(now - inv.start, mattrs)
         priced: Any = None
         if error is None:
@@ -475,42 +478,43 @@ class Recorder:
         span.end()
 
     def _price(self, inv: Invocation, attrs: dict[str, Any], mattrs: dict) -> float | None:
-        usage = inv.info.usage
-        relay = inv.info.relay_cost
-        if relay is None and inv.headers is not None:
-            relay = inv.headers.relay_cost
-        if (usage is None or usage.is_empty()) and relay is None:
-            if self.prices is not None:
-                self.unpriced.add(1, self._metric_attrs(inv, n.UNPRICED_REASON, "no_usage"))
+        prices = self.prices
+        if prices is None:
             return None
-        if self.prices is None:
+        info = inv.info
+        usage = info.usage
+        relay = info.relay_cost
+        if relay is None:
+            headers = inv.headers
+            if headers is not None:
+                relay = headers.relay_cost
+        if relay is None and (usage is None or (usage.input_tokens is None and usage.output_tokens is None)):
+            self.unpriced.add(1, self._metric_attrs(inv, n.UNPRICED_REASON, "no_usage"))
             return None
-        cost = self.prices.price(
-            provider=inv.provider,
-            model=inv.info.model or inv.request.model,
-            server_address=inv.server_address,
-            usage=usage if usage is not None else Usage(),
-            relay_cost=relay,
+        if usage is None:
+            usage = Usage()
+        asked = inv.request.model
+        model = info.model or asked
+        cost = prices.price(
+            provider=inv.provider, model=model, server_address=inv.server_address, usage=usage, relay_cost=relay
         )
-        if cost is None and inv.info.model and inv.request.model and inv.info.model != inv.request.model:
-            cost = self.prices.price(
-                provider=inv.provider,
-                model=inv.request.model,
-                server_address=inv.server_address,
-                usage=usage if usage is not None else Usage(),
-                relay_cost=relay,
+        if cost is None and asked and model != asked:  # an answering model the tables lack: the one asked for
+            cost = prices.price(
+                provider=inv.provider, model=asked, server_address=inv.server_address, usage=usage, relay_cost=relay
             )
         if cost is None:
             self.unpriced.add(1, self._metric_attrs(inv, n.UNPRICED_REASON, "unknown_model"))
             return None
-        self.cost.record(cost.amount, mattrs)
-        attrs[n.COST_AMOUNT] = cost.amount
+        amount = cost.amount
+        self.cost.record(amount, mattrs)
+        origin = cost.origin
+        attrs[n.COST_AMOUNT] = amount
         attrs[n.COST_CURRENCY] = "USD"
-        attrs[n.COST_SOURCE] = "provider" if cost.origin == "relay" else "local"
-        attrs[n.COST_ORIGIN] = cost.origin
-        if cost.priced_model != (inv.info.model or inv.request.model):
+        attrs[n.COST_SOURCE] = "provider" if origin == "relay" else "local"
+        attrs[n.COST_ORIGIN] = origin
+        if cost.priced_model != model:
             attrs[n.COST_PRICED_MODEL] = cost.priced_model  # priced under another name (alias, glob, fallback)
-        return cost.amount
+        return amount
 
 
 def _error_type(exc: BaseException) -> str:
