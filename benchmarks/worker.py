@@ -32,6 +32,7 @@ SCENARIOS = (
     "sync_chat",
     "async_chat",
     "stream_chat",
+    "stream_chat_10",
     "embeddings",
     "raw_httpx",
     "raw_requests",
@@ -52,6 +53,7 @@ EMBED_MODEL = "text-embedding-3-small"
 MESSAGES = [{"role": "user", "content": "Say something short about telemetry."}]
 MAX_TOKENS = 64
 STREAM_CHUNKS = 50
+SHORT_STREAM_CHUNKS = 10  # stream_chat_10: the per-chunk cost is the slope between the two stream lengths
 
 # Content capture off, for every variant, each by its own switch (set before any import).
 CONTENT_OFF_ENV = {
@@ -291,7 +293,7 @@ class Floor:
 def make_call(variant: str, scenario: str, url: str, floor: Floor | None) -> tuple[Callable[[], Any], bool]:
     base = url.rstrip("/")
     chat_body = {"model": CHAT_MODEL, "messages": MESSAGES, "max_tokens": MAX_TOKENS}
-    if scenario in ("sync_chat", "stream_chat", "embeddings"):
+    if scenario in ("sync_chat", "stream_chat", "stream_chat_10", "embeddings"):
         import openai
 
         client = openai.OpenAI(base_url=base + "/v1", api_key="sk-bench", max_retries=0)
@@ -320,7 +322,7 @@ def make_call(variant: str, scenario: str, url: str, floor: Floor | None) -> tup
                 return r
 
             return call, False
-        headers = {"x-fake-chunks": str(STREAM_CHUNKS)}
+        headers = {"x-fake-chunks": str(SHORT_STREAM_CHUNKS if scenario == "stream_chat_10" else STREAM_CHUNKS)}
 
         def call() -> Any:
             if floor is None:
