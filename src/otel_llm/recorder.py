@@ -284,14 +284,11 @@ class Recorder:
     def _key(self, inv: Invocation) -> tuple:
         key = inv._metric_key
         if key is None:
-            models = self._models
-            asked = inv.request.model
-            got = inv.info.model
             key = inv._metric_key = (
                 inv.route.operation,
                 inv.provider,
-                asked if asked in models else self._model_label(asked),
-                got if got in models else self._model_label(got),
+                self._model_label(inv.request.model),
+                self._model_label(inv.info.model),
                 inv.server_address,
                 inv.server_port,
                 inv.error_type,
@@ -432,8 +429,7 @@ class Recorder:
             attrs[n.OUTPUT_MESSAGES] = _cap(json.dumps(out, ensure_ascii=False), self.config.content_max_length)
 
         # metrics
-        sets = self._sets.get(inv._metric_key or self._key(inv))
-        mattrs, m_input, m_output = sets if sets is not None else self._metric_sets(inv)
+        mattrs, m_input, m_output = self._metric_sets(inv)
         self.duration.record(now - inv.start, mattrs)
         priced: Any = None
         if error is None:
