@@ -133,10 +133,19 @@ def make_calls(scenario: str, canned: dict, floor: Floor) -> tuple[Any, Any, boo
             n = 0
             gaps = []
             ttfc = 0.0
+            tin = tout = 0
             model = rid = reason = ""
             for chunk in client.chat.completions.create(
-                model=CHAT_MODEL, messages=MESSAGES, max_tokens=MAX_TOKENS, stream=True
+                model=CHAT_MODEL,
+                messages=MESSAGES,
+                max_tokens=MAX_TOKENS,
+                stream=True,
+                stream_options={"include_usage": True},  # real token counts need the usage chunk
             ):
+                if not chunk.choices:  # the usage chunk
+                    if chunk.usage is not None:
+                        tin, tout = chunk.usage.prompt_tokens, chunk.usage.completion_tokens
+                    continue
                 now = time.perf_counter()
                 if n == 0:
                     ttfc = now - t0
@@ -145,9 +154,9 @@ def make_calls(scenario: str, canned: dict, floor: Floor) -> tuple[Any, Any, boo
                     gaps.append(now - last)
                 last = now
                 n += 1
-                if chunk.choices and chunk.choices[0].finish_reason:
+                if chunk.choices[0].finish_reason:
                     reason = chunk.choices[0].finish_reason
-            floor.end(span, t0, model, rid, reason, 12, n, (ttfc, gaps))
+            floor.end(span, t0, model, rid, reason, tin, tout, (ttfc, gaps))
 
         return plain, floored, False
     if scenario == "async_chat":

@@ -53,6 +53,7 @@ EMBED_MODEL = "text-embedding-3-small"
 MESSAGES = [{"role": "user", "content": "Say something short about telemetry."}]
 MAX_TOKENS = 64
 STREAM_CHUNKS = 50
+USAGE = {"include_usage": True}
 SHORT_STREAM_CHUNKS = 10  # stream_chat_10: the per-chunk cost is the slope between the two stream lengths
 
 # Content capture off, for every variant, each by its own switch (set before any import).
@@ -335,13 +336,23 @@ def make_call(variant: str, scenario: str, url: str, floor: Floor | None) -> tup
                 return n
             span = floor.start("chat", CHAT_MODEL, True)
             t0 = last = time.perf_counter()
+            # real token counts need the usage chunk, as otel-llm asks for it (stream_options.include_usage)
             stream = client.chat.completions.create(
-                model=CHAT_MODEL, messages=MESSAGES, max_tokens=MAX_TOKENS, stream=True, extra_headers=headers
+                model=CHAT_MODEL,
+                messages=MESSAGES,
+                max_tokens=MAX_TOKENS,
+                stream=True,
+                stream_options=USAGE,
+                extra_headers=headers,
             )
-            n = 0
+            n = tin = tout = 0
             gaps = []
             model = rid = reason = ""
             for chunk in stream:
+                if not chunk.choices:  # the usage chunk: not a chunk of output, hidden from the caller
+                    if chunk.usage is not None:
+                        tin, tout = chunk.usage.prompt_tokens, chunk.usage.completion_tokens
+                    continue
                 now = time.perf_counter()
                 if n == 0:
                     ttfc = now - t0
@@ -350,9 +361,9 @@ def make_call(variant: str, scenario: str, url: str, floor: Floor | None) -> tup
                     gaps.append(now - last)
                 last = now
                 n += 1
-                if chunk.choices and chunk.choices[0].finish_reason:
+                if chunk.choices[0].finish_reason:
                     reason = chunk.choices[0].finish_reason
-            floor.end(span, t0, model, rid, reason, 12, n, (ttfc, gaps))
+            floor.end(span, t0, model, rid, reason, tin, tout, (ttfc, gaps))
             return n
 
         return call, False

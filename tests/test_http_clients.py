@@ -1187,3 +1187,30 @@ async def test_extra_paths_make_a_custom_endpoint_count(
     assert span.name == "chat gpt-4.1" and a["gen_ai.provider.name"] == "openai"
     assert a["url.full"] == provider.url + "/v1/generate" and a["otel_llm.layer"] == "http"
     assert t.point("gen_ai.client.operation.duration").count == 1
+
+
+# --------------------------------------------------------------------------------------------------
+# URLs remembered per process: bounded, and the same answer past the bound
+
+
+def test_requests_urls_past_the_remembered_bound_are_still_told_apart_and_scrubbed(
+    provider: FakeProvider, telemetry: Telemetry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from otel_llm._patches import _common
+    from otel_llm._patches import requests as requests_patch
+
+    monkeypatch.setattr(requests_patch, "URL_CACHE_SIZE", 3)
+    monkeypatch.setattr(_common, "URL_CACHE_SIZE", len(_common._SCRUBBED) + 2)
+    body = {"model": "gpt-4.1", "messages": MSG, "max_tokens": 5}
+    urls = []
+    for i in range(5):  # each URL twice: once to learn it (while there is room), once from memory or not
+        urls += [f"{provider.url}/v1/chat/completions?n={i}&key=sk-secret-{i}", f"{provider.url}/healthz/{i}"]
+    with requests.Session() as s:
+        for url in urls + urls:
+            assert s.post(url, json=body, timeout=10).status_code == 200
+    spans = telemetry.spans()
+    assert len(spans) == 10  # the chat URLs, each posted twice; never the others
+    full = sorted(str(sp.attributes["url.full"]) for sp in spans)
+    assert full == sorted(f"{provider.url}/v1/chat/completions?n={i}" for i in range(5) for _ in range(2))
+    assert all(sp.attributes["gen_ai.request.model"] == "gpt-4.1" for sp in spans)
+    assert len(_common._SCRUBBED) <= _common.URL_CACHE_SIZE

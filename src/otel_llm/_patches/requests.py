@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from .._stream import RequestsRawTap, Tap
 from ._common import (
     CURRENT,
+    URL_CACHE_SIZE,
     attach,
     call_failed,
     detach,
@@ -31,8 +32,8 @@ def targets(module_name: str) -> list[tuple[str, str, Any]]:
     return [(module_name, "Session.send", send_factory)]
 
 
-def _start(recorder: Recorder, route: Any, request: Any) -> Invocation:
-    scheme, host, port, path = split_url(request.url)
+def _start(recorder: Recorder, parts: tuple[Any, str, str, int | None, str], request: Any) -> Invocation:
+    route, scheme, host, port, path = parts
     body = request.body
     if isinstance(body, str):
         body = body.encode("utf-8", "replace")
@@ -56,17 +57,32 @@ def _observe(inv: Invocation, response: Any, streamed: bool) -> None:
         inv.end()
 
 
+_MISS = object()
+
+
 def send_factory(recorder: Recorder, module: Any) -> Any:
     enabled = recorder.config.http
     router = recorder.router
+    # request URL -> (route, scheme, host, port, path), or None for a path that is not an LLM API; bounded
+    known: dict[Any, tuple[Any, str, str, int | None, str] | None] = {}
+
+    def classify(url: str) -> tuple[Any, str, str, int | None, str] | None:
+        route = router.match(path_of(url))
+        parts = None if route is None else (route, *split_url(url))
+        if len(known) < URL_CACHE_SIZE:
+            known[url] = parts
+        return parts
 
     def send(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         request = args[0] if args else kwargs.get("request")
         if getattr(request, "method", None) != "POST" or not enabled or CURRENT.get() is not None:
             return wrapped(*args, **kwargs)  # not an LLM call (every one we know is a POST), or already one
         try:
-            route = router.match(path_of(request.url))
-            inv = _start(recorder, route, request) if route is not None else None
+            url = request.url
+            parts: Any = known.get(url, _MISS)
+            if parts is _MISS:
+                parts = classify(url)
+            inv = _start(recorder, parts, request) if parts is not None else None
         except Exception:
             log.debug("otel_llm: starting a requests call failed", exc_info=True)
             inv = None
