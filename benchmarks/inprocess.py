@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from worker import CHAT_MODEL, EMBED_MODEL, MAX_TOKENS, MESSAGES, STREAM_CHUNKS, Floor, setup_sdk
+from worker import CHAT_MODEL, EMBED_MODEL, MAX_TOKENS, MESSAGES, STREAM_CHUNKS, Floor, floor_stream, setup_sdk
 
 SCENARIOS = ("sync_chat", "async_chat", "stream_chat", "embeddings", "raw_httpx", "raw_requests", "non_llm_get")
 
@@ -129,34 +129,15 @@ def make_calls(scenario: str, canned: dict, floor: Floor) -> tuple[Any, Any, boo
 
         def floored() -> Any:
             span = floor.start("chat", CHAT_MODEL, True)
-            t0 = last = time.perf_counter()
-            n = 0
-            gaps = []
-            ttfc = 0.0
-            tin = tout = 0
-            model = rid = reason = ""
-            for chunk in client.chat.completions.create(
+            t0 = time.perf_counter()
+            stream = client.chat.completions.create(
                 model=CHAT_MODEL,
                 messages=MESSAGES,
                 max_tokens=MAX_TOKENS,
                 stream=True,
                 stream_options={"include_usage": True},  # real token counts need the usage chunk
-            ):
-                if not chunk.choices:  # the usage chunk
-                    if chunk.usage is not None:
-                        tin, tout = chunk.usage.prompt_tokens, chunk.usage.completion_tokens
-                    continue
-                now = time.perf_counter()
-                if n == 0:
-                    ttfc = now - t0
-                    model, rid = chunk.model, chunk.id
-                else:
-                    gaps.append(now - last)
-                last = now
-                n += 1
-                if chunk.choices[0].finish_reason:
-                    reason = chunk.choices[0].finish_reason
-            floor.end(span, t0, model, rid, reason, tin, tout, (ttfc, gaps))
+            )
+            floor_stream(floor, span, t0, stream)
 
         return plain, floored, False
     if scenario == "async_chat":

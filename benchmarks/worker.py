@@ -287,6 +287,32 @@ class Floor:
         span.end()
 
 
+def floor_stream(floor: Floor, span: Any, t0: float, stream: Any) -> int:
+    """The floor's reading of an SDK stream: time to first chunk, each chunk's gap, and the token counts
+    of the usage chunk (asked for with ``stream_options``; not a chunk of output). Returns the chunk count."""
+    n = tin = tout = 0
+    gaps = []
+    ttfc = last = 0.0
+    model = rid = reason = ""
+    for chunk in stream:
+        if not chunk.choices:  # the usage chunk
+            if chunk.usage is not None:
+                tin, tout = chunk.usage.prompt_tokens, chunk.usage.completion_tokens
+            continue
+        now = time.perf_counter()
+        if n == 0:
+            ttfc = now - t0
+            model, rid = chunk.model, chunk.id
+        else:
+            gaps.append(now - last)
+        last = now
+        n += 1
+        if chunk.choices[0].finish_reason:
+            reason = chunk.choices[0].finish_reason
+    floor.end(span, t0, model, rid, reason, tin, tout, (ttfc, gaps))
+    return n
+
+
 # --------------------------------------------------------------------------------------------------
 # scenarios: each returns a zero-argument call (sync) or coroutine function (async)
 
@@ -335,7 +361,7 @@ def make_call(variant: str, scenario: str, url: str, floor: Floor | None) -> tup
                     n += 1
                 return n
             span = floor.start("chat", CHAT_MODEL, True)
-            t0 = last = time.perf_counter()
+            t0 = time.perf_counter()
             # real token counts need the usage chunk, as otel-llm asks for it (stream_options.include_usage)
             stream = client.chat.completions.create(
                 model=CHAT_MODEL,
@@ -345,26 +371,7 @@ def make_call(variant: str, scenario: str, url: str, floor: Floor | None) -> tup
                 stream_options=USAGE,
                 extra_headers=headers,
             )
-            n = tin = tout = 0
-            gaps = []
-            model = rid = reason = ""
-            for chunk in stream:
-                if not chunk.choices:  # the usage chunk: not a chunk of output, hidden from the caller
-                    if chunk.usage is not None:
-                        tin, tout = chunk.usage.prompt_tokens, chunk.usage.completion_tokens
-                    continue
-                now = time.perf_counter()
-                if n == 0:
-                    ttfc = now - t0
-                    model, rid = chunk.model, chunk.id
-                else:
-                    gaps.append(now - last)
-                last = now
-                n += 1
-                if chunk.choices[0].finish_reason:
-                    reason = chunk.choices[0].finish_reason
-            floor.end(span, t0, model, rid, reason, tin, tout, (ttfc, gaps))
-            return n
+            return floor_stream(floor, span, t0, stream)
 
         return call, False
     if scenario == "async_chat":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Iterable
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from ..recorder import Invocation, Recorder
 
 __all__ = [
+    "URL_CACHE_SIZE",
     "CURRENT",
     "attach",
     "call_failed",
@@ -29,7 +31,6 @@ __all__ = [
     "observe_httpx_status",
     "observe_requests_status",
     "split_url",
-    "URL_CACHE_SIZE",
     "observe_status",
     "parse_read_body",
     "path_of",
@@ -46,22 +47,12 @@ instead of starting a second span (one call, one span)."""
 _SECRET_PARAMS = frozenset({"key", "api-key", "api_key", "apikey", "token", "sig", "access_token", "x-api-key"})
 
 
-_SCRUBBED: dict[tuple[str, str, int | None, str], str] = {}
-URL_CACHE_SIZE = 1024  # distinct URLs remembered; past that (ids in paths, varying queries) computed each time
+URL_CACHE_SIZE = 1024  # distinct URLs remembered (least recently used dropped first)
 
 
+@functools.lru_cache(maxsize=URL_CACHE_SIZE)
 def scrub_url(scheme: str, host: str, port: int | None, path: str) -> str:
     """An URL for telemetry: no userinfo, and no secret-bearing query parameters (remembered per URL)."""
-    key = (scheme, host, port, path)
-    hit = _SCRUBBED.get(key)
-    if hit is None:
-        hit = _scrub_url(scheme, host, port, path)
-        if len(_SCRUBBED) < URL_CACHE_SIZE:
-            _SCRUBBED[key] = hit
-    return hit
-
-
-def _scrub_url(scheme: str, host: str, port: int | None, path: str) -> str:
     netloc = host if port is None else f"{host}:{port}"
     q = path.find("?")
     if q >= 0:

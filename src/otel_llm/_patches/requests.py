@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -57,31 +58,22 @@ def _observe(inv: Invocation, response: Any, streamed: bool) -> None:
         inv.end()
 
 
-_MISS = object()
-
-
 def send_factory(recorder: Recorder, module: Any) -> Any:
     enabled = recorder.config.http
     router = recorder.router
-    # request URL -> (route, scheme, host, port, path), or None for a path that is not an LLM API; bounded
-    known: dict[Any, tuple[Any, str, str, int | None, str] | None] = {}
 
+    @functools.lru_cache(maxsize=URL_CACHE_SIZE)
     def classify(url: str) -> tuple[Any, str, str, int | None, str] | None:
+        """(route, scheme, host, port, path) of a request URL, or None: not an LLM API path."""
         route = router.match(path_of(url))
-        parts = None if route is None else (route, *split_url(url))
-        if len(known) < URL_CACHE_SIZE:
-            known[url] = parts
-        return parts
+        return None if route is None else (route, *split_url(url))
 
     def send(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         request = args[0] if args else kwargs.get("request")
         if getattr(request, "method", None) != "POST" or not enabled or CURRENT.get() is not None:
             return wrapped(*args, **kwargs)  # not an LLM call (every one we know is a POST), or already one
         try:
-            url = request.url
-            parts: Any = known.get(url, _MISS)
-            if parts is _MISS:
-                parts = classify(url)
+            parts = classify(request.url)
             inv = _start(recorder, parts, request) if parts is not None else None
         except Exception:
             log.debug("otel_llm: starting a requests call failed", exc_info=True)
