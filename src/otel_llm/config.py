@@ -38,6 +38,7 @@ OPTIONS = {
     "extra_paths": "OTEL_LLM_EXTRA_PATHS",
     "prices": "OTEL_LLM_PRICES",
     "max_models": "OTEL_LLM_MAX_MODELS",
+    "chunk_timing": "OTEL_LLM_CHUNK_TIMING",
 }
 """Every option of ``instrument()`` and the environment variable that sets it when the option is not given."""
 
@@ -99,6 +100,7 @@ class Config:
     extra_paths: Mapping[str, str] = field(default_factory=dict)
     prices: Any = None  # path or mapping, loaded by pricing.PriceBook
     max_models: int = 200
+    chunk_timing: bool = True  # one time-per-output-chunk point per chunk of a stream (the conventions ask for it)
 
     @classmethod
     def load(cls, options: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Config:
@@ -118,7 +120,7 @@ class Config:
         for opt, (name, value) in raw.items():
             if opt == "capture_content":
                 kwargs[opt] = _capture(name, value)
-            elif opt in ("include_usage", "http"):
+            elif opt in ("include_usage", "http", "chunk_timing"):
                 kwargs[opt] = _bool(name, value)
             elif opt == "content_max_length" or opt == "max_models":
                 kwargs[opt] = _int(name, value, 1)

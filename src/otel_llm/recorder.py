@@ -78,8 +78,10 @@ class Invocation:
 
     # --- stream progress (called by the stream tees) ---
     def chunks_arrived(self, count: int) -> None:
-        now = time.perf_counter()
         stamps = self.stamps
+        if stamps is not None and not self.recorder.chunk_timing:
+            return  # no time-per-output-chunk points: only the first chunk's time matters
+        now = time.perf_counter()
         if stamps is None:  # the first chunk
             self.ttfc = now - self.start
             stamps = self.stamps = []
@@ -149,6 +151,7 @@ class Recorder:
 
         self.config = config
         self.capture = config.capture_content
+        self.chunk_timing = config.chunk_timing
         self.router = Router(dict(config.extra_paths))
         self.providers = ProviderResolver(config.provider_map)
         self.prices = prices
@@ -450,7 +453,7 @@ class Recorder:
         if inv.ttfc is not None:
             self.ttfc.record(inv.ttfc, mattrs)
             stamps = inv.stamps
-            if stamps is not None and len(stamps) > 1:  # one point per chunk after the first: its gap
+            if stamps is not None and len(stamps) > 1 and self.chunk_timing:  # one point per later chunk: its gap
                 record = self.tpoc.record
                 last = stamps[0]
                 for stamp in stamps[1:]:

@@ -213,7 +213,8 @@ def _observe_chunk(inv: Invocation, chunk: Any) -> bool:
         stamps = inv.stamps
         (choice,) = chunk.choices
         if stamps is not None and choice.finish_reason is None and chunk.usage is None:
-            stamps.append(_perf_counter())
+            if inv.recorder.chunk_timing:
+                stamps.append(_perf_counter())
             return True
     except Exception:  # not one choice (the usage chunk), or not the SDK's chunk type: the careful path
         pass
