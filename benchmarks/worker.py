@@ -191,6 +191,11 @@ class Floor:
         self.cost = meter.create_histogram("gen_ai.client.operation.cost", unit="USD")
         self.ttfc = meter.create_histogram("gen_ai.client.operation.time_to_first_chunk", unit="s")
         self.tpoc = meter.create_histogram("gen_ai.client.operation.time_per_output_chunk", unit="s")
+        # otel-llm's rate-limit headroom gauges, set as it sets them: at most once a second per series
+        self.rl_remaining = meter.create_gauge("gen_ai.client.rate_limit.remaining", unit="1")
+        self.rl_limit = meter.create_gauge("gen_ai.client.rate_limit.limit", unit="1")
+        self._rl_last: dict[tuple[str, str], float] = {}
+        self._rl_attrs: dict[tuple[str, str], tuple[dict, dict]] = {}
         self.host = host
         self.port = port
         self._mattrs: dict[tuple[str, str, str], tuple[dict, dict, dict]] = {}
@@ -283,6 +288,21 @@ class Floor:
             attrs["otel_llm.stream.outcome"] = "completed"
         span.set_attributes(attrs)
         self.duration.record(dur, base)
+        now = t0 + dur
+        rl_key = (operation, span.attributes["gen_ai.request.model"])
+        if now - self._rl_last.get(rl_key, -2.0) >= 1.0:
+            self._rl_last[rl_key] = now
+            sets = self._rl_attrs.get(rl_key)
+            if sets is None:
+                gauge_base = {k: v for k, v in base.items() if k != "gen_ai.response.model"}
+                sets = self._rl_attrs[rl_key] = (
+                    dict(gauge_base, **{"gen_ai.rate_limit.resource": "requests"}),
+                    dict(gauge_base, **{"gen_ai.rate_limit.resource": "tokens"}),
+                )
+            self.rl_remaining.set(9999.0, sets[0])
+            self.rl_remaining.set(3999926.0, sets[1])
+            self.rl_limit.set(10000.0, sets[0])
+            self.rl_limit.set(4000000.0, sets[1])
         self.tokens.record(tin, m_in)
         if tout is not None:
             self.tokens.record(tout, m_out)
