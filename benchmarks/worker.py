@@ -195,6 +195,7 @@ class Floor:
         self.rl_remaining = meter.create_gauge("gen_ai.client.rate_limit.remaining", unit="1")
         self.rl_limit = meter.create_gauge("gen_ai.client.rate_limit.limit", unit="1")
         self._rl_last: dict[tuple[str, str], float] = {}
+        self._rl_interval = float(os.environ.get("OTEL_LLM_RATE_LIMIT_INTERVAL") or 1.0)  # otel-llm's option
         self._rl_attrs: dict[tuple[str, str], tuple[dict, dict]] = {}
         self.host = host
         self.port = port
@@ -290,7 +291,8 @@ class Floor:
         self.duration.record(dur, base)
         now = t0 + dur
         rl_key = (operation, span.attributes["gen_ai.request.model"])
-        if now - self._rl_last.get(rl_key, -2.0) >= 1.0:
+        last = self._rl_last.get(rl_key)
+        if last is None or now - last >= self._rl_interval:
             self._rl_last[rl_key] = now
             sets = self._rl_attrs.get(rl_key)
             if sets is None:

@@ -395,3 +395,21 @@ def test_a_bad_chunk_timing_value_is_refused_at_configuration() -> None:
         Config.load(env={"OTEL_LLM_CHUNK_TIMING": "sometimes"})
     assert Config.load({"chunk_timing": "off"}).chunk_timing is False
     assert Config.load().chunk_timing is True
+
+
+def test_rate_limit_gauges_are_set_once_per_interval(provider: FakeProvider, instrument) -> None:  # type: ignore[no-untyped-def]
+    from otel_llm import Config, ConfigError
+
+    t = instrument(rate_limit_interval=3600)
+    c = client(provider)
+    left = []
+    for _ in range(3):
+        raw = c.chat.completions.with_raw_response.create(model="gpt-4.1", messages=MSG)
+        left.append(float(raw.headers["x-ratelimit-remaining-tokens"]))
+    assert left[0] != left[-1]  # the provider's budget went down
+    # a gauge keeps its last value: the first answer set it, and the interval kept the next two from setting it
+    assert t.point("gen_ai.client.rate_limit.remaining", gen_ai__rate_limit__resource="tokens").value == left[0]
+    assert t.spans()[-1].attributes["gen_ai.rate_limit.remaining_tokens"] == left[-1]  # spans: every call
+    with pytest.raises(ConfigError, match="OTEL_LLM_RATE_LIMIT_INTERVAL"):
+        Config.load(env={"OTEL_LLM_RATE_LIMIT_INTERVAL": "-1"})
+    assert Config.load({"rate_limit_interval": "0.5"}).rate_limit_interval == 0.5

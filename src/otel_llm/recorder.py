@@ -207,6 +207,7 @@ class Recorder:
         self._sets: dict[tuple, tuple[dict, dict, dict]] = {}
         self._rl_attrs: dict[tuple, dict[str, Any]] = {}
         self._rl_last: dict[tuple, float] = {}
+        self._rl_interval = config.rate_limit_interval
         self._models: set[str] = set()
         self._max_models = config.max_models
 
@@ -336,10 +337,12 @@ class Recorder:
 
     def _rate_limits(self, inv: Invocation, headers: HeaderInfo, now: float) -> None:
         """Headroom gauges per provider, model and endpoint: the last value reported, whatever the call's
-        outcome (a 429's "0 left" is overwritten by the next answer). Set at most once a second per series:
+        outcome (a 429's "0 left" is overwritten by the next answer). Set at most once a second per series
+        (``rate_limit_interval``):
         scrapes see the latest value anyway, and each set costs as much as a histogram point."""
         key = inv._metric_key or (inv.route.operation, inv.provider)
-        if now - self._rl_last.get(key, -2.0) < 1.0 and inv.status_code != 429:
+        last = self._rl_last.get(key)
+        if last is not None and now - last < self._rl_interval and inv.status_code != 429:
             return
         if len(self._rl_last) < 20000:
             self._rl_last[key] = now
