@@ -266,8 +266,9 @@ def apply_openai_object(route: Route, obj: Any, info: ResponseInfo) -> None:
     """Fill ``info`` from the openai SDK's own parsed result of a chat, completions, embeddings or
     Responses call (or one chunk of a chat or completions stream): what ``apply_body`` reads from the
     JSON body, read from the pydantic model the SDK built from that body (its fields, and extra fields
-    such as a relay's ``usage.cost``), so the body is not decoded a second time. Same result as ``apply_body`` on the body (a test holds
-    the two together). Content capture and every other API take the body path."""
+    such as a relay's ``usage.cost``), so the body is not decoded a second time. Same result as
+    ``apply_body`` on the body (a test holds the two together). Content capture and every other API
+    take the body path."""
     body = _fields(obj)
     if body is None:
         return
