@@ -677,11 +677,29 @@ class PriceBook:
         relay_cost: float | None = None,
     ) -> Cost | None:
         """The cost of one call, or ``None`` when it cannot be priced. Never raises."""
+        quote = self.quote(provider, model, server_address, usage, relay_cost)
+        if quote is None:
+            return None
+        amount, origin, priced_model = quote
+        return Cost(amount, origin, priced_model, ORIGIN_RELAY if origin == ORIGIN_RELAY else self._version_of(quote))
+
+    def _version_of(self, quote: tuple[float, str, str]) -> str:
+        return self._cfg.version if quote[1] == ORIGIN_USER else _genai_version_name()
+
+    def quote(
+        self,
+        provider: str | None,
+        model: str | None,
+        server_address: str | None,
+        usage: Usage,
+        relay_cost: float | None = None,
+    ) -> tuple[float, str, str] | None:
+        """``price()`` on the hot path: ``(amount, origin, priced_model)`` without building a ``Cost``."""
         try:
             if relay_cost is not None:
                 amount = _relay_amount(relay_cost)
                 if amount is not None:
-                    return Cost(amount, ORIGIN_RELAY, model or "", ORIGIN_RELAY)
+                    return amount, ORIGIN_RELAY, model or ""
             if usage.input_tokens is None and usage.output_tokens is None:
                 return None
             if not model:
@@ -697,9 +715,7 @@ class PriceBook:
                 prices = self._prices_now(entry)
                 if prices is None:
                     return None
-            return Cost(
-                _amount(prices, usage) * entry.multiplier, entry.origin, entry.priced_model, entry.price_version
-            )
+            return _amount(prices, usage) * entry.multiplier, entry.origin, entry.priced_model
         except Exception:
             if not self._error_logged:
                 self._error_logged = True

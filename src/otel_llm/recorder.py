@@ -497,25 +497,20 @@ class Recorder:
             usage = Usage()
         asked = inv.request.model
         model = info.model or asked
-        cost = prices.price(
-            provider=inv.provider, model=model, server_address=inv.server_address, usage=usage, relay_cost=relay
-        )
-        if cost is None and asked and model != asked:  # an answering model the tables lack: the one asked for
-            cost = prices.price(
-                provider=inv.provider, model=asked, server_address=inv.server_address, usage=usage, relay_cost=relay
-            )
-        if cost is None:
+        quote = prices.quote(inv.provider, model, inv.server_address, usage, relay)
+        if quote is None and asked and model != asked:  # an answering model the tables lack: the one asked for
+            quote = prices.quote(inv.provider, asked, inv.server_address, usage, relay)
+        if quote is None:
             self.unpriced.add(1, self._metric_attrs(inv, n.UNPRICED_REASON, "unknown_model"))
             return None
-        amount = cost.amount
+        amount, origin, priced_model = quote
         self.cost.record(amount, mattrs)
-        origin = cost.origin
         attrs[n.COST_AMOUNT] = amount
         attrs[n.COST_CURRENCY] = "USD"
         attrs[n.COST_SOURCE] = "provider" if origin == "relay" else "local"
         attrs[n.COST_ORIGIN] = origin
-        if cost.priced_model != model:
-            attrs[n.COST_PRICED_MODEL] = cost.priced_model  # priced under another name (alias, glob, fallback)
+        if priced_model != model:
+            attrs[n.COST_PRICED_MODEL] = priced_model  # priced under another name (alias, glob, fallback)
         return amount
 
 
