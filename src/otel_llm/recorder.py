@@ -288,11 +288,18 @@ class Recorder:
     def _key(self, inv: Invocation) -> tuple:
         key = inv._metric_key
         if key is None:
+            models = self._models
+            asked = inv.request.model
+            if asked is not None and asked not in models:
+                asked = self._model_label(asked)
+            answered = inv.info.model
+            if answered is not None and answered not in models:
+                answered = self._model_label(answered)
             key = inv._metric_key = (
                 inv.route.operation,
                 inv.provider,
-                self._model_label(inv.request.model),
-                self._model_label(inv.info.model),
+                asked,
+                answered,
                 inv.server_address,
                 inv.server_port,
                 inv.error_type,
@@ -463,7 +470,9 @@ class Recorder:
                     record(stamp - last, mattrs)
                     last = stamp
         if headers is not None and headers.rate_limited:
-            self._rate_limits(inv, headers, now)
+            last = self._rl_last.get(inv._metric_key)  # the series' last set (see _rate_limits), checked inline
+            if last is None or now - last >= self._rl_interval or inv.status_code == 429:
+                self._rate_limits(inv, headers, now)
         ledger = self.ledger
         if ledger is not None:
             model = inv.request.model or info.model or "_unknown"
