@@ -68,6 +68,7 @@ class Invocation:
     pending: str | None = None  # the end asked for while held
     _ended = False
     _metric_key: tuple | None = None
+    active: dict | None = None  # the calls-in-flight series this call was added to; taken off once, at its end
 
     def __init__(self, recorder: Recorder, route: Route, request: RequestInfo, provider: str) -> None:
         self.recorder = recorder
@@ -114,6 +115,12 @@ class Invocation:
                     span.end()
             except Exception:
                 pass
+        finally:
+            if self.active is not None:  # the one way out of every call: no longer in flight
+                try:
+                    self.recorder.active.add(-1, self.active)
+                except Exception:
+                    pass
 
     def release(self, exc: BaseException | None = None) -> None:
         """Leave the held state: end as the body said, or as failed with the exception the SDK raised."""
@@ -193,6 +200,17 @@ class Recorder:
         self.unpriced = meter.create_counter(
             n.UNPRICED, unit="{call}", description="Calls whose cost could not be computed."
         )
+        self.token_cost = meter.create_counter(
+            n.TOKEN_COST, unit="USD", description="Cost of GenAI operations by what it paid for (gen_ai.token.type)."
+        )
+        self.list_cost = meter.create_counter(
+            n.LIST_COST,
+            unit="USD",
+            description="List-price cost of operations billed by a relay or at a multiplied price.",
+        )
+        self.active = meter.create_up_down_counter(
+            n.ACTIVE_OPERATIONS, unit="{operation}", description="GenAI operations in progress (streams until done)."
+        )
         self.rl_remaining = meter.create_gauge(
             n.RATE_LIMIT_REMAINING, unit="1", description="Rate-limit budget left, as the provider reports it."
         )
@@ -202,6 +220,8 @@ class Recorder:
         self._attrs: dict[tuple, dict[str, Any]] = {}
         self._start_attrs: dict[tuple, dict[str, Any]] = {}
         self._sets: dict[tuple, tuple[dict, dict, dict]] = {}
+        self._cost_sets: dict[tuple, tuple[dict, ...]] = {}
+        self._active_attrs: dict[tuple, dict[str, Any]] = {}
         self._rl_attrs: dict[tuple, dict[str, Any]] = {}
         self._rl_last: dict[tuple, float] = {}
         self._models: set[str] = set()
@@ -241,8 +261,22 @@ class Recorder:
         else:
             name = f"{route.operation} {request.model}" if request.model else route.operation
             inv.span = self.tracer.start_span(name, kind=_CLIENT, attributes=attrs)
+        active = self._active_attrs.get(key)
+        if active is None:
+            active = self._active_set(key, fixed)
+        self.active.add(1, active)
+        inv.active = active
         inv.start = time.perf_counter()
         return inv
+
+    def _active_set(self, key: tuple, fixed: dict[str, Any]) -> dict[str, Any]:
+        """The calls-in-flight attributes of a start key: once per key, model names bounded like the other metrics."""
+        active = {k: fixed[k] for k in n.ACTIVE_ATTRIBUTES if k in fixed}
+        if n.REQUEST_MODEL in active:
+            active[n.REQUEST_MODEL] = self._model_label(active[n.REQUEST_MODEL])
+        if len(self._active_attrs) < 20000:
+            self._active_attrs[key] = active
+        return active
 
     def _fixed_start_attrs(self, key: tuple) -> dict[str, Any]:
         """A span's start attributes that depend only on the route, provider, layer, model, server and
@@ -510,7 +544,29 @@ class Recorder:
         attrs[n.COST_ORIGIN] = origin
         if cost.priced_model != model:
             attrs[n.COST_PRICED_MODEL] = cost.priced_model  # priced under another name (alias, glob, fallback)
+        if cost.parts is not None or cost.list_amount is not None:
+            self._cost_split(inv, attrs, mattrs, cost.parts, cost.list_amount)
         return amount
+
+    def _cost_split(
+        self, inv: Invocation, attrs: dict[str, Any], mattrs: dict, parts: tuple | None, list_amount: float | None
+    ) -> None:
+        """The cost's non-zero parts by token type, and its list price where a relay or multiplier changed it."""
+        if parts is not None:
+            key = self._key(inv)
+            sets = self._cost_sets.get(key)
+            if sets is None:
+                sets = tuple(self._metric_attrs(inv, n.TOKEN_TYPE, t) for t in n.COST_PART_TYPES)
+                if len(self._cost_sets) < 20000:
+                    self._cost_sets[key] = sets
+            add = self.token_cost.add
+            for name, value, part_attrs in zip(n.COST_PART_ATTRIBUTES, parts, sets, strict=True):
+                if value:
+                    attrs[name] = value
+                    add(value, part_attrs)
+        if list_amount is not None:
+            attrs[n.COST_LIST_PRICE] = list_amount
+            self.list_cost.add(list_amount, mattrs)
 
 
 def _error_type(exc: BaseException) -> str:
