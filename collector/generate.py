@@ -190,9 +190,9 @@ def glob_regex(pattern: str) -> str:
 
 
 def savings(sel: Selector, by: Sequence[str], window: str) -> str:
-    """List-price cost minus billed cost, over the calls a relay or a multiplier priced (those with a list price)."""
+    """List-price cost minus billed cost of the calls a relay or a multiplier priced."""
     listed = sum_by(by, sel.increase(N.PROM_LIST_COST, window))
-    billed = sum_by(by, f"{sel.increase(COST_SUM, window)} and {sel.increase(N.PROM_LIST_COST, window)}")
+    billed = sum_by(by, sel.increase(N.PROM_RELAY_BILLED_COST, window))
     return f"{listed}\n-\n{billed}"
 
 
@@ -420,6 +420,11 @@ def overview_rows(cfg: dict[str, Any]) -> list[RowSpec]:
                             Query(
                                 sum_by(model, sel.increase(N.PROM_LIST_COST, "1h")),
                                 f"list price {legend('model')}",
+                                needs=("relay_price",),
+                            ),
+                            Query(
+                                sum_by(model, sel.increase(N.PROM_RELAY_BILLED_COST, "1h")),
+                                f"billed {legend('model')}",
                                 needs=("relay_price",),
                             ),
                         ],
@@ -949,8 +954,10 @@ def flaps(cfg: dict[str, Any], rules: list[Alert]) -> list[Flap]:
         return f"{series}{{{', '.join(labels_)}}}"
 
     def bounds(threshold: float, buckets: Sequence[float]) -> tuple[str, str]:
-        fast = max(b for b in buckets if b < threshold / 2)
-        slow = min(b for b in buckets if b >= threshold * 1.2)
+        # buckets well below and above the threshold (a threshold outside the buckets gets the edge ones:
+        # the flapping case then says so by failing in promtool)
+        fast = max((b for b in buckets if b < threshold / 2), default=0.0)
+        slow = min((b for b in buckets if b >= threshold * 1.2), default=buckets[-1])
         return number(fast), number(slow)
 
     def quantile_series(bucket: str, threshold: float, buckets: Sequence[float]) -> list[tuple[str, str, float, float]]:

@@ -598,6 +598,7 @@ async def test_each_wire_format_gives_one_span_with_usage_metrics_and_cost_and_a
     by_type = {p.attributes["gen_ai.token.type"]: p.value for p in telemetry.points("otel_llm.client.token.cost")}
     assert by_type == parts and "otel_llm.cost.list_price" not in a
     assert telemetry.points("otel_llm.client.operation.cost.list_price") == []
+    assert telemetry.points("otel_llm.client.operation.cost.relay_billed") == []
     # and it is no longer in flight
     assert telemetry.in_flight() == 0 and len(telemetry.points("otel_llm.client.active_operations")) == 1
 
@@ -1252,6 +1253,7 @@ def test_a_relay_reported_cost_is_split_by_token_type_and_keeps_the_list_price_b
         a["gen_ai.usage.input_tokens"] * 2 / (a["gen_ai.usage.output_tokens"] * 8)
     )
     assert telemetry.point("otel_llm.client.operation.cost.list_price").value == listed
+    assert telemetry.point("otel_llm.client.operation.cost.relay_billed").value == 0.0000123
     assert sum(p.value for p in telemetry.points("otel_llm.client.token.cost")) == pytest.approx(0.0000123)
 
 
@@ -1265,4 +1267,5 @@ def test_a_price_multiplier_scales_every_part_and_records_the_list_price(
     assert a["gen_ai.usage.cost.amount"] == pytest.approx(0.25 * listed, rel=1e-12)
     assert sum(a.get(f"otel_llm.cost.{k}", 0.0) for k in _COST_TYPES) == a["gen_ai.usage.cost.amount"]
     assert t.point("otel_llm.client.operation.cost.list_price").value == listed
+    assert t.point("otel_llm.client.operation.cost.relay_billed").value == a["gen_ai.usage.cost.amount"]
     assert t.point("gen_ai.client.operation.cost").sum == a["gen_ai.usage.cost.amount"]

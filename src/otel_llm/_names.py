@@ -86,7 +86,10 @@ COST = "gen_ai.client.operation.cost"
 TOKEN_DETAIL = "otel_llm.client.token.usage.detail"
 UNPRICED = "otel_llm.client.operation.unpriced"
 TOKEN_COST = "otel_llm.client.token.cost"  # Counter, USD, by gen_ai.token.type (COST_PART_TYPES)
-LIST_COST = "otel_llm.client.operation.cost.list_price"  # Counter, USD: list-price cost of relay-priced calls
+# Counters, USD, for calls billed at other than list price (a relay-reported cost or a price multiplier):
+# their cost at list price, and what they were billed. Savings = list price - billed.
+LIST_COST = "otel_llm.client.operation.cost.list_price"
+RELAY_BILLED_COST = "otel_llm.client.operation.cost.relay_billed"
 # UpDownCounter of calls in progress, after HTTP's http.client.active_requests (no GenAI convention yet)
 ACTIVE_OPERATIONS = "otel_llm.client.active_operations"
 RATE_LIMIT_REMAINING = "gen_ai.client.rate_limit.remaining"
@@ -128,6 +131,7 @@ PROM_TOKEN_DETAIL = "otel_llm_client_token_usage_detail_total"
 PROM_UNPRICED = "otel_llm_client_operation_unpriced_total"
 PROM_TOKEN_COST = "otel_llm_client_token_cost_USD_total"
 PROM_LIST_COST = "otel_llm_client_operation_cost_list_price_USD_total"
+PROM_RELAY_BILLED_COST = "otel_llm_client_operation_cost_relay_billed_USD_total"
 PROM_ACTIVE_OPERATIONS = "otel_llm_client_active_operations"
 PROM_RATE_LIMIT_REMAINING = "gen_ai_client_rate_limit_remaining"
 PROM_RATE_LIMIT_LIMIT = "gen_ai_client_rate_limit_limit"

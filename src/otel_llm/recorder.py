@@ -208,6 +208,11 @@ class Recorder:
             unit="USD",
             description="List-price cost of operations billed by a relay or at a multiplied price.",
         )
+        self.relay_billed = meter.create_counter(
+            n.RELAY_BILLED_COST,
+            unit="USD",
+            description="Billed cost of operations billed by a relay or at a multiplied price.",
+        )
         self.active = meter.create_up_down_counter(
             n.ACTIVE_OPERATIONS, unit="{operation}", description="GenAI operations in progress (streams until done)."
         )
@@ -545,13 +550,13 @@ class Recorder:
         if cost.priced_model != model:
             attrs[n.COST_PRICED_MODEL] = cost.priced_model  # priced under another name (alias, glob, fallback)
         if cost.parts is not None or cost.list_amount is not None:
-            self._cost_split(inv, attrs, mattrs, cost.parts, cost.list_amount)
+            self._cost_split(inv, attrs, mattrs, cost)
         return amount
 
-    def _cost_split(
-        self, inv: Invocation, attrs: dict[str, Any], mattrs: dict, parts: tuple | None, list_amount: float | None
-    ) -> None:
-        """The cost's non-zero parts by token type, and its list price where a relay or multiplier changed it."""
+    def _cost_split(self, inv: Invocation, attrs: dict[str, Any], mattrs: dict, cost: Any) -> None:
+        """The cost's non-zero parts by token type; its list price, beside what was billed, where a relay or a
+        multiplier made them differ (both counted, so that savings are list minus billed over the same calls)."""
+        parts = cost.parts
         if parts is not None:
             key = self._key(inv)
             sets = self._cost_sets.get(key)
@@ -564,9 +569,11 @@ class Recorder:
                 if value:
                     attrs[name] = value
                     add(value, part_attrs)
+        list_amount = cost.list_amount
         if list_amount is not None:
             attrs[n.COST_LIST_PRICE] = list_amount
             self.list_cost.add(list_amount, mattrs)
+            self.relay_billed.add(cost.amount, mattrs)
 
 
 def _error_type(exc: BaseException) -> str:

@@ -182,8 +182,6 @@ def from_metrics(metrics_data: Any, source: str = "in-process metrics") -> Repor
     rows: dict[tuple[str, str], ModelRow] = {}
     hist: dict[tuple[str, tuple[str, str]], tuple[list[float], list[float]]] = {}
     errors: dict[str, int] = defaultdict(int)
-    listed: set[frozenset[Any]] = set()  # attribute sets of the series that have a list price
-    cost_by_attrs: list[tuple[frozenset[Any], ModelRow, float]] = []
 
     def row(attrs: Any) -> ModelRow:
         key = (str(attrs.get(n.REQUEST_MODEL, "?")), str(attrs.get(n.PROVIDER, "?")))
@@ -226,9 +224,7 @@ def from_metrics(metrics_data: Any, source: str = "in-process metrics") -> Repor
                     elif metric.name == n.TOKEN_DETAIL and a.get(n.TOKEN_TYPE) == "cache_read":
                         row(a).cached_tokens += int(p.value)
                     elif metric.name == n.COST:
-                        r = row(a)
-                        r.cost_usd += float(p.sum)
-                        cost_by_attrs.append((frozenset(a.items()), r, float(p.sum)))
+                        row(a).cost_usd += float(p.sum)
                     elif metric.name == n.TOKEN_COST:
                         r = row(a)
                         kind = str(a.get(n.TOKEN_TYPE, "?"))
@@ -236,12 +232,11 @@ def from_metrics(metrics_data: Any, source: str = "in-process metrics") -> Repor
                     elif metric.name == n.LIST_COST:
                         r = row(a)
                         r.list_cost_usd = (r.list_cost_usd or 0.0) + float(p.value)
-                        listed.add(frozenset(a.items()))
+                    elif metric.name == n.RELAY_BILLED_COST:
+                        r = row(a)
+                        r.relay_billed_usd = (r.relay_billed_usd or 0.0) + float(p.value)
                     elif metric.name == n.UNPRICED:
                         row(a).unpriced += int(p.value)
-    for attrs, r, billed in cost_by_attrs:  # billed cost of the series a relay or multiplier priced
-        if attrs in listed:
-            r.relay_billed_usd = (r.relay_billed_usd or 0.0) + billed
     for (name, key), (bounds, counts) in hist.items():
         r = rows[key]
         if name == n.DURATION:
@@ -369,10 +364,8 @@ def from_prometheus(base: str, window: str = "1h", selector: str = "") -> Report
         if not math.isnan(value):
             labels = item["metric"]
             by_type[(labels.get(m, "?"), labels.get(p, "?"))][labels.get(tok_label, "?")] = value
-    list_cost = f"increase({n.PROM_LIST_COST}{sel}[{window}])"
-    listed = vec(f"sum by ({by}) ({list_cost})")
-    # billed cost of the very series that have a list price: the relay- or multiplier-priced calls
-    billed = vec(f"sum by ({by}) (increase({n.PROM_COST}_sum{sel}[{window}]) and {list_cost})")
+    listed = vec(f"sum by ({by}) (increase({n.PROM_LIST_COST}{sel}[{window}]))")
+    billed = vec(f"sum by ({by}) (increase({n.PROM_RELAY_BILLED_COST}{sel}[{window}]))")
     peak = vec(f"max_over_time(sum by ({by}) ({n.PROM_ACTIVE_OPERATIONS}{sel})[{window}:])")
 
     def num(d: dict[tuple[str, str], float], key: tuple[str, str]) -> float | None:
@@ -397,7 +390,7 @@ def from_prometheus(base: str, window: str = "1h", selector: str = "") -> Report
                 cached_tokens=round(cached.get(key, 0.0)),
                 cost_usd=cost.get(key, 0.0),
                 unpriced=round(unpriced.get(key, 0.0)),
-                cost_by_type=dict(by_type.get(key, {})),
+                cost_by_type=_scaled(by_type.get(key, {}), cost.get(key, 0.0)),
                 list_cost_usd=num(listed, key),
                 relay_billed_usd=num(billed, key) if key in listed else None,
                 peak_in_flight=num(peak, key),
@@ -423,6 +416,15 @@ def from_prometheus(base: str, window: str = "1h", selector: str = "") -> Report
         points = [(float(t), float(v)) for t, v in item.get("values", []) if v not in ("NaN", "+Inf", "-Inf")]
         in_flight[item["metric"].get(m, "?")] = points
     return Report(rows, errors_by, series, in_flight, source=base, window=window)
+
+
+def _scaled(parts: dict[str, float], total: float) -> dict[str, float]:
+    """Cost parts scaled to add up to the cost total: increase() extrapolates each series on its own, so over
+    a window the counters of the parts and the histogram sum of the total differ in the fifth digit."""
+    whole = sum(parts.values())
+    if whole <= 0 or total <= 0:
+        return dict(parts)
+    return {kind: value * total / whole for kind, value in parts.items()}
 
 
 # --- HTML ---------------------------------------------------------------------------------------
