@@ -349,6 +349,7 @@ def run_demo(opts: DemoOptions, progress: Callable[[int, int], None] | None = No
         asyncio.run(main())
         stop_sampling.set()
         sampler.join(timeout=2)
+        result.in_flight_samples.append((time.time(), in_flight(memory.get_metrics_data())))  # all ended: 0
         result.spans = counter.count
         report = from_metrics(memory.get_metrics_data(), source="otel-llm demo (in-process metrics)")
         report.spend_over_time = _series(result.spend_samples)
