@@ -13,6 +13,7 @@ import asyncio
 import gc
 import gzip
 import http.client
+import logging
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -1269,3 +1270,32 @@ def test_a_price_multiplier_scales_every_part_and_records_the_list_price(
     assert t.point("otel_llm.client.operation.cost.list_price").value == listed
     assert t.point("otel_llm.client.operation.cost.relay_billed").value == a["gen_ai.usage.cost.amount"]
     assert t.point("gen_ai.client.operation.cost").sum == a["gen_ai.usage.cost.amount"]
+
+
+def test_instrumenting_again_on_the_same_meter_provider_goes_on_with_the_same_cost_and_in_flight_totals(
+    provider: FakeProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from otel_llm import LLMInstrumentor
+
+    reader = InMemoryMetricReader()
+    mp = MeterProvider(metric_readers=[reader])
+
+    def points(name: str) -> list[Any]:
+        data = reader.get_metrics_data()
+        return [p for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics if m.name == name
+                for p in m.data.data_points]  # fmt: skip
+
+    inst = LLMInstrumentor()
+    for _ in range(2):
+        inst.instrument(meter_provider=mp, prices={"multiplier": 0.5})
+        _relay_call(provider)
+        inst.uninstrument()
+    cost = sum(p.sum for p in points("gen_ai.client.operation.cost"))
+    assert sum(p.value for p in points("otel_llm.client.token.cost")) == pytest.approx(cost, rel=1e-12)
+    assert sum(p.value for p in points("otel_llm.client.operation.cost.relay_billed")) == pytest.approx(cost)
+    assert sum(p.value for p in points("otel_llm.client.operation.cost.list_price")) == pytest.approx(2 * cost)
+    assert [p.value for p in points("otel_llm.client.active_operations")] == [0]
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
