@@ -85,12 +85,12 @@ TIME_PER_OUTPUT_CHUNK = "gen_ai.client.operation.time_per_output_chunk"
 COST = "gen_ai.client.operation.cost"
 TOKEN_DETAIL = "otel_llm.client.token.usage.detail"
 UNPRICED = "otel_llm.client.operation.unpriced"
-TOKEN_COST = "otel_llm.client.token.cost"  # Counter, USD, by gen_ai.token.type (COST_PART_TYPES)
-# Counters, USD, for calls billed at other than list price (a relay-reported cost or a price multiplier):
+TOKEN_COST = "otel_llm.client.token.cost"  # (observable) Counter, USD, by gen_ai.token.type (COST_PART_TYPES)
+# (Observable) counters, USD, for calls billed at other than list price (a relay-reported cost or a price multiplier):
 # their cost at list price, and what they were billed. Savings = list price - billed.
 LIST_COST = "otel_llm.client.operation.cost.list_price"
 RELAY_BILLED_COST = "otel_llm.client.operation.cost.relay_billed"
-# UpDownCounter of calls in progress, after HTTP's http.client.active_requests (no GenAI convention yet)
+# (Observable) UpDownCounter of calls in progress, after HTTP's http.client.active_requests (no GenAI one yet)
 ACTIVE_OPERATIONS = "otel_llm.client.active_operations"
 RATE_LIMIT_REMAINING = "gen_ai.client.rate_limit.remaining"
 RATE_LIMIT_LIMIT = "gen_ai.client.rate_limit.limit"
