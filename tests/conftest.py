@@ -65,6 +65,10 @@ class Telemetry:
         assert len(hits) == 1, (name, want, [dict(p.attributes) for p in self.points(name)])
         return hits[0]
 
+    def in_flight(self) -> int:
+        """Calls in flight now, over every series of the up-down counter (0 once every call has ended)."""
+        return int(sum(p.value for p in self.points("otel_llm.client.active_operations")))
+
     def wait_gc(self) -> None:
         for _ in range(3):
             gc.collect()

@@ -40,6 +40,7 @@ ALERTS = {
     "LLMRateLimitHeadroomLow",
     "LLMHourlySpendOverBudget",
     "LLMDailySpendProjectionOverBudget",
+    "LLMModelDailySpendOverBudget",
     "LLMUnpricedCalls",
     "LLMTrafficStopped",
 }
@@ -160,6 +161,7 @@ def test_alert_rules_are_the_documented_set_with_for_severity_and_annotations() 
     assert {r["alert"] for r in rules} == ALERTS
     for r in rules:
         assert r["for"], r["alert"]
+        assert _minutes(r["keep_firing_for"]) > 0, r["alert"]  # hysteresis: no firing/resolved storms
         assert r["labels"]["severity"] in {"critical", "warning", "info"}, r["alert"]
         assert r["annotations"]["summary"] and r["annotations"]["description"], r["alert"]
         assert not series_names(r["expr"]) - KNOWN_SERIES, r["alert"]
@@ -190,6 +192,26 @@ def test_every_alert_has_a_promtool_case_that_fires_after_its_for_window_and_one
                     fires_after_quiet.add(alert)
     assert fires_after_quiet == ALERTS
     assert never_fires == ALERTS
+
+
+def test_every_alert_rule_has_a_flapping_series_that_must_not_storm() -> None:
+    doc = yaml.safe_load((COLLECTOR / "prometheus" / "tests" / "otel-llm-flapping-test.yaml").read_text())
+    covered = []
+    for group in doc["tests"]:
+        checks = {c["expr"]: c for c in group["promql_expr_test"]}
+        storm = [e for e in checks if e.startswith("sum(count_over_time(ALERTS{")]
+        assert len(storm) == 1, group["name"]
+        selector = re.search(r"ALERTS\{([^}]*)\}", storm[0]).group(1)  # type: ignore[union-attr]
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', selector))
+        assert labels["alertstate"] == "firing"
+        covered.append((labels["alertname"], labels.get("model_pattern")))
+        # firing at every evaluation of the stretch, while the condition itself held at some, not all
+        span = int(re.search(r"\[(\d+)m\]\)\)$", storm[0]).group(1))  # type: ignore[union-attr]
+        assert checks[storm[0]]["exp_samples"] == [{"labels": "{}", "value": span + 1}]
+        assert any(e.endswith(f"< bool {span}") for e in checks) and any(e.endswith("> bool 0") for e in checks)
+        assert any(e.startswith("count(ALERTS{") and not c["exp_samples"] for e, c in checks.items())
+    rules = [(r["alert"], r["labels"].get("model_pattern")) for r in alert_rules()]
+    assert sorted(covered) == sorted(rules)
 
 
 def _minutes(duration: str) -> float:
@@ -372,8 +394,8 @@ def test_queries_json_lists_every_panel_query_and_alert_rule() -> None:
     entries = {q["id"]: q for q in QUERIES["queries"]}
     panel_exprs = sorted(match_all(e) for e in dashboard_exprs())
     assert sorted(q["expr"] for q in entries.values() if q["source"] == "dashboard_panel") == panel_exprs
-    rules = {r["alert"]: r["expr"] for r in alert_rules()}
-    assert {q["alert"]: q["alert_expr"] for q in entries.values() if q["source"] == "alert_rule"} == rules
+    rules = sorted((r["alert"], r["expr"]) for r in alert_rules())
+    assert sorted((q["alert"], q["alert_expr"]) for q in entries.values() if q["source"] == "alert_rule") == rules
     assert {q["variable"] for q in entries.values() if q["source"] == "dashboard_variable"} == set(DASHBOARD_VARIABLES)
     for q in entries.values():
         assert "$" not in q["expr"], q["id"]

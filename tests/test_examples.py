@@ -139,9 +139,40 @@ def test_the_demo_runs_to_completion_and_prints_the_table(tmp_path: Path) -> Non
     assert proc.returncode == 0, proc.stderr
     for model in ("gpt-4.1", "claude-sonnet-4.5", "gemini-2.5-flash", "deepseek-v3.2"):
         assert model in proc.stdout
-    for column in ("requests", "error %", "p50", "p95", "TTFC p50", "cached tok", "cost", "share"):
+    for column in ("requests", "error %", "p50", "p95", "TTFC p50", "peak", "cached tok", "cost", "share"):
         assert column in proc.stdout
+    for column in ("in $", "out $", "cache $", "list $", "saved"):
+        assert column in proc.stdout
+    assert "relay savings $" in proc.stdout  # the demo's relay price table bills OpenAI and Anthropic below list
     assert "logical calls" in proc.stdout and page.stat().st_size > 2000
+    text = page.read_text()
+    for section in ("Cost by token type", "Relay savings (list price vs billed)", "Calls in flight over time"):
+        assert section in text
+
+
+def test_the_demo_report_has_the_cost_split_the_peak_concurrency_and_its_relay_savings() -> None:
+    from otel_llm.demo import RELAY_PRICES, DemoOptions, run_demo
+
+    result = run_demo(DemoOptions(duration=3, rate=8, error_rate=0.0, metrics_port=0))
+    rows = {r.model: r for r in result.report.rows}
+    assert set(rows) == {"gpt-4.1", "claude-sonnet-4.5", "gemini-2.5-flash", "deepseek-v3.2"}
+    driven = result.report.in_flight_over_time
+    for model, row in rows.items():
+        # the split adds up to the cost; every model was in flight at some point, and back to zero at the end
+        assert row.cost_usd > 0 and sum(row.cost_by_type.values()) == pytest.approx(row.cost_usd, rel=1e-9)
+        assert set(row.cost_by_type) >= {"input", "output"}
+        assert row.peak_in_flight is not None and row.peak_in_flight >= 1
+        assert max(v for _, v in driven[model]) == row.peak_in_flight and driven[model][-1][1] == 0
+    for model, provider in (("gpt-4.1", "openai"), ("claude-sonnet-4.5", "anthropic")):
+        row, factor = rows[model], RELAY_PRICES["providers"][provider]["multiplier"]
+        assert row.relay_billed_usd == pytest.approx(row.cost_usd, rel=1e-9)  # every call billed by the relay
+        assert row.relay_billed_usd == pytest.approx(factor * row.list_cost_usd, rel=1e-9)
+        assert row.savings_usd == pytest.approx((1 - factor) * row.list_cost_usd, rel=1e-9)
+    for model in ("gemini-2.5-flash", "deepseek-v3.2"):  # at list price: no savings, not zero savings
+        assert rows[model].savings_usd is None and result.report.cells(rows[model])[-2] == "-"
+    assert result.report.total_savings == pytest.approx(
+        rows["gpt-4.1"].savings_usd + rows["claude-sonnet-4.5"].savings_usd
+    )
 
 
 def test_the_report_says_clearly_when_prometheus_is_unreachable() -> None:
@@ -167,8 +198,31 @@ def test_the_html_report_renders_in_headless_chromium_without_console_errors(tmp
         if os.environ.get("CI"):
             pytest.fail("chromium is required in CI (scripts/test.sh installs it)")
         pytest.skip("chromium not installed")
-    rows = [ModelRow("gpt-4.1", "openai", 10, 1, 0.5, 1.2, 2.0, 0.3, 0.6, 100, 200, 50, 0.01)]
-    report = Report(rows, {"429": 1}, {"gpt-4.1": [(1.0e9, 0.004), (1.0e9 + 60, 0.006)]}, source="test")
+    rows = [
+        ModelRow(
+            "gpt-4.1",
+            "openai",
+            10,
+            1,
+            0.5,
+            1.2,
+            2.0,
+            0.3,
+            0.6,
+            100,
+            200,
+            50,
+            0.01,
+            cost_by_type={"input": 0.002, "output": 0.0075, "cache_read": 0.0005},
+            list_cost_usd=0.04,
+            relay_billed_usd=0.01,
+            peak_in_flight=3,
+        ),
+        ModelRow("gemini-2.5-flash", "gcp.gemini", 5, 0, 0.4, 0.9, 1.0, 0.2, 0.3, 80, 90, 0, 0.002),
+    ]
+    spend = {"gpt-4.1": [(1.0e9, 0.004), (1.0e9 + 60, 0.006)]}
+    in_flight = {"gpt-4.1": [(1.0e9, 0.0), (1.0e9 + 30, 3.0), (1.0e9 + 60, 0.0)]}
+    report = Report(rows, {"429": 1}, spend, in_flight, source="test")
     page = tmp_path / "r.html"
     page.write_text(render_html(report))
     shot = tmp_path / "r.png"
@@ -189,6 +243,8 @@ def test_the_html_report_renders_in_headless_chromium_without_console_errors(tmp
         [browser, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120, check=False
     )
     assert dom.returncode == 0 and "<svg" in dom.stdout and "gpt-4.1" in dom.stdout
+    for text in ("Cost by token type", "List price against billed", "Calls in flight over time", "$0.0300"):
+        assert text in dom.stdout, text  # $0.0300: gpt-4.1's savings; gemini's list price and savings are "-"
     console_errors = [line for line in dom.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
     assert console_errors == []
     subprocess.run(

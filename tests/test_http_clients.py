@@ -13,6 +13,7 @@ import asyncio
 import gc
 import gzip
 import http.client
+import logging
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -48,6 +49,9 @@ class Reply:
     status: int
     headers: dict[str, str]  # names in lower case
     body: bytes
+
+
+_COST_TYPES = ("input", "output", "cache_read", "cache_write", "reasoning", "request")
 
 
 def _lower(items: Any) -> dict[str, str]:
@@ -589,6 +593,15 @@ async def test_each_wire_format_gives_one_span_with_usage_metrics_and_cost_and_a
     cost = telemetry.point("gen_ai.client.operation.cost")
     assert cost.count == 1 and cost.sum == pytest.approx(a["gen_ai.usage.cost.amount"])
     assert telemetry.points("otel_llm.client.operation.unpriced") == []
+    # its split by token type adds up to it (to the last bit on the span), list price only when a relay priced it
+    parts = {t: a[f"otel_llm.cost.{t}"] for t in _COST_TYPES if f"otel_llm.cost.{t}" in a}
+    assert "input" in parts and sum(a.get(f"otel_llm.cost.{t}", 0.0) for t in _COST_TYPES) == cost.sum
+    by_type = {p.attributes["gen_ai.token.type"]: p.value for p in telemetry.points("otel_llm.client.token.cost")}
+    assert by_type == parts and "otel_llm.cost.list_price" not in a
+    assert telemetry.points("otel_llm.client.operation.cost.list_price") == []
+    assert telemetry.points("otel_llm.client.operation.cost.relay_billed") == []
+    # and it is no longer in flight
+    assert telemetry.in_flight() == 0 and len(telemetry.points("otel_llm.client.active_operations")) == 1
 
     # streams: time to first chunk and one gap per further chunk
     if case.stream:
@@ -1020,6 +1033,8 @@ def _assert_our_metrics_on_anthropic_call(telemetry: Telemetry, span: Any, sent:
     assert telemetry.point("gen_ai.client.token.usage", gen_ai__token__type="output").sum == sent["output_tokens"]
     cost = telemetry.point("gen_ai.client.operation.cost")
     assert cost.count == 1 and cost.sum == pytest.approx(a["gen_ai.usage.cost.amount"])
+    assert sum(a.get(f"otel_llm.cost.{t}", 0.0) for t in _COST_TYPES) == a["gen_ai.usage.cost.amount"]
+    assert telemetry.in_flight() == 0  # its own span, our in-flight count: balanced all the same
 
 
 def test_an_anthropic_sdk_call_keeps_its_own_span_and_gets_our_metrics_and_cost(
@@ -1212,3 +1227,75 @@ def test_requests_urls_remembered_are_still_told_apart_and_scrubbed(
     assert all(sp.attributes["gen_ai.request.model"] == "gpt-4.1" for sp in spans)
     info = _common.scrub_url.cache_info()
     assert info.hits >= 5 and info.currsize <= info.maxsize == _common.URL_CACHE_SIZE
+
+
+# --------------------------------------------------------------------------------------------------
+# relay prices: the cost split and the list price beside what was billed
+
+
+def _relay_call(provider: FakeProvider, headers: dict[str, str] | None = None) -> None:
+    client = openai.OpenAI(base_url=provider.url + "/v1", api_key="sk-relay", max_retries=0)
+    client.chat.completions.create(
+        model="gpt-4.1", messages=[{"role": "user", "content": "hello relay"}], extra_headers=headers or {}
+    )
+
+
+def test_a_relay_reported_cost_is_split_by_token_type_and_keeps_the_list_price_beside_it(
+    provider: FakeProvider, telemetry: Telemetry
+) -> None:
+    _relay_call(provider, {"x-fake-relay-cost": "0.0000123"})
+    a = telemetry.span().attributes
+    assert a["gen_ai.usage.cost.amount"] == 0.0000123 and a["gen_ai.usage.cost.source"] == "provider"
+    assert sum(a.get(f"otel_llm.cost.{t}", 0.0) for t in _COST_TYPES) == 0.0000123
+    listed = a["otel_llm.cost.list_price"]
+    # gpt-4.1 at list price: $2 / $8 per million input / output tokens
+    assert listed == pytest.approx((a["gen_ai.usage.input_tokens"] * 2 + a["gen_ai.usage.output_tokens"] * 8) / 1e6)
+    assert a["otel_llm.cost.input"] / a["otel_llm.cost.output"] == pytest.approx(
+        a["gen_ai.usage.input_tokens"] * 2 / (a["gen_ai.usage.output_tokens"] * 8)
+    )
+    assert telemetry.point("otel_llm.client.operation.cost.list_price").value == listed
+    assert telemetry.point("otel_llm.client.operation.cost.relay_billed").value == 0.0000123
+    assert sum(p.value for p in telemetry.points("otel_llm.client.token.cost")) == pytest.approx(0.0000123)
+
+
+def test_a_price_multiplier_scales_every_part_and_records_the_list_price(
+    provider: FakeProvider, instrument: Callable[..., Telemetry]
+) -> None:
+    t = instrument(prices={"multiplier": 0.25})
+    _relay_call(provider)
+    a = t.span().attributes
+    listed = a["otel_llm.cost.list_price"]
+    assert a["gen_ai.usage.cost.amount"] == pytest.approx(0.25 * listed, rel=1e-12)
+    assert sum(a.get(f"otel_llm.cost.{k}", 0.0) for k in _COST_TYPES) == a["gen_ai.usage.cost.amount"]
+    assert t.point("otel_llm.client.operation.cost.list_price").value == listed
+    assert t.point("otel_llm.client.operation.cost.relay_billed").value == a["gen_ai.usage.cost.amount"]
+    assert t.point("gen_ai.client.operation.cost").sum == a["gen_ai.usage.cost.amount"]
+
+
+def test_instrumenting_again_on_the_same_meter_provider_goes_on_with_the_same_cost_and_in_flight_totals(
+    provider: FakeProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from otel_llm import LLMInstrumentor
+
+    reader = InMemoryMetricReader()
+    mp = MeterProvider(metric_readers=[reader])
+
+    def points(name: str) -> list[Any]:
+        data = reader.get_metrics_data()
+        return [p for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics if m.name == name
+                for p in m.data.data_points]  # fmt: skip
+
+    inst = LLMInstrumentor()
+    for _ in range(2):
+        inst.instrument(meter_provider=mp, prices={"multiplier": 0.5})
+        _relay_call(provider)
+        inst.uninstrument()
+    cost = sum(p.sum for p in points("gen_ai.client.operation.cost"))
+    assert sum(p.value for p in points("otel_llm.client.token.cost")) == pytest.approx(cost, rel=1e-12)
+    assert sum(p.value for p in points("otel_llm.client.operation.cost.relay_billed")) == pytest.approx(cost)
+    assert sum(p.value for p in points("otel_llm.client.operation.cost.list_price")) == pytest.approx(2 * cost)
+    assert [p.value for p in points("otel_llm.client.active_operations")] == [0]
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []

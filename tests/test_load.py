@@ -3,6 +3,8 @@
 * 1,000 concurrent async streamed calls and 16 threads of sync calls: exactly one span per call,
   each under the caller's own parent span; token and cost totals from the metrics equal what the
   provider says it sent, and the in-process spend ledger agrees with the cost metric.
+* Streams held open at 1, 7 and 48 at once: the calls-in-flight counter reads exactly that, per model,
+  and zero again once they are consumed, closed early, cancelled or abandoned.
 * Thousands of real calls over keep-alive, and 100,000 calls straight through the recorder and the
   stream tap, leave no per-call state behind (tracemalloc, after a warm-up).
 * 500 random model names with ``max_models=20`` give at most 20 model label values plus ``_OTHER``.
@@ -127,6 +129,7 @@ def test_a_thousand_concurrent_async_streams_are_a_thousand_spans_under_their_ow
         assert a["otel_llm.stream.outcome"] == "completed" and "error.type" not in a
     assert telemetry.point("gen_ai.client.operation.duration").count == n
     _check_totals(telemetry, own_provider, n)
+    assert telemetry.in_flight() == 0
     assert elapsed < 60, elapsed
 
 
@@ -182,6 +185,79 @@ def test_sixteen_threads_of_sync_calls_lose_nothing(own_provider: FakeProvider, 
         assert span.parent is not None and span.parent.span_id == parents[span.attributes["gen_ai.response.id"]]
     assert telemetry.point("gen_ai.client.operation.duration").count == n
     _check_totals(telemetry, own_provider, n)
+    assert telemetry.in_flight() == 0
+
+
+def test_calls_in_flight_are_the_concurrency_driven_and_back_to_zero_after_every_way_out(
+    own_provider: FakeProvider, telemetry: Telemetry
+) -> None:
+    """Streams held open after their first chunk: the up-down counter reads exactly how many, per model;
+    once they are consumed, closed early, cancelled or abandoned it reads zero again."""
+
+    def in_flight_by_model() -> dict[str, int]:
+        out: dict[str, int] = {}
+        for p in telemetry.points("otel_llm.client.active_operations"):
+            model = p.attributes["gen_ai.request.model"]
+            out[model] = out.get(model, 0) + int(p.value)
+        return {m: v for m, v in out.items() if v}
+
+    async def drive(level: int) -> tuple[dict[str, int], int]:
+        client = openai.AsyncOpenAI(
+            base_url=own_provider.url + "/v1",
+            api_key=KEY,
+            max_retries=0,
+            http_client=openai.DefaultAsyncHttpxClient(verify=False),
+        )
+        all_open = asyncio.Event()
+        go_on = asyncio.Event()
+        opened = 0
+        kept: list[Any] = []
+
+        async def one(i: int) -> None:
+            nonlocal opened
+            model = ("gpt-4.1", "gpt-4.1-mini", "o4-mini")[i % 3]
+            stream = await client.chat.completions.create(
+                model=model,
+                messages=[{"role": "user", "content": f"stream {i} of {level}"}],
+                stream=True,
+                extra_headers={"x-fake-chunks": "6"},
+            )
+            await stream.__anext__()
+            opened += 1
+            if opened == level:
+                all_open.set()
+            await go_on.wait()
+            way = i % 4
+            if way == 0:
+                async for _ in stream:
+                    pass
+            elif way == 1:
+                await stream.close()
+            elif way == 2:
+                kept.append(stream)  # abandoned below, never closed
+            else:
+                raise asyncio.CancelledError  # the task is cancelled mid-stream
+
+        tasks = [asyncio.create_task(one(i)) for i in range(level)]
+        await asyncio.wait_for(all_open.wait(), 30)
+        during = in_flight_by_model()
+        go_on.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        kept.clear()
+        await asyncio.sleep(0)
+        await client.close()
+        return during, level
+
+    for level in (1, 7, 48):
+        during, driven = asyncio.run(drive(level))
+        telemetry.wait_gc()
+        expected: dict[str, int] = {}
+        for i in range(driven):
+            model = ("gpt-4.1", "gpt-4.1-mini", "o4-mini")[i % 3]
+            expected[model] = expected.get(model, 0) + 1
+        assert during == expected, (level, during)
+        assert telemetry.in_flight() == 0, level
+    assert len(telemetry.spans()) == 1 + 7 + 48
 
 
 # --------------------------------------------------------------------------------------------------

@@ -381,7 +381,10 @@ def test_relay_cost_wins_over_every_table_and_is_not_multiplied() -> None:
     cost = book.price(
         provider="openrouter", model="gpt-4.1", server_address="openrouter.ai", usage=usage(10, 10), relay_cost=0.0042
     )
-    assert cost == Cost(0.0042, "relay", "gpt-4.1", "relay")
+    # billed what the relay says, split like the list price (equal halves here), list price beside it
+    assert (cost.amount, cost.origin, cost.priced_model, cost.price_version) == (0.0042, "relay", "gpt-4.1", "relay")
+    assert cost.parts == pytest.approx((0.0021, 0.0021, 0, 0, 0, 0), rel=1e-15) and sum(cost.parts) == 0.0042
+    assert cost.list_amount == 0.002
 
 
 def test_relay_cost_is_used_even_without_usage_or_model(book: PriceBook) -> None:
@@ -532,7 +535,13 @@ def test_a_yaml_table_file_loads(tmp_path: Any, suffix: str) -> None:
     path.write_text(YAML_TABLE)
     book = PriceBook.load(path)
     cost = cost_of(book, "acme", "acme-llm-1", usage(1_000_000, 0))
-    assert cost == Cost(pytest.approx(0.3), "user_table", "acme-llm-1", f"user:prices{suffix}")  # type: ignore[arg-type]
+    assert (cost.amount, cost.origin, cost.priced_model, cost.price_version) == (
+        pytest.approx(0.3),
+        "user_table",
+        "acme-llm-1",
+        f"user:prices{suffix}",
+    )
+    assert cost.list_amount == pytest.approx(2.0)  # 0.15 of list price
     relayed = cost_of(book, "anthropic", "anthropic/claude-sonnet-4.5", usage(100_000, 0))
     assert relayed.amount == pytest.approx(0.3 * 0.15 * 2.0)
     assert relayed.price_version == GENAI_VERSION
@@ -542,7 +551,7 @@ def test_a_json_table_file_loads_from_a_str_path(tmp_path: Any) -> None:
     path = tmp_path / "prices.json"
     path.write_text(json.dumps(TABLE))
     cost = cost_of(PriceBook.load(str(path)), None, "my-org/x", usage(1_000_000, 1_000_000))
-    assert cost == Cost(2.0, "user_table", "my-org/*", "user:prices.json")
+    assert cost == Cost(2.0, "user_table", "my-org/*", "user:prices.json", (1.0, 1.0, 0.0, 0.0, 0.0, 0.0))
 
 
 def test_the_env_var_names_the_table_file(tmp_path: Any) -> None:
@@ -818,3 +827,94 @@ def test_a_corrupt_or_unwritable_price_cache_changes_nothing(tmp_path: Any) -> N
     blocker.write_text("")  # a cache "directory" that is a file: nothing can be written
     assert _fresh(blocker / "sub", calls)["costs"] == reference
     assert _fresh("off", calls) == {"costs": reference, "genai_prices_imported": True, "versions": [GENAI_VERSION]}
+
+
+# --------------------------------------------------------------------------------------------------
+# cost split by token type, list price beside a multiplied or relay-reported cost
+
+DEFAULT_MODELS = (
+    ("openai", "gpt-4.1"),
+    ("anthropic", "claude-sonnet-4.5"),
+    ("gcp.gemini", "gemini-2.5-flash"),
+    ("deepseek", "deepseek-v3.2"),
+)
+SPLIT_USAGES = (
+    usage(1_234, 567),
+    usage(10_000, 2_000, 6_000, 0),
+    usage(30_000, 4_321, 12_000, 3_000, 1_000),
+    usage(250_000, 9_000, 100_000, 20_000, 2_000),  # Claude's long-context tier
+    usage(7, 0),
+    usage(0, 13),
+)
+
+
+@pytest.mark.parametrize(("provider", "model"), DEFAULT_MODELS)
+def test_the_cost_parts_add_up_to_the_total_exactly_for_the_default_models(
+    book: PriceBook, snapshot: DataSnapshot, provider: str, model: str
+) -> None:
+    pid = pricing.PROVIDER_IDS[provider]
+    for u in SPLIT_USAGES:
+        cost = cost_of(book, provider, model, u)
+        assert cost.parts is not None and cost.list_amount is None  # list price only: no savings to show
+        assert sum(cost.parts) == cost.amount  # to the last bit, so to the cent and below
+        assert all(p >= 0 for p in cost.parts)
+        # the parts agree with genai-prices' own input/output split (Decimal arithmetic)
+        raw = {"input_tokens": u.input_tokens or 0, "output_tokens": u.output_tokens or 0}
+        raw |= {"cache_read_tokens": u.cache_read_tokens or 0, "cache_write_tokens": u.cache_write_tokens or 0}
+        theirs = snapshot_prices(snapshot, pid, cost.priced_model).calc_price(genai_prices.Usage(**raw))
+        p_in, p_out, p_cr, p_cw, p_rs, p_req = cost.parts
+        assert p_in + p_cr + p_cw == pytest.approx(float(theirs["input_price"]), rel=1e-12, abs=1e-15)
+        assert p_out + p_rs == pytest.approx(float(theirs["output_price"]), rel=1e-12, abs=1e-15)
+        assert p_req == 0
+
+
+def test_each_part_is_its_tokens_at_their_rate() -> None:
+    book = PriceBook.load(
+        {"models": {"m": {"input": 2.0, "output": 8.0, "cached_input": 0.5, "cache_write": 2.5, "reasoning": 10.0}}}
+    )
+    u = usage(10_000, 3_000, 4_000, 1_000, 500)
+    cost = cost_of(book, "acme", "m", u)
+    assert cost.parts == pytest.approx((5_000 * 2e-6, 2_500 * 8e-6, 4_000 * 0.5e-6, 1_000 * 2.5e-6, 500 * 10e-6, 0))
+    # tokens without a rate of their own stay in their parent's part
+    plain = cost_of(PriceBook.load({"models": {"m": {"input": 2.0, "output": 8.0}}}), "acme", "m", u)
+    assert plain.parts == pytest.approx((10_000 * 2e-6, 3_000 * 8e-6, 0, 0, 0, 0))
+
+
+@pytest.mark.parametrize(("provider", "model"), DEFAULT_MODELS)
+def test_a_relay_multiplier_scales_every_part_and_keeps_the_list_price(provider: str, model: str) -> None:
+    listed_book = PriceBook()
+    relay_book = PriceBook.load({"multiplier": 0.15})
+    for u in SPLIT_USAGES:
+        listed = cost_of(listed_book, provider, model, u)
+        billed = cost_of(relay_book, provider, model, u)
+        assert billed.parts is not None and listed.parts is not None
+        assert sum(billed.parts) == billed.amount
+        assert billed.parts == pytest.approx(tuple(p * 0.15 for p in listed.parts), rel=1e-12, abs=0)
+        assert billed.list_amount == listed.amount
+        assert billed.amount == pytest.approx(0.15 * listed.amount, rel=1e-12)
+
+
+def test_a_relay_reported_cost_is_split_like_its_list_price_and_sums_to_it_exactly() -> None:
+    import random
+
+    rng = random.Random(17)
+    book = PriceBook()
+    for _ in range(2_000):
+        provider, model = rng.choice(DEFAULT_MODELS)
+        inp = rng.randint(1, 300_000)
+        cr = rng.randint(0, inp // 2)
+        u = usage(inp, rng.randint(0, 20_000), cr, rng.randint(0, inp - cr), None)
+        relay = round(rng.uniform(0, 2), rng.randint(2, 9))
+        cost = book.price(provider=provider, model=model, server_address="relay.example", usage=u, relay_cost=relay)
+        listed = cost_of(book, provider, model, u)
+        assert cost is not None and cost.origin == "relay" and cost.amount == relay
+        assert cost.parts is not None and sum(cost.parts) == relay, (model, u, relay, cost.parts)
+        assert cost.list_amount == listed.amount
+        assert listed.parts is not None
+        for part, weight in zip(cost.parts, listed.parts, strict=True):
+            assert part == pytest.approx(relay * weight / listed.amount, rel=1e-9, abs=1e-15)
+
+
+def test_a_relay_cost_for_a_model_no_table_prices_has_no_split_and_no_list_price(book: PriceBook) -> None:
+    cost = book.price(provider="openrouter", model="acme/x", server_address=None, usage=usage(5, 5), relay_cost=0.2)
+    assert cost == Cost(0.2, "relay", "acme/x", "relay", None, None)

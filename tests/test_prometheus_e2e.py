@@ -76,6 +76,8 @@ def _test_rules(tmp: Path) -> Path:
     a["rate_limit_headroom"]["threshold_ratio"] = 0.999
     a["hourly_spend"]["budget_usd"] = 1e-9
     a["daily_spend_projection"]["budget_usd"] = 1e-9
+    for budget in a["model_daily_spend"]["budgets"]:
+        budget["budget_usd"] = 1e-9
     a["traffic_stopped"]["lookback"] = "10m"
     a["traffic_stopped"]["quiet"] = f"{QUIET_S}s"
     for rule in a.values():
@@ -201,6 +203,10 @@ def test_the_exporter_produces_the_series_names_the_dashboards_use(stack: dict[s
         n.PROM_UNPRICED,
         n.PROM_RATE_LIMIT_REMAINING,
         n.PROM_RATE_LIMIT_LIMIT,
+        n.PROM_TOKEN_COST,
+        n.PROM_LIST_COST,
+        n.PROM_RELAY_BILLED_COST,
+        n.PROM_ACTIVE_OPERATIONS,
     ):
         assert _query(base, series), series
     labels = _query(base, f'{n.PROM_DURATION}_count{{gen_ai_request_model="gpt-4.1", error_type="429"}}')
@@ -217,6 +223,7 @@ def test_the_alerts_fire_in_prometheus_rule_evaluation(stack: dict[str, Any]) ->
         "LLMRateLimitHeadroomLow",
         "LLMHourlySpendOverBudget",
         "LLMDailySpendProjectionOverBudget",
+        "LLMModelDailySpendOverBudget",
         "LLMUnpricedCalls",
         "LLMTrafficStopped",
     }
@@ -237,6 +244,37 @@ def test_the_alerts_fire_in_prometheus_rule_evaluation(stack: dict[str, Any]) ->
     alerts = _get(base + "/api/v1/alerts")["data"]["alerts"]
     cost = [a for a in alerts if a["labels"]["alertname"] == "LLMHourlySpendOverBudget"]
     assert cost and cost[0]["labels"]["severity"] and cost[0]["annotations"]["summary"]
+    name = "LLMModelDailySpendOverBudget"
+    budgets = {a["labels"]["model_pattern"] for a in alerts if a["labels"]["alertname"] == name}
+    assert budgets == {"claude-*", "gpt-4.1*"}  # one alert per model pattern whose models spent over budget
+    groups = _get(base + "/api/v1/rules")["data"]["groups"]
+    assert all(r.get("keepFiringFor") for g in groups for r in g["rules"] if r["type"] == "alerting")
+
+
+def test_calls_in_flight_peak_at_the_concurrency_the_workload_drove_and_return_to_zero(stack: dict[str, Any]) -> None:
+    from otel_llm import _names as n
+
+    base = stack["base"]
+    _wait(lambda: _query(base, n.PROM_ACTIVE_OPERATIONS), 60, "calls-in-flight series")
+    time.sleep(2)  # a scrape after the workload ended
+    peak = _query(base, f"max_over_time(sum({n.PROM_ACTIVE_OPERATIONS})[5m:1s])")
+    assert float(peak[0]["value"][1]) == 3  # the three streams held open together
+    now = _query(base, f"sum({n.PROM_ACTIVE_OPERATIONS})")
+    assert float(now[0]["value"][1]) == 0
+
+
+def test_cost_parts_add_up_to_the_cost_and_the_relay_call_shows_its_savings(stack: dict[str, Any]) -> None:
+    from otel_llm import _names as n
+
+    base = stack["base"]
+    _wait(lambda: _query(base, n.PROM_LIST_COST), 60, "list-price series")
+    parts = float(_query(base, f"sum({n.PROM_TOKEN_COST})")[0]["value"][1])
+    total = float(_query(base, f"sum({n.PROM_COST}_sum)")[0]["value"][1])
+    assert parts == pytest.approx(total, rel=1e-9)
+    listed = _query(base, f"sum by (gen_ai_request_model) ({n.PROM_LIST_COST})")
+    assert {x["metric"]["gen_ai_request_model"] for x in listed} == {"gpt-4.1"}  # only the relay-billed calls
+    saved = _query(base, f"sum({n.PROM_LIST_COST}) - sum({n.PROM_RELAY_BILLED_COST})")
+    assert float(saved[0]["value"][1]) > 0
 
 
 def test_the_report_command_reads_the_same_numbers_from_prometheus(stack: dict[str, Any], tmp_path: Path) -> None:
@@ -269,7 +307,17 @@ def test_the_report_command_reads_the_same_numbers_from_prometheus(stack: dict[s
     assert gpt["p50_s"] is not None and gpt["ttfc_p50_s"] is not None
     assert rows["acme-unknown-model"]["cost_usd"] == 0 and rows["acme-unknown-model"]["unpriced"] > 0
     assert report["errors_by_type"].get("429", 0) > 0 and report["total_cost_usd"] > 0
-    assert "<svg" in page.read_text()
+    # the split adds up, peak concurrency, savings only where a relay priced calls
+    assert sum(gpt["cost_by_type"].values()) == pytest.approx(gpt["cost_usd"], rel=1e-9)
+    assert set(gpt["cost_by_type"]) >= {"input", "output"} and gpt["peak_in_flight"] == 3
+    assert gpt["list_cost_usd"] > gpt["relay_billed_usd"] > 0 and gpt["savings_usd"] > 0
+    assert report["total_savings_usd"] == pytest.approx(gpt["savings_usd"])
+    for model in ("gemini-2.5-flash", "deepseek-v3.2", "claude-sonnet-4.5"):
+        assert rows[model]["savings_usd"] is None and rows[model]["list_cost_usd"] is None
+        assert sum(rows[model]["cost_by_type"].values()) == pytest.approx(rows[model]["cost_usd"], rel=1e-9)
+    text = page.read_text()
+    assert "<svg" in text and "Cost by token type" in text and "Calls in flight over time" in text
+    assert "Relay savings" in text and "polyline" in text
 
 
 def test_the_report_says_clearly_when_prometheus_holds_no_series(stack: dict[str, Any]) -> None:

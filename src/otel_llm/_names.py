@@ -62,6 +62,11 @@ COST_SOURCE = "gen_ai.usage.cost.source"  # "provider" | "local", as the proposa
 COST_ORIGIN = "otel_llm.cost.origin"  # "relay" | "user_table" | "genai_prices"
 COST_PRICE_VERSION = "otel_llm.cost.price_version"
 COST_PRICED_MODEL = "otel_llm.cost.model"
+# The cost split by what it paid for (only non-zero parts; they sum to gen_ai.usage.cost.amount) and,
+# when a multiplier or a relay-reported cost applied, the cost at list price beside it.
+COST_PART_TYPES = ("input", "output", "cache_read", "cache_write", "reasoning", "request")  # token.type values
+COST_PART_ATTRIBUTES = tuple(f"otel_llm.cost.{t}" for t in COST_PART_TYPES)  # otel_llm.cost.input, ...
+COST_LIST_PRICE = "otel_llm.cost.list_price"
 STREAM_OUTCOME = "otel_llm.stream.outcome"  # completed | closed_early | abandoned | failed
 INSTRUMENTED_LAYER = "otel_llm.layer"  # sdk | http
 RATE_LIMIT_PREFIX = "gen_ai.rate_limit."  # + "remaining_requests", "limit_tokens", "reset_requests", ...
@@ -80,6 +85,13 @@ TIME_PER_OUTPUT_CHUNK = "gen_ai.client.operation.time_per_output_chunk"
 COST = "gen_ai.client.operation.cost"
 TOKEN_DETAIL = "otel_llm.client.token.usage.detail"
 UNPRICED = "otel_llm.client.operation.unpriced"
+TOKEN_COST = "otel_llm.client.token.cost"  # (observable) Counter, USD, by gen_ai.token.type (COST_PART_TYPES)
+# (Observable) counters, USD, for calls billed at other than list price (a relay-reported cost or a price multiplier):
+# their cost at list price, and what they were billed. Savings = list price - billed.
+LIST_COST = "otel_llm.client.operation.cost.list_price"
+RELAY_BILLED_COST = "otel_llm.client.operation.cost.relay_billed"
+# (Observable) UpDownCounter of calls in progress, after HTTP's http.client.active_requests (no GenAI one yet)
+ACTIVE_OPERATIONS = "otel_llm.client.active_operations"
 RATE_LIMIT_REMAINING = "gen_ai.client.rate_limit.remaining"
 RATE_LIMIT_LIMIT = "gen_ai.client.rate_limit.limit"
 
@@ -105,6 +117,8 @@ COST_BUCKETS = (0.00001, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0
 # Metric attribute allowlist: the only keys that ever become metric labels (plus the per-metric
 # ones above). Nothing per request.
 METRIC_ATTRIBUTES = (OPERATION, PROVIDER, REQUEST_MODEL, RESPONSE_MODEL, SERVER_ADDRESS, SERVER_PORT, ERROR_TYPE)
+# Calls in flight carry only what is known when a call starts (the same set on +1 and -1).
+ACTIVE_ATTRIBUTES = (OPERATION, PROVIDER, REQUEST_MODEL, SERVER_ADDRESS, SERVER_PORT)
 
 # --- Prometheus series, as the OpenTelemetry Prometheus exporter (and the Collector's
 # prometheus exporter with default settings) names them. ---
@@ -115,6 +129,10 @@ PROM_TPOC = "gen_ai_client_operation_time_per_output_chunk_seconds"
 PROM_COST = "gen_ai_client_operation_cost_USD"
 PROM_TOKEN_DETAIL = "otel_llm_client_token_usage_detail_total"
 PROM_UNPRICED = "otel_llm_client_operation_unpriced_total"
+PROM_TOKEN_COST = "otel_llm_client_token_cost_USD_total"
+PROM_LIST_COST = "otel_llm_client_operation_cost_list_price_USD_total"
+PROM_RELAY_BILLED_COST = "otel_llm_client_operation_cost_relay_billed_USD_total"
+PROM_ACTIVE_OPERATIONS = "otel_llm_client_active_operations"
 PROM_RATE_LIMIT_REMAINING = "gen_ai_client_rate_limit_remaining"
 PROM_RATE_LIMIT_LIMIT = "gen_ai_client_rate_limit_limit"
 PROM_LABELS = {

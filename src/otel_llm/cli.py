@@ -19,7 +19,7 @@ def _rich() -> Any:
 
     console = Console()
     if not console.is_terminal:  # piped or in CI: wide enough for the whole table
-        console = Console(width=170)
+        console = Console(width=200)
     return console
 
 
@@ -34,6 +34,8 @@ def render_table(report: Any, title: str) -> Any:
     for row in report.rows:
         table.add_row(*report.cells(row))
     table.caption = f"total ${report.total_cost:.4f}"
+    if report.total_savings is not None:
+        table.caption += f" · relay savings ${report.total_savings:.4f}"
     if report.errors_by_type:
         table.caption += " · errors: " + ", ".join(f"{k} {v}" for k, v in sorted(report.errors_by_type.items()))
     return table

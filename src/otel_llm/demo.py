@@ -2,7 +2,9 @@
 
 A small router sends simple prompts to cheap models and complex ones to strong models, fails over
 on 429s, 5xx and timeouts, and downgrades to cheap models once the in-process spend
-(``otel_llm.spend()``) nears its budget. Calls go through the openai SDK (sync, async, streamed)
+(``otel_llm.spend()``) nears its budget. OpenAI and Anthropic models are priced as a relay bills them
+(:data:`RELAY_PRICES`), so the report shows relay savings; calls in flight are sampled five times a
+second for the peak-concurrency column and chart. Calls go through the openai SDK (sync, async, streamed)
 and raw httpx (Anthropic Messages), aiohttp (Gemini generateContent) and requests, like a real
 application that mixes clients. Metrics are served for Prometheus while it runs.
 """
@@ -28,6 +30,10 @@ log = logging.getLogger("otel_llm.demo")
 
 CHEAP = ("gemini-2.5-flash", "deepseek-v3.2")
 STRONG = ("gpt-4.1", "claude-sonnet-4.5")
+
+RELAY_PRICES = {"providers": {"openai": {"multiplier": 0.3}, "anthropic": {"multiplier": 0.45}}}
+"""The demo's relay price table: its OpenAI and Anthropic models come through a relay billing 30% and 45%
+of list price (the report shows what that saved); Gemini and DeepSeek are billed at list price."""
 
 _SIMPLE = (
     "Translate 'good morning' to French.",
@@ -72,6 +78,7 @@ class DemoResult:
     metrics_url: str | None = None
     report: Any = None
     spend_samples: list[tuple[float, dict[str, float]]] = field(default_factory=list)
+    in_flight_samples: list[tuple[float, dict[tuple[str, str], float]]] = field(default_factory=list)
 
 
 def _span_counter() -> Any:
@@ -282,7 +289,7 @@ def run_demo(opts: DemoOptions, progress: Callable[[int, int], None] | None = No
     import otel_llm
     from otel_llm import LLMInstrumentor
 
-    from .report import from_metrics
+    from .report import add_in_flight, from_metrics, in_flight
 
     if opts.rate <= 0 or opts.duration <= 0:
         raise ValueError("--rate and --duration must be positive")
@@ -299,7 +306,7 @@ def run_demo(opts: DemoOptions, progress: Callable[[int, int], None] | None = No
     )
     tracer_provider, meter_provider, memory, counter = _providers(opts, result)
     instrumentor = LLMInstrumentor()
-    instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider, prices=RELAY_PRICES)
     from .spend import LEDGER
 
     LEDGER.reset()  # the budget guard reads this run's spend only
@@ -317,9 +324,13 @@ def run_demo(opts: DemoOptions, progress: Callable[[int, int], None] | None = No
     stop_sampling = threading.Event()
 
     def sample() -> None:
-        while not stop_sampling.wait(1.0):
-            snap = otel_llm.spend()
-            result.spend_samples.append((time.time(), {m.model: m.cost_usd for m in snap.models}))
+        ticks = 0
+        while not stop_sampling.wait(0.2):  # calls in flight five times a second, spend every second
+            result.in_flight_samples.append((time.time(), in_flight(memory.get_metrics_data())))
+            ticks += 1
+            if ticks % 5 == 0:
+                snap = otel_llm.spend()
+                result.spend_samples.append((time.time(), {m.model: m.cost_usd for m in snap.models}))
 
     provider = FakeProvider(config=fake).start()
     result.provider_url = provider.url
@@ -338,9 +349,11 @@ def run_demo(opts: DemoOptions, progress: Callable[[int, int], None] | None = No
         asyncio.run(main())
         stop_sampling.set()
         sampler.join(timeout=2)
+        result.in_flight_samples.append((time.time(), in_flight(memory.get_metrics_data())))  # all ended: 0
         result.spans = counter.count
         report = from_metrics(memory.get_metrics_data(), source="otel-llm demo (in-process metrics)")
         report.spend_over_time = _series(result.spend_samples)
+        add_in_flight(report, result.in_flight_samples)
         result.report = report
         if opts.keep_serving:
             print(f"Serving: provider {provider.url}, metrics {result.metrics_url or '(off)'}. Ctrl-C to stop.")

@@ -52,6 +52,16 @@ own constraint logic at the time of the call. Cache writes are charged at the de
 cache-write rate, since the usage we get does not split writes by TTL. ``openai.response.service_tier``
 price variants (flex / priority) are not applied: the standard price is used.
 
+Cost split and list price. Every :class:`Cost` priced from a table carries ``parts``, the amount split
+by what it paid for (:data:`COST_PARTS`: uncached input, non-reasoning output, cache reads, cache
+writes, reasoning, per-call fee), each part the formula's term times the multiplier; ``amount`` is
+their sum, so the parts add up to it exactly. When a multiplier other than 1 applies, or a relay
+reported the cost, ``list_amount`` is the cost at the table's rates without multiplier: list price
+minus ``amount`` is what the relay saved. A relay-reported cost comes without a breakdown: it is split
+in proportion to the list-price parts of the same call, each part a whole number of units in the last
+place of the reported amount, so that they sum to exactly that amount); for a model no table prices it has no
+split and no list price.
+
 Speed. genai-prices' ``calc_price`` takes about 110 us a call (a model search plus Decimal
 arithmetic over its unit registry), too slow for every call. So the (provider, model, server)
 resolution - alias, exact and glob match in the user table, genai-prices provider and model
@@ -89,6 +99,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CACHE_DIR_ENV",
     "CACHE_SIZE",
+    "COST_PARTS",
     "PRICES_ENV",
     "PROVIDER_IDS",
     "SELF_HOSTED_PROVIDERS",
@@ -104,6 +115,10 @@ PRICES_ENV = "OTEL_LLM_PRICES"
 
 CACHE_SIZE = 4096
 """Most (provider, model, server) resolutions a :class:`PriceBook` remembers."""
+
+COST_PARTS = ("input", "output", "cache_read", "cache_write", "reasoning", "request")
+"""What a cost part paid for: uncached input tokens, non-reasoning output tokens, cache reads, cache
+writes, reasoning tokens, and a per-call fee (the order of :attr:`Cost.parts`)."""
 
 ORIGIN_RELAY = "relay"
 ORIGIN_USER = "user_table"
@@ -160,6 +175,12 @@ class Cost:
     """The model id the price came from: user-table key, genai-prices model id, or the response model for relay."""
     price_version: str
     """``"genai-prices 0.2.3"``, ``"user:<file name>"`` / ``"user:mapping"``, or ``"relay"``."""
+    parts: tuple[float, float, float, float, float, float] | None = None
+    """``amount`` split by what it paid for, in the order of :data:`COST_PARTS`; ``sum(parts) == amount``.
+    ``None`` when there is nothing to split by (a relay-reported cost for a model no table prices)."""
+    list_amount: float | None = None
+    """What the call would have cost at list price (the table's rates, no multiplier), when a multiplier
+    or a relay-reported cost made ``amount`` something else; ``None`` otherwise (and when unknown)."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -222,8 +243,12 @@ class _Entry:
         self.variants = variants  # ... and this maps id(ModelPrice) -> its compiled prices
 
 
-def _amount(prices: _Prices, usage: Usage) -> float:
-    """USD before multipliers; see the module docstring for the formula."""
+def _parts(prices: _Prices, usage: Usage) -> tuple[float, float, float, float, float, float]:
+    """USD before multipliers, split as :data:`COST_PARTS`; see the module docstring for the formula.
+
+    Tokens without a rate of their own stay in their parent's part (cache reads without a cache-read
+    price are paid as input), so each token is in exactly one part.
+    """
     inp = usage.input_tokens or 0
     out = usage.output_tokens or 0
     cr = usage.cache_read_tokens or 0
@@ -235,24 +260,46 @@ def _amount(prices: _Prices, usage: Usage) -> float:
             if total_in > start:
                 rates = tier_rates
                 break
-    mtok = 0.0
     rest = inp
+    p_cr = p_cw = p_rs = 0.0
     if rates.cache_read is not None and cr:
         rest -= cr
-        mtok += cr * rates.cache_read
+        p_cr = cr * rates.cache_read / 1_000_000
     if rates.cache_write is not None and cw:
         rest -= cw
-        mtok += cw * rates.cache_write
-    if rest > 0:
-        mtok += rest * rates.input
+        p_cw = cw * rates.cache_write / 1_000_000
     if rates.reasoning is not None:
         rs = usage.reasoning_tokens or 0
         if rs:
             out -= rs
-            mtok += rs * rates.reasoning
-    if out > 0:
-        mtok += out * rates.output
-    return mtok / 1_000_000 + rates.request
+            p_rs = rs * rates.reasoning / 1_000_000
+    p_in = rest * rates.input / 1_000_000 if rest > 0 else 0.0
+    p_out = out * rates.output / 1_000_000 if out > 0 else 0.0
+    return (p_in, p_out, p_cr, p_cw, p_rs, rates.request)
+
+
+def _amount(prices: _Prices, usage: Usage) -> float:
+    """USD before multipliers: the sum of :func:`_parts`."""
+    return sum(_parts(prices, usage))
+
+
+def _split(amount: float, weights: tuple[float, ...]) -> tuple[float, float, float, float, float, float] | None:
+    """``amount`` split in proportion to ``weights`` (list-price parts), summing to exactly ``amount``.
+
+    Each part is a whole number of units in the last place of ``amount`` (``q``), so every partial sum is
+    a multiple of ``q`` below ``2**53 * q``: exactly representable, hence added without rounding in any
+    order. The largest part takes the few units the proportional shares leave over. ``None`` if the
+    weights are all zero.
+    """
+    total = sum(weights)
+    if not total > 0:
+        return None
+    q = math.ulp(amount)
+    units = int(amount / q)  # exact: amount is a whole number of its own ulps
+    shares = [int(units * w / total) for w in weights]
+    big = max(range(len(shares)), key=shares.__getitem__)
+    shares[big] += units - sum(shares)
+    return (shares[0] * q, shares[1] * q, shares[2] * q, shares[3] * q, shares[4] * q, shares[5] * q)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -677,45 +724,25 @@ class PriceBook:
         relay_cost: float | None = None,
     ) -> Cost | None:
         """The cost of one call, or ``None`` when it cannot be priced. Never raises."""
-        quote = self.quote(provider, model, server_address, usage, relay_cost)
-        if quote is None:
-            return None
-        amount, origin, priced_model = quote
-        return Cost(amount, origin, priced_model, ORIGIN_RELAY if origin == ORIGIN_RELAY else self._version_of(quote))
-
-    def _version_of(self, quote: tuple[float, str, str]) -> str:
-        return self._cfg.version if quote[1] == ORIGIN_USER else _genai_version_name()
-
-    def quote(
-        self,
-        provider: str | None,
-        model: str | None,
-        server_address: str | None,
-        usage: Usage,
-        relay_cost: float | None = None,
-    ) -> tuple[float, str, str] | None:
-        """``price()`` on the hot path: ``(amount, origin, priced_model)`` without building a ``Cost``."""
         try:
-            if relay_cost is not None:
-                amount = _relay_amount(relay_cost)
-                if amount is not None:
-                    return amount, ORIGIN_RELAY, model or ""
-            if usage.input_tokens is None and usage.output_tokens is None:
-                return None
-            if not model:
-                return None
+            relay = _relay_amount(relay_cost) if relay_cost is not None else None
+            if (usage.input_tokens is None and usage.output_tokens is None) or not model:
+                return None if relay is None else Cost(relay, ORIGIN_RELAY, model or "", ORIGIN_RELAY)
             key = (provider, model, server_address)
             entry = self._cache.get(key, _UNSET)
             if entry is _UNSET:
-                entry = self._resolve(key)
-            if entry is None:
-                return None
-            prices = entry.prices
-            if prices is None:
-                prices = self._prices_now(entry)
-                if prices is None:
-                    return None
-            return _amount(prices, usage) * entry.multiplier, entry.origin, entry.priced_model
+                entry = self._resolve(key, log_miss=relay is None)
+            prices = None if entry is None else entry.prices or self._prices_now(entry)
+            if entry is None or prices is None:
+                return None if relay is None else Cost(relay, ORIGIN_RELAY, model, ORIGIN_RELAY)
+            listed = _parts(prices, usage)
+            if relay is not None:  # billed by the relay: split in proportion to the list-price parts
+                return Cost(relay, ORIGIN_RELAY, model, ORIGIN_RELAY, _split(relay, listed), sum(listed))
+            m = entry.multiplier
+            if m == 1.0:
+                return Cost(sum(listed), entry.origin, entry.priced_model, entry.price_version, listed)
+            parts = (listed[0] * m, listed[1] * m, listed[2] * m, listed[3] * m, listed[4] * m, listed[5] * m)
+            return Cost(sum(parts), entry.origin, entry.priced_model, entry.price_version, parts, sum(listed))
         except Exception:
             if not self._error_logged:
                 self._error_logged = True
@@ -730,11 +757,11 @@ class PriceBook:
         model_price = entry.model_info.get_prices(datetime.now(tz=timezone.utc))
         return entry.variants.get(id(model_price))
 
-    def _resolve(self, key: tuple[str | None, str | None, str | None]) -> _Entry | None:
+    def _resolve(self, key: tuple[str | None, str | None, str | None], log_miss: bool = True) -> _Entry | None:
         provider, model, server_address = key
         assert model is not None
         entry = self._lookup(provider, model, server_address)
-        if entry is None:
+        if entry is None and log_miss:
             self._log_miss(provider, model, server_address)
         with self._lock:
             if len(self._cache) >= CACHE_SIZE:

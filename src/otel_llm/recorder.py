@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics, trace
+from opentelemetry.metrics import Observation
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from . import _names as n
@@ -68,6 +70,7 @@ class Invocation:
     pending: str | None = None  # the end asked for while held
     _ended = False
     _metric_key: tuple | None = None
+    active: list | None = None  # its calls-in-flight tally, [attributes, count]: taken off once, at its end
 
     def __init__(self, recorder: Recorder, route: Route, request: RequestInfo, provider: str) -> None:
         self.recorder = recorder
@@ -116,6 +119,11 @@ class Invocation:
                     span.end()
             except Exception:
                 pass
+        finally:
+            slot = self.active
+            if slot is not None:  # the one way out of every call: no longer in flight
+                with self.recorder._tally_lock:
+                    slot[1] -= 1
 
     def release(self, exc: BaseException | None = None) -> None:
         """Leave the held state: end as the body said, or as failed with the exception the SDK raised."""
@@ -196,6 +204,8 @@ class Recorder:
         self.unpriced = meter.create_counter(
             n.UNPRICED, unit="{call}", description="Calls whose cost could not be computed."
         )
+        self._tallies = _tallies_of(meter)
+        self._tally_lock = self._tallies.lock
         self.rl_remaining = meter.create_gauge(
             n.RATE_LIMIT_REMAINING, unit="1", description="Rate-limit budget left, as the provider reports it."
         )
@@ -205,6 +215,7 @@ class Recorder:
         self._attrs: dict[tuple, dict[str, Any]] = {}
         self._start_attrs: dict[tuple, dict[str, Any]] = {}
         self._sets: dict[tuple, tuple[dict, dict, dict]] = {}
+        self._active_slots: dict[tuple, list] = {}  # start key -> its calls-in-flight tally
         self._rl_attrs: dict[tuple, dict[str, Any]] = {}
         self._rl_last: dict[tuple, float] = {}
         self._rl_interval = config.rate_limit_interval
@@ -245,8 +256,24 @@ class Recorder:
         else:
             name = f"{route.operation} {request.model}" if request.model else route.operation
             inv.span = self.tracer.start_span(name, kind=_CLIENT, attributes=attrs)
+        slot = self._active_slots.get(key)
+        if slot is None:
+            slot = self._active_slot(key, fixed)
+        with self._tally_lock:
+            slot[1] += 1
+        inv.active = slot
         inv.start = time.perf_counter()
         return inv
+
+    def _active_slot(self, key: tuple, fixed: dict[str, Any]) -> list:
+        """The calls-in-flight tally of a start key, shared by every key with the same (bounded) attributes."""
+        active = {k: fixed[k] for k in n.ACTIVE_ATTRIBUTES if k in fixed}
+        if n.REQUEST_MODEL in active:
+            active[n.REQUEST_MODEL] = self._model_label(active[n.REQUEST_MODEL])
+        slot = self._tallies.slot(self._tallies.active, tuple(active.items()), lambda: [active, 0])
+        if len(self._active_slots) < 20000:
+            self._active_slots[key] = slot
+        return slot
 
     def _fixed_start_attrs(self, key: tuple) -> dict[str, Any]:
         """A span's start attributes that depend only on the route, provider, layer, model, server and
@@ -470,8 +497,8 @@ class Recorder:
                     record(stamp - last, mattrs)
                     last = stamp
         if headers is not None and headers.rate_limited:
-            last = self._rl_last.get(inv._metric_key)  # the series' last set (see _rate_limits), checked inline
-            if last is None or now - last >= self._rl_interval or inv.status_code == 429:
+            set_at = self._rl_last.get(inv._metric_key or ())  # the series' last set (see _rate_limits), inline
+            if set_at is None or now - set_at >= self._rl_interval or inv.status_code == 429:
                 self._rate_limits(inv, headers, now)
         ledger = self.ledger
         if ledger is not None:
@@ -506,21 +533,131 @@ class Recorder:
             usage = Usage()
         asked = inv.request.model
         model = info.model or asked
-        quote = prices.quote(inv.provider, model, inv.server_address, usage, relay)
-        if quote is None and asked and model != asked:  # an answering model the tables lack: the one asked for
-            quote = prices.quote(inv.provider, asked, inv.server_address, usage, relay)
-        if quote is None:
+        cost = prices.price(
+            provider=inv.provider, model=model, server_address=inv.server_address, usage=usage, relay_cost=relay
+        )
+        if cost is None and asked and model != asked:  # an answering model the tables lack: the one asked for
+            cost = prices.price(
+                provider=inv.provider, model=asked, server_address=inv.server_address, usage=usage, relay_cost=relay
+            )
+        if cost is None:
             self.unpriced.add(1, self._metric_attrs(inv, n.UNPRICED_REASON, "unknown_model"))
             return None
-        amount, origin, priced_model = quote
+        amount = cost.amount
         self.cost.record(amount, mattrs)
+        origin = cost.origin
         attrs[n.COST_AMOUNT] = amount
         attrs[n.COST_CURRENCY] = "USD"
         attrs[n.COST_SOURCE] = "provider" if origin == "relay" else "local"
         attrs[n.COST_ORIGIN] = origin
-        if priced_model != model:
-            attrs[n.COST_PRICED_MODEL] = priced_model  # priced under another name (alias, glob, fallback)
+        if cost.priced_model != model:
+            attrs[n.COST_PRICED_MODEL] = cost.priced_model  # priced under another name (alias, glob, fallback)
+        if cost.parts is not None or cost.list_amount is not None:
+            self._cost_split(inv, attrs, mattrs, cost)
         return amount
+
+    def _cost_split(self, inv: Invocation, attrs: dict[str, Any], mattrs: dict, cost: Any) -> None:
+        """The cost's non-zero parts by token type; its list price, beside what was billed, where a relay or a
+        multiplier made them differ (both counted, so that savings are list minus billed over the same calls).
+        The metric totals are tallied in-process and read by observable counters at collection time."""
+        key = self._key(inv)
+        tallies = self._tallies
+        parts = cost.parts
+        if parts is not None:
+            slot = tallies.parts.get(key)
+            if slot is None:
+                sets = tuple(self._metric_attrs(inv, n.TOKEN_TYPE, t) for t in n.COST_PART_TYPES)
+                slot = tallies.slot(tallies.parts, key, lambda: [sets, [0.0] * len(sets)])
+            totals = slot[1]
+            names = n.COST_PART_ATTRIBUTES
+            with self._tally_lock:
+                for i, value in enumerate(parts):
+                    if value:
+                        totals[i] += value
+                        attrs[names[i]] = value
+        list_amount = cost.list_amount
+        if list_amount is not None:
+            attrs[n.COST_LIST_PRICE] = list_amount
+            slot = tallies.listed.get(key)
+            if slot is None:
+                slot = tallies.slot(tallies.listed, key, lambda: [mattrs, 0.0, 0.0])
+            with self._tally_lock:
+                slot[1] += list_amount
+                slot[2] += cost.amount
+
+
+class _Tallies:
+    """Cost parts, list-price and relay-billed cost, and calls in flight, tallied in-process per series and
+    reported by observable instruments when a reader collects. Adding to a tally under a lock costs a small
+    fraction of an SDK measurement (each of which re-validates and re-hashes its attributes, ~5 us), and
+    these would be up to seven more per call. One per meter, so that a recorder made again for the same
+    meter (uninstrument, instrument) goes on with the same totals, as synchronous instruments would."""
+
+    def __init__(self, meter: Any) -> None:
+        self.lock = threading.Lock()
+        self.active: dict[tuple, list] = {}  # attribute items -> [attributes, calls in flight]
+        self.parts: dict[tuple, list] = {}  # metric key -> [attributes per part type, USD totals per part type]
+        self.listed: dict[tuple, list] = {}  # metric key -> [attributes, list-price USD, billed USD]
+        meter.create_observable_counter(
+            n.TOKEN_COST,
+            callbacks=[self._observe_parts],
+            unit="USD",
+            description="Cost of GenAI operations by what it paid for (gen_ai.token.type).",
+        )
+        meter.create_observable_counter(
+            n.LIST_COST,
+            callbacks=[self._observe_listed(1)],
+            unit="USD",
+            description="List-price cost of operations billed by a relay or at a multiplied price.",
+        )
+        meter.create_observable_counter(
+            n.RELAY_BILLED_COST,
+            callbacks=[self._observe_listed(2)],
+            unit="USD",
+            description="Billed cost of operations billed by a relay or at a multiplied price.",
+        )
+        meter.create_observable_up_down_counter(
+            n.ACTIVE_OPERATIONS,
+            callbacks=[self._observe_active],
+            unit="{operation}",
+            description="GenAI operations in progress (streams until they end).",
+        )
+
+    def slot(self, table: dict[tuple, list], key: tuple, make: Any) -> list:
+        with self.lock:
+            slot = table.get(key)
+            if slot is None:
+                slot = table[key] = make()
+            return slot
+
+    def _observe_parts(self, options: Any) -> list[Observation]:
+        with self.lock:
+            rows = [(sets, list(totals)) for sets, totals in self.parts.values()]
+        return [Observation(v, sets[i]) for sets, totals in rows for i, v in enumerate(totals) if v]
+
+    def _observe_listed(self, index: int) -> Any:
+        def observe(options: Any) -> list[Observation]:
+            with self.lock:
+                return [Observation(slot[index], slot[0]) for slot in self.listed.values()]
+
+        return observe
+
+    def _observe_active(self, options: Any) -> list[Observation]:
+        with self.lock:
+            return [Observation(count, attrs) for attrs, count in self.active.values()]
+
+
+def _tallies_of(meter: Any) -> _Tallies:
+    """The meter's tallies, made (with their observable instruments) on first use."""
+    tallies = getattr(meter, "_otel_llm_tallies", None)
+    if isinstance(tallies, _Tallies):
+        return tallies
+    tallies = _Tallies(meter)
+    try:
+        meter._otel_llm_tallies = tallies
+    except Exception:  # a meter that takes no attributes: these tallies are this recorder's own
+        pass
+    return tallies
 
 
 def _error_type(exc: BaseException) -> str:

@@ -22,7 +22,18 @@ from typing import Any
 
 from . import _names as n
 
-__all__ = ["COLUMNS", "ModelRow", "Report", "ReportError", "from_metrics", "from_prometheus", "render_html", "quantile"]
+__all__ = [
+    "COLUMNS",
+    "ModelRow",
+    "Report",
+    "ReportError",
+    "add_in_flight",
+    "from_metrics",
+    "from_prometheus",
+    "in_flight",
+    "quantile",
+    "render_html",
+]
 
 
 class ReportError(RuntimeError):
@@ -37,12 +48,22 @@ COLUMNS = (
     "p50",
     "p95",
     "TTFC p50",
+    "peak",
     "input tok",
     "output tok",
     "cached tok",
     "cost",
+    "in $",
+    "out $",
+    "cache $",
+    "list $",
+    "saved",
     "share",
 )
+"""Table columns. ``peak``: most calls in flight at once; ``in $`` / ``out $`` / ``cache $``: the cost of
+uncached input (and per-call fees), of output (reasoning included) and of cache reads and writes, which
+add up to ``cost``; ``list $`` / ``saved``: for
+calls a relay or a price multiplier billed, their cost at list price and what that saved ("-": none)."""
 
 
 @dataclass
@@ -61,10 +82,21 @@ class ModelRow:
     cached_tokens: int = 0
     cost_usd: float = 0.0
     unpriced: int = 0
+    cost_by_type: dict[str, float] = field(default_factory=dict)  # gen_ai.token.type -> USD; sums to cost_usd
+    list_cost_usd: float | None = None  # list-price cost of the calls a relay or multiplier billed; None: none
+    relay_billed_usd: float | None = None  # what those same calls were billed
+    peak_in_flight: float | None = None  # most calls in flight at once (None: not sampled)
 
     @property
     def error_pct(self) -> float:
         return 100.0 * self.errors / self.requests if self.requests else 0.0
+
+    @property
+    def savings_usd(self) -> float | None:
+        """List price minus billed, over the calls a relay or multiplier priced; ``None`` when there were none."""
+        if self.list_cost_usd is None:
+            return None
+        return self.list_cost_usd - (self.relay_billed_usd or 0.0)
 
 
 @dataclass
@@ -72,6 +104,7 @@ class Report:
     rows: list[ModelRow]
     errors_by_type: dict[str, int] = field(default_factory=dict)
     spend_over_time: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # model -> (unix s, USD)
+    in_flight_over_time: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # model -> (unix s, n)
     source: str = ""
     window: str = ""
     generated_at: float = field(default_factory=time.time)
@@ -79,6 +112,11 @@ class Report:
     @property
     def total_cost(self) -> float:
         return sum(r.cost_usd for r in self.rows)
+
+    @property
+    def total_savings(self) -> float | None:
+        saved = [r.savings_usd for r in self.rows if r.savings_usd is not None]
+        return sum(saved) if saved else None
 
     def share(self, row: ModelRow) -> float:
         total = self.total_cost
@@ -94,10 +132,16 @@ class Report:
             _fmt_s(row.p50_s),
             _fmt_s(row.p95_s),
             _fmt_s(row.ttfc_p50_s),
+            "-" if row.peak_in_flight is None else f"{row.peak_in_flight:g}",
             f"{row.input_tokens:,}",
             f"{row.output_tokens:,}",
             f"{row.cached_tokens:,}",
             f"${row.cost_usd:.4f}",
+            _fmt_usd(sum(v for k, v in row.cost_by_type.items() if k in ("input", "request")), row),
+            _fmt_usd(row.cost_by_type.get("output", 0.0) + row.cost_by_type.get("reasoning", 0.0), row),
+            _fmt_usd(row.cost_by_type.get("cache_read", 0.0) + row.cost_by_type.get("cache_write", 0.0), row),
+            "-" if row.list_cost_usd is None else f"${row.list_cost_usd:.4f}",
+            "-" if row.savings_usd is None else f"${row.savings_usd:.4f}",
             f"{self.share(row):.1f}%",
         ]
 
@@ -106,7 +150,9 @@ class Report:
         for row, raw in zip(self.rows, out["rows"], strict=False):
             raw["error_pct"] = round(row.error_pct, 3)
             raw["spend_share_pct"] = round(self.share(row), 3)
+            raw["savings_usd"] = row.savings_usd
         out["total_cost_usd"] = self.total_cost
+        out["total_savings_usd"] = self.total_savings
         return out
 
 
@@ -179,6 +225,16 @@ def from_metrics(metrics_data: Any, source: str = "in-process metrics") -> Repor
                         row(a).cached_tokens += int(p.value)
                     elif metric.name == n.COST:
                         row(a).cost_usd += float(p.sum)
+                    elif metric.name == n.TOKEN_COST:
+                        r = row(a)
+                        kind = str(a.get(n.TOKEN_TYPE, "?"))
+                        r.cost_by_type[kind] = r.cost_by_type.get(kind, 0.0) + float(p.value)
+                    elif metric.name == n.LIST_COST:
+                        r = row(a)
+                        r.list_cost_usd = (r.list_cost_usd or 0.0) + float(p.value)
+                    elif metric.name == n.RELAY_BILLED_COST:
+                        r = row(a)
+                        r.relay_billed_usd = (r.relay_billed_usd or 0.0) + float(p.value)
                     elif metric.name == n.UNPRICED:
                         row(a).unpriced += int(p.value)
     for (name, key), (bounds, counts) in hist.items():
@@ -189,6 +245,31 @@ def from_metrics(metrics_data: Any, source: str = "in-process metrics") -> Repor
             r.ttfc_p50_s, r.ttfc_p95_s = (quantile(q, bounds, counts) for q in (0.5, 0.95))
     ordered = sorted(rows.values(), key=lambda r: (-r.cost_usd, -r.requests, r.model))
     return Report(ordered, dict(errors), source=source)
+
+
+def in_flight(metrics_data: Any) -> dict[tuple[str, str], float]:
+    """Calls in flight now per (request model, provider), from one reading of an in-process metric reader."""
+    out: dict[tuple[str, str], float] = defaultdict(float)
+    for rm in getattr(metrics_data, "resource_metrics", ()) if metrics_data else ():
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                if metric.name == n.ACTIVE_OPERATIONS:
+                    for p in metric.data.data_points:
+                        a = p.attributes
+                        out[(str(a.get(n.REQUEST_MODEL, "?")), str(a.get(n.PROVIDER, "?")))] += p.value
+    return dict(out)
+
+
+def add_in_flight(report: Report, samples: Sequence[tuple[float, dict[tuple[str, str], float]]]) -> None:
+    """Peak calls in flight per row and the per-model series over time, from timed ``in_flight`` readings."""
+    if not samples:
+        return
+    for row in report.rows:
+        row.peak_in_flight = max(s.get((row.model, row.provider), 0.0) for _, s in samples)
+    models = sorted({model for _, s in samples for model, _ in s})
+    report.in_flight_over_time = {
+        model: [(t, sum(v for (m, _), v in s.items() if m == model)) for t, s in samples] for model in models
+    }
 
 
 # --- from Prometheus ---------------------------------------------------------------------------
@@ -276,6 +357,16 @@ def from_prometheus(base: str, window: str = "1h", selector: str = "") -> Report
     cached = vec(f"sum by ({by}) (increase({n.PROM_TOKEN_DETAIL}{csel}[{window}]))")
     cost = vec(f"sum by ({by}) (increase({n.PROM_COST}_sum{sel}[{window}]))")
     unpriced = vec(f"sum by ({by}) (increase({n.PROM_UNPRICED}{sel}[{window}]))")
+    tok_cost = f"increase({n.PROM_TOKEN_COST}{sel}[{window}])"
+    by_type: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
+    for item in _query(base, f"sum by ({by}, {tok_label}) ({tok_cost})"):
+        value = float(item["value"][1])
+        if not math.isnan(value):
+            labels = item["metric"]
+            by_type[(labels.get(m, "?"), labels.get(p, "?"))][labels.get(tok_label, "?")] = value
+    listed = vec(f"sum by ({by}) (increase({n.PROM_LIST_COST}{sel}[{window}]))")
+    billed = vec(f"sum by ({by}) (increase({n.PROM_RELAY_BILLED_COST}{sel}[{window}]))")
+    peak = vec(f"max_over_time(sum by ({by}) ({n.PROM_ACTIVE_OPERATIONS}{sel})[{window}:])")
 
     def num(d: dict[tuple[str, str], float], key: tuple[str, str]) -> float | None:
         v = d.get(key)
@@ -299,14 +390,18 @@ def from_prometheus(base: str, window: str = "1h", selector: str = "") -> Report
                 cached_tokens=round(cached.get(key, 0.0)),
                 cost_usd=cost.get(key, 0.0),
                 unpriced=round(unpriced.get(key, 0.0)),
+                cost_by_type=_scaled(by_type.get(key, {}), cost.get(key, 0.0)),
+                list_cost_usd=num(listed, key),
+                relay_billed_usd=num(billed, key) if key in listed else None,
+                peak_in_flight=num(peak, key),
             )
         )
     rows.sort(key=lambda r: (-r.cost_usd, -r.requests, r.model))
-    by_type: dict[str, int] = {}
+    errors_by: dict[str, int] = {}
     for item in _query(base, f"sum by ({err_label}) (increase({n.PROM_DURATION}_count{err_sel}[{window}]))"):
         count = round(float(item["value"][1]))
         if count:
-            by_type[item["metric"].get(err_label, "?")] = count
+            errors_by[item["metric"].get(err_label, "?")] = count
     end = time.time()
     span = window_seconds(window)
     step = max(15.0, span / 60)
@@ -316,11 +411,25 @@ def from_prometheus(base: str, window: str = "1h", selector: str = "") -> Report
     ):
         points = [(float(t), float(v)) for t, v in item.get("values", []) if v not in ("NaN", "+Inf", "-Inf")]
         series[item["metric"].get(m, "?")] = points
-    return Report(rows, by_type, series, source=base, window=window)
+    in_flight: dict[str, list[tuple[float, float]]] = {}
+    for item in _query_range(base, f"sum by ({m}) ({n.PROM_ACTIVE_OPERATIONS}{sel})", end - span, end, step):
+        points = [(float(t), float(v)) for t, v in item.get("values", []) if v not in ("NaN", "+Inf", "-Inf")]
+        in_flight[item["metric"].get(m, "?")] = points
+    return Report(rows, errors_by, series, in_flight, source=base, window=window)
+
+
+def _scaled(parts: dict[str, float], total: float) -> dict[str, float]:
+    """Cost parts scaled to add up to the cost total: increase() extrapolates each series on its own, so over
+    a window the counters of the parts and the histogram sum of the total differ in the fifth digit."""
+    whole = sum(parts.values())
+    if whole <= 0 or total <= 0:
+        return dict(parts)
+    return {kind: value * total / whole for kind, value in parts.items()}
 
 
 # --- HTML ---------------------------------------------------------------------------------------
 
+_COST_KINDS = ("input", "output", "cache_read", "cache_write", "reasoning", "request")
 _PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f")
 
 
@@ -352,25 +461,35 @@ def _bars(title: str, labels: Sequence[str], groups: Sequence[tuple[str, Sequenc
     return "\n".join(out)
 
 
-def _lines(series: dict[str, list[tuple[float, float]]]) -> str:
-    """Cumulative spend over time per model as inline SVG polylines."""
+def _lines(
+    series: dict[str, list[tuple[float, float]]],
+    title: str = "Spend over time",
+    cumulative: bool = True,
+    unit: str = "$",
+    empty: str = "No spend series in this window.",
+) -> str:
+    """Per-model series (cumulated, for spend) as inline SVG polylines."""
     points = [(t, v) for pts in series.values() for t, v in pts]
     if not points:
-        return "<p>No spend series in this window.</p>"
+        return f"<p>{html.escape(empty)}</p>"
     t0, t1 = min(t for t, _ in points), max(t for t, _ in points)
-    totals = {model: _cumulative(pts) for model, pts in series.items()}
+    totals = {model: _cumulative(pts) if cumulative else sorted(pts) for model, pts in series.items()}
     vmax = max((v for pts in totals.values() for _, v in pts), default=1.0) or 1.0
     w, h, left, bottom = 600, 220, 60, 30
-    out = [f'<svg role="img" aria-label="Spend over time" width="{w + left + 160}" height="{h + bottom + 10}">']
+    label = html.escape(title)
+    out = [f'<svg role="img" aria-label="{label}" width="{w + left + 160}" height="{h + bottom + 10}">']
     out.append(f'<line x1="{left}" y1="{h}" x2="{left + w}" y2="{h}" stroke="#999"/>')
-    out.append(f'<text x="{left - 6}" y="12" text-anchor="end" class="v">${vmax:.4g}</text>')
-    out.append(f'<text x="{left - 6}" y="{h}" text-anchor="end" class="v">$0</text>')
+    out.append(f'<text x="{left - 6}" y="12" text-anchor="end" class="v">{unit}{vmax:.4g}</text>')
+    out.append(f'<text x="{left - 6}" y="{h}" text-anchor="end" class="v">{unit}0</text>')
     span = (t1 - t0) or 1.0
     for j, (model, pts) in enumerate(sorted(totals.items())):
         color = _PALETTE[j % len(_PALETTE)]
         coords = " ".join(f"{left + w * (t - t0) / span:.1f},{h - (h - 10) * v / vmax:.1f}" for t, v in pts)
         out.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{coords}"/>')
-        out.append(f'<text x="{left + w + 8}" y="{20 + 16 * j}" class="v" fill="{color}">{html.escape(model)}</text>')
+        out.append(
+            f'<text x="{left + w + 8}" y="{20 + 16 * j}" class="v">'
+            f'<tspan fill="{color}">&#9632;</tspan> {html.escape(model)}</text>'
+        )
     out.append(f'<text x="{left}" y="{h + 20}" class="v">{time.strftime("%H:%M:%S", time.localtime(t0))}</text>')
     out.append(
         f'<text x="{left + w}" y="{h + 20}" text-anchor="end" class="v">'
@@ -386,6 +505,13 @@ def _cumulative(points: Iterable[tuple[float, float]]) -> list[tuple[float, floa
         total += v
         out.append((t, total))
     return out
+
+
+def _fmt_usd(v: float, row: ModelRow) -> str:
+    """A cost part: 4 decimals like the cost column, tiny non-zero parts in exponent form rather than $0.0000."""
+    if not row.cost_by_type:
+        return "-"
+    return f"${v:.4f}" if v == 0 or abs(v) >= 0.0001 else f"${v:.1e}"
 
 
 def _fmt_s(v: float | None) -> str:
@@ -415,6 +541,42 @@ def render_html(report: Report, title: str = "otel-llm report") -> str:
         "s",
     )
     share = _bars("Share of spend", models, [("share of spend", [report.share(r) for r in report.rows])], "%")
+    kinds = [k for k in _COST_KINDS if any(r.cost_by_type.get(k) for r in report.rows)]
+    split_rows = [r for r in report.rows if r.cost_by_type]
+    split = (
+        _bars(
+            "Cost by token type",
+            [r.model for r in split_rows],
+            [(k, [r.cost_by_type.get(k, 0.0) for r in split_rows]) for k in kinds],
+            "USD",
+        )
+        if split_rows
+        else "<p>No priced calls in this window.</p>"
+    )
+    relayed = [r for r in report.rows if r.list_cost_usd is not None]
+    saved = (
+        _bars(
+            "List price against billed",
+            [r.model for r in relayed],
+            [
+                ("list price", [r.list_cost_usd for r in relayed]),
+                ("billed", [r.relay_billed_usd for r in relayed]),
+                ("saved", [r.savings_usd for r in relayed]),
+            ],
+            "USD",
+        )
+        if relayed
+        else "<p>No call billed by a relay or at a multiplied price in this window: nothing saved or lost.</p>"
+    )
+    in_flight = _lines(
+        report.in_flight_over_time,
+        "Calls in flight over time",
+        cumulative=False,
+        unit="",
+        empty="No calls-in-flight samples in this window.",
+    )
+    total_saved = report.total_savings
+    saved_text = "" if total_saved is None else f" · relay savings <b>${total_saved:.4f}</b>"
     err_types = sorted(report.errors_by_type.items(), key=lambda kv: -kv[1])
     errors = (
         _bars("Errors by type", [k for k, _ in err_types], [("errors", [float(v) for _, v in err_types])], "")
@@ -425,21 +587,26 @@ def render_html(report: Report, title: str = "otel-llm report") -> str:
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
-body{{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1100px}}
-table{{border-collapse:collapse;font-size:14px}}th,td{{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}}
+body{{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1500px}}
+table{{border-collapse:collapse;font-size:13px}}th,td{{padding:4px 8px;border-bottom:1px solid #ddd;text-align:right}}
+td{{white-space:nowrap}}
 th:first-child,td:first-child,th:nth-child(2),td:nth-child(2){{text-align:left}}
 h2{{margin-top:1.6em}}.l{{font-size:13px}}.v{{font-size:12px;fill:#444}}
 .grid{{display:flex;flex-wrap:wrap;gap:2em}}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
 <p>Source: {html.escape(report.source)}{" · window " + html.escape(report.window) if report.window else ""}
- · generated {when} · total spend <b>${report.total_cost:.4f}</b> · {sum(r.requests for r in report.rows)} requests</p>
+ · generated {when} · total spend <b>${report.total_cost:.4f}</b>{saved_text}
+ · {sum(r.requests for r in report.rows)} requests</p>
 <table><thead><tr>{"".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)}</tr></thead>
 <tbody>{rows_html}</tbody></table>
 <div class="grid"><section><h2>Latency</h2>{latency}</section>
 <section><h2>Time to first chunk</h2>{ttfc}</section></div>
 <div class="grid"><section><h2>Spend share</h2>{share}</section>
 <section><h2>Errors by type</h2>{errors}</section></div>
+<div class="grid"><section><h2>Cost by token type</h2>{split}</section>
+<section><h2>Relay savings (list price vs billed)</h2>{saved}</section></div>
 <h2>Spend over time (cumulative)</h2>{_lines(report.spend_over_time)}
+<h2>Calls in flight over time</h2>{in_flight}
 </body></html>
 """

@@ -1,5 +1,7 @@
 """A bounded instrumented workload for the Prometheus end-to-end test; then serves metrics until killed.
 
+It ends with three streams held open together for a few scrapes: the peak of calls in flight is 3.
+
 Set up by env vars only (OTEL_METRICS_EXPORTER=prometheus, OTEL_EXPORTER_PROMETHEUS_HOST/PORT), like a user.
 """
 
@@ -10,6 +12,8 @@ import time
 import otel_llm
 
 otel_llm.instrument()
+
+import threading  # noqa: E402
 
 import httpx  # noqa: E402
 import openai  # noqa: E402
@@ -37,6 +41,25 @@ for _round in range(4):
         headers={"x-api-key": "k", "anthropic-version": "2023-06-01"},
     )
     client.embeddings.create(model="text-embedding-3-small", input="hello")
+    # billed by a relay: a reported cost below list price, so list price and savings are recorded
+    client.chat.completions.create(model="gpt-4.1", messages=msg, extra_headers={"x-fake-relay-cost": "0.000001"})
+
+
+def held(gate: threading.Barrier) -> None:
+    stream = client.chat.completions.create(model="gpt-4.1", messages=msg, stream=True)
+    next(iter(stream))
+    gate.wait()  # all three in flight at once ...
+    time.sleep(2.5)  # ... across a few scrapes
+    for _ in stream:
+        pass
+
+
+gate = threading.Barrier(3)
+threads = [threading.Thread(target=held, args=(gate,)) for _ in range(3)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
 print("done", flush=True)
 deadline = time.time() + float(sys.argv[1] if len(sys.argv) > 1 else 300)
 while time.time() < deadline:
