@@ -1605,6 +1605,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if memory.get("verdict") == "PASS" else 1
         counted = run_counted(infos, args.variants, args.scenarios, server.url) if not args.cpu_only else None
         startup = run_startup(infos["otel-llm"], server.url) if not args.cpu_only else None
+        if args.cpu_only and RESULTS_JSON.exists():  # keep the last counted run's verdicts beside the new picture
+            last = json.loads(RESULTS_JSON.read_text())
+            counted, startup = last.get("counted"), last.get("startup")
         if args.counted:
             data = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() and args.keep_cpu else {}
             data.update(

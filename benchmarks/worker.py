@@ -271,6 +271,7 @@ class Floor:
             "gen_ai.usage.cost.currency": "USD",
             "gen_ai.usage.cost.source": "local",
             "otel_llm.cost.origin": "genai_prices",
+            "otel_llm.cost.input": 0.00008,  # the cost split by token type (its non-zero parts)
         }
         if tout is not None:  # chat (embeddings have input tokens only, and a dimension count instead)
             attrs["gen_ai.response.id"] = rid
@@ -279,6 +280,7 @@ class Floor:
             attrs["gen_ai.usage.cache_read.input_tokens"] = 0
             attrs["gen_ai.usage.reasoning.output_tokens"] = 0
             attrs["openai.response.service_tier"] = "default"
+            attrs["otel_llm.cost.output"] = 0.00002
             attrs["otel_llm.cost.model"] = CHAT_MODEL  # the dated response model is priced as the one asked for
             if not responses:  # the Responses API has no system fingerprint
                 attrs["openai.response.system_fingerprint"] = "fp_1b5a0dfa74"
