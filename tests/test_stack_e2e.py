@@ -210,6 +210,11 @@ def _tags(span: dict[str, Any]) -> dict[str, Any]:
     return {t["key"]: t["value"] for t in span.get("tags", [])}
 
 
+def _tid(trace_id: str) -> int:
+    """Jaeger prints trace ids without leading zeros; compare them as numbers."""
+    return int(trace_id, 16)
+
+
 def _is_llm(span: dict[str, Any]) -> bool:
     tags = _tags(span)
     return (tags.get("otel.scope.name") or tags.get("otel.library.name")) == n.SCOPE_NAME
@@ -257,14 +262,15 @@ def test_demo_traces_in_jaeger_one_span_per_call_with_genai_attributes_and_fallb
         ok = [s for s in llm if n.ERROR_TYPE not in _tags(s)]
         failed = [s for s in llm if n.ERROR_TYPE in _tags(s)]
         if ok:  # the router stops at the first answer: every attempt before it failed, the answer came last
-            assert len(ok) == 1 and failed == [s for s in llm if s is not ok[0]]
+            assert len(ok) == 1 and all(s["startTime"] <= ok[0]["startTime"] for s in failed)
             tags = _tags(ok[0])
             assert tags[n.USAGE_INPUT] > 0 and tags[n.USAGE_OUTPUT] > 0, tags
             assert tags[n.COST_AMOUNT] > 0 and tags[n.COST_CURRENCY] == "USD", tags
             assert root_tags["demo.answered_by"] == tags[n.REQUEST_MODEL]
             answered_by_fallback += len(failed) > 0
         for s in failed:
-            assert any(t["key"] == "error" and t["value"] is True for t in s["tags"]), _tags(s)
+            tags = _tags(s)
+            assert tags.get("error") is True or tags.get("otel.status_code") == "ERROR", tags
     assert llm_total == demo_run["spans"]
     assert answered_by_fallback > 0, "some call was answered by a fallback model"
 
@@ -387,11 +393,11 @@ def test_an_exemplar_on_the_duration_histogram_leads_to_its_trace_in_jaeger(
     body = _get(f"{stack.jaeger_url}/api/traces/{trace_id}")
     spans = body["data"][0]["spans"]
     assert any(_is_llm(s) for s in spans), [s["operationName"] for s in spans]
-    assert {s["traceID"] for s in spans} == {trace_id}
+    assert {_tid(s["traceID"]) for s in spans} == {_tid(trace_id)}
 
 
 def test_tail_sampling_gateway_keeps_every_error_and_slow_trace_and_the_configured_share_of_the_rest(
-    stack: Any, provider: FakeProvider, tmp_path: Path
+    stack: Any, provider: FakeProvider
 ) -> None:
     cfg = yaml.safe_load((COLLECTOR / "otelcol-gateway.yaml").read_text())
     policy = next(p for p in cfg["processors"]["tail_sampling"]["policies"] if p["type"] == "probabilistic")
@@ -418,23 +424,22 @@ def test_tail_sampling_gateway_keeps_every_error_and_slow_trace_and_the_configur
             check=False,
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
-        ids = json.loads(proc.stdout.strip().splitlines()[-1])
+        ids = {k: [_tid(x) for x in v] for k, v in json.loads(proc.stdout.strip().splitlines()[-1]).items()}
         assert [len(ids["normal"]), len(ids["error"]), len(ids["slow"])] == [SAMPLE_NORMAL, SAMPLE_ERRORS, SAMPLE_SLOW]
         must = set(ids["error"]) | set(ids["slow"])
 
-        def kept() -> set[str] | None:
-            got = {t["traceID"] for t in _traces(stack, "e2e-sampling")}
+        def kept() -> set[int] | None:
+            got = {_tid(t["traceID"]) for t in _traces(stack, "e2e-sampling")}
             return got if must <= got else None
 
         got = ls.wait_for(kept, 60, "every error and slow trace in Jaeger", 1.0)
         time.sleep(4)  # two decision waits more: every normal trace has been decided
-        got = {t["traceID"] for t in _traces(stack, "e2e-sampling")}
+        got = {_tid(t["traceID"]) for t in _traces(stack, "e2e-sampling")}
         normal_kept = len(got & set(ids["normal"]))
         assert got <= set(ids["normal"]) | must, "only traces the workload made"
         # the probabilistic policy hashes trace ids: Binomial(500, 0.1) has mean 50 and sd 6.7; ±25 is ±3.7 sd
         expected = share * SAMPLE_NORMAL
         assert abs(normal_kept - expected) <= 25, (normal_kept, expected)
-        (tmp_path / "sampling.json").write_text(json.dumps({"normal_kept": normal_kept, "of": SAMPLE_NORMAL}))
         print(
             f"tail sampling: kept {normal_kept}/{SAMPLE_NORMAL} normal traces (configured {share:.0%}), "
             f"{len(must & got)}/{len(must)} error and slow traces"
