@@ -14,11 +14,12 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cache=${OTEL_LLM_BIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/otel-llm/bin}
 mode=${1:-build}
 
+[ -x /usr/local/go/bin/go ] && ! command -v go >/dev/null 2>&1 && export PATH=/usr/local/go/bin:$PATH
 command -v go >/dev/null 2>&1 || {
   echo "build-go.sh: the go command is missing (Go 1.24 or newer; Debian: apt-get install golang-go)" >&2
   exit 1
 }
-gover=$(go env GOVERSION)
+gover="$(go env GOVERSION) cgo=$(go env CGO_ENABLED)"
 mkdir -p "$cache"
 
 # one_binary NAME DIR PACKAGE
