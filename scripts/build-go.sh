@@ -16,10 +16,11 @@ mode=${1:-build}
 
 [ -x /usr/local/go/bin/go ] && ! command -v go >/dev/null 2>&1 && export PATH=/usr/local/go/bin:$PATH
 command -v go >/dev/null 2>&1 || {
-  echo "build-go.sh: the go command is missing (Go 1.24 or newer; Debian: apt-get install golang-go)" >&2
+  echo "build-go.sh: the go command is missing (Go 1.25 or newer)" >&2
   exit 1
 }
-gover="$(go env GOVERSION) cgo=$(go env CGO_ENABLED)"
+flags=(-mod=readonly -buildvcs=false -trimpath "-ldflags=-s -w")
+gover="$(go env GOVERSION) cgo=$(go env CGO_ENABLED) ${flags[*]}"
 mkdir -p "$cache"
 
 # one_binary NAME DIR PACKAGE
@@ -35,7 +36,7 @@ one_binary() {
     echo "build-go.sh: building $name ($pkg) ..." >&2
     start=$(date +%s)
     tmp=$(mktemp -d "$cache/.$name.XXXXXX")
-    (cd "$dir" && go build -mod=readonly -trimpath -ldflags='-s -w' -o "$tmp/$name" "$pkg")
+    (cd "$dir" && go build "${flags[@]}" -o "$tmp/$name" "$pkg")
     # a finished build appears at once or not at all, also when two runs race
     mv -T "$tmp" "$cache/$name-$key" 2>/dev/null || rm -rf "$tmp"
     echo "build-go.sh: built $name in $(($(date +%s) - start))s" >&2
