@@ -406,3 +406,18 @@ def test_every_dashboard_and_queries_json_expression_parses(tmp_path: Path) -> N
     proc = run(promtool, "check", "rules", str(path))
     assert_ok(proc)
     assert f"{len(rules)} rules found" in proc.stdout
+
+
+def test_compose_runs_the_collector_release_that_otelcol_llm_is_built_from() -> None:
+    manifest = yaml.safe_load((COLLECTOR / "otelcol-llm" / "builder-config.yaml").read_text())
+    release = manifest["dist"]["version"]
+    image = compose()["services"]["otelcol"]["image"]
+    assert image.rsplit(":", 1)[1] == release, (image, release)
+    for kind in ("receivers", "processors", "exporters", "extensions"):
+        for component in manifest[kind]:
+            module, version = component["gomod"].split()
+            assert version == f"v{release}", module
+    gomod = (COLLECTOR / "otelcol-llm" / "go.mod").read_text()
+    for kind in ("receivers", "processors", "exporters", "extensions", "providers"):
+        for component in manifest[kind]:
+            assert component["gomod"] in gomod, f"go.mod is stale: regenerate from the manifest ({component})"
