@@ -147,17 +147,23 @@ def webhook() -> Iterator[list[dict[str, Any]]]:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, webhook: Any) -> Iterator[Any]:
     _bins()
-    tmp = tmp_path_factory.mktemp("stack")
-    s = ls.LocalStack(
-        workdir=tmp,
-        ports=ls.free_ports(),
-        webhook_url=webhook.url,
-        app_target=f"127.0.0.1:{ls.free_port()}",  # nothing there: only the Collector path feeds this Prometheus
-        rule_files=[str(_test_rules(tmp))],
-        prometheus_global={"scrape_interval": "1s", "evaluation_interval": "1s"},
-        alertmanager_route={"group_wait": "1s", "group_interval": "2s", "repeat_interval": "1h"},
-    )
-    s.start()
+    for attempt in range(3):  # a free port can be taken by another process before our server binds it
+        tmp = tmp_path_factory.mktemp("stack")
+        s = ls.LocalStack(
+            workdir=tmp,
+            ports=ls.free_ports(),
+            webhook_url=webhook.url,
+            app_target=f"127.0.0.1:{ls.free_port()}",  # nothing there: only the Collector feeds this Prometheus
+            rule_files=[str(_test_rules(tmp))],
+            prometheus_global={"scrape_interval": "1s", "evaluation_interval": "1s"},
+            alertmanager_route={"group_wait": "1s", "group_interval": "2s", "repeat_interval": "1h"},
+        )
+        try:
+            s.start()
+            break
+        except ls.StackError:
+            if attempt == 2:
+                raise
     try:
         yield s
     finally:
