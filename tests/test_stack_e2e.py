@@ -95,6 +95,29 @@ def test_otelcol_llm_validates_every_bundled_config(config: str, where: str) -> 
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def test_otelcol_llm_accepts_the_commented_remote_write_alternative(tmp_path: Path) -> None:
+    """otelcol.yaml shows prometheus_remote_write in comments: uncommented, the Collector must accept it."""
+    bins = _bins()
+    lines = (COLLECTOR / "otelcol.yaml").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if re.match(r"^  # prometheus_remote_write:", line))
+    block = []
+    for line in lines[start:]:
+        if not line.startswith("  # "):
+            break
+        block.append(line[4:])
+    exporter = yaml.safe_load("\n".join(block))
+    cfg = yaml.safe_load((COLLECTOR / "otelcol.yaml").read_text())
+    cfg["exporters"].update(exporter)
+    cfg["service"]["pipelines"]["metrics"]["exporters"] = ["prometheus_remote_write"]
+    path = tmp_path / "otelcol-remote-write.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    proc = subprocess.run(
+        [bins["otelcol-llm"], "validate", f"--config={path}"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "prometheus_remote_write" in exporter and len(block) >= 5
+
+
 def test_otelcol_llm_has_exactly_the_components_of_its_manifest() -> None:
     bins = _bins()
     proc = subprocess.run([bins["otelcol-llm"], "components"], capture_output=True, text=True, timeout=60, check=True)
