@@ -26,6 +26,13 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e '.[demo,test]'
 
+# otelcol-llm and Jaeger v2 from their pinned Go modules (tests/test_stack_e2e.py). Cached outside the
+# checkout by a hash of go.mod/go.sum/sources: a second run builds nothing. A failed build fails here.
+go_bins=$(bash scripts/build-go.sh)
+export OTELCOL_LLM_BIN JAEGER_BIN
+OTELCOL_LLM_BIN=$(sed -n 's/^otelcol-llm=//p' <<<"$go_bins")
+JAEGER_BIN=$(sed -n 's/^jaeger=//p' <<<"$go_bins")
+
 .venv/bin/ruff check .
 .venv/bin/mypy
 .venv/bin/python -m pytest "$@"

@@ -248,9 +248,14 @@ def test_collector_pipelines_use_exactly_the_defined_components(path: Path) -> N
     assert set(service["extensions"]) == set(cfg["extensions"]) == {"health_check"}
 
 
+def compose_defaults(text: str) -> str:
+    """A Collector config as the compose network sees it: every ``${env:VAR:-default}`` at its default."""
+    return re.sub(r"\$\{env:[A-Z0-9_]+:-([^}]*)\}", r"\1", text)
+
+
 @pytest.mark.parametrize("path", COLLECTOR_CONFIGS, ids=lambda p: p.name)
 def test_collector_listens_on_the_documented_ports_and_exports_matching_names(path: Path) -> None:
-    cfg = yaml.safe_load(path.read_text())
+    cfg = yaml.safe_load(compose_defaults(path.read_text()))
     protocols = cfg["receivers"]["otlp"]["protocols"]
     assert protocols["grpc"]["endpoint"] == "0.0.0.0:4317"
     assert protocols["http"]["endpoint"] == "0.0.0.0:4318"
@@ -265,6 +270,15 @@ def test_collector_listens_on_the_documented_ports_and_exports_matching_names(pa
     assert jaeger["endpoint"] == "jaeger:4317" and jaeger["tls"]["insecure"] is True
     assert cfg["service"]["pipelines"]["traces"]["exporters"] == ["otlp_grpc/jaeger"]
     assert cfg["service"]["pipelines"]["metrics"]["exporters"] == ["prometheus"]
+    assert cfg["service"]["telemetry"]["metrics"]["readers"][0]["pull"]["exporter"]["prometheus"]["port"] == 8888
+    # an address that differs between compose and loopback comes from the environment, never hard-coded
+    raw = yaml.safe_load(path.read_text())
+    for value in (
+        raw["receivers"]["otlp"]["protocols"]["grpc"]["endpoint"],
+        raw["exporters"]["otlp_grpc/jaeger"]["endpoint"],
+        raw["exporters"]["prometheus"]["endpoint"],
+    ):
+        assert value.startswith("${env:OTELCOL_"), value
 
 
 def test_gateway_keeps_error_and_slow_traces_and_samples_the_rest() -> None:
@@ -414,3 +428,18 @@ def test_every_dashboard_and_queries_json_expression_parses(tmp_path: Path) -> N
     proc = run(promtool, "check", "rules", str(path))
     assert_ok(proc)
     assert f"{len(rules)} rules found" in proc.stdout
+
+
+def test_compose_runs_the_collector_release_that_otelcol_llm_is_built_from() -> None:
+    manifest = yaml.safe_load((COLLECTOR / "otelcol-llm" / "builder-config.yaml").read_text())
+    release = manifest["dist"]["version"]
+    image = compose()["services"]["otelcol"]["image"]
+    assert image.rsplit(":", 1)[1] == release, (image, release)
+    for kind in ("receivers", "processors", "exporters", "extensions"):
+        for component in manifest[kind]:
+            module, version = component["gomod"].split()
+            assert version == f"v{release}", module
+    gomod = (COLLECTOR / "otelcol-llm" / "go.mod").read_text()
+    for kind in ("receivers", "processors", "exporters", "extensions", "providers"):
+        for component in manifest[kind]:
+            assert component["gomod"] in gomod, f"go.mod is stale: regenerate from the manifest ({component})"

@@ -7,6 +7,12 @@ on 429s, 5xx and timeouts, and downgrades to cheap models once the in-process sp
 second for the peak-concurrency column and chart. Calls go through the openai SDK (sync, async, streamed)
 and raw httpx (Anthropic Messages), aiohttp (Gemini generateContent) and requests, like a real
 application that mixes clients. Metrics are served for Prometheus while it runs.
+
+Each logical call is one ``demo.route`` span whose children are the LLM calls the router made for it
+(one per fallback attempt). Traces and metrics go over OTLP to ``--otlp``, or, configured like any app
+by the standard variables, where ``OTEL_TRACES_EXPORTER=otlp`` / ``OTEL_METRICS_EXPORTER=otlp`` and
+``OTEL_EXPORTER_OTLP_*`` point (``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES`` and
+``OTEL_METRIC_EXPORT_INTERVAL`` apply too).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import random
 import threading
 import time
@@ -70,6 +77,7 @@ class DemoOptions:
 @dataclass
 class DemoResult:
     calls: int = 0
+    attempts: int = 0
     failovers: int = 0
     downgraded: int = 0
     failed: int = 0
@@ -85,13 +93,15 @@ def _span_counter() -> Any:
     from opentelemetry.sdk.trace import SpanProcessor
 
     class SpanCounter(SpanProcessor):
-        """Counts ended spans: what the demo shows when no trace backend is configured."""
+        """Counts ended LLM spans: what the demo shows when no trace backend is configured."""
 
         def __init__(self) -> None:
             self.count = 0
             self._lock = threading.Lock()
 
         def on_end(self, span: Any) -> None:
+            if span.instrumentation_scope is None or span.instrumentation_scope.name != "otel_llm":
+                return
             with self._lock:
                 self.count += 1
 
@@ -109,7 +119,17 @@ def _providers(opts: DemoOptions, result: DemoResult) -> tuple[Any, Any, Any, An
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    resource = Resource.create({"service.name": "otel-llm-demo"})
+    from ._setup import (
+        _METRIC_EXPORTERS,
+        _TRACE_EXPORTERS,
+        _names,
+        _otlp_metric_exporter,
+        _otlp_span_exporter,
+        _protocol,
+    )
+
+    env = os.environ
+    resource = Resource.create({"service.name": env.get("OTEL_SERVICE_NAME", "").strip() or "otel-llm-demo"})
     counter = _span_counter()
     tracer_provider = TracerProvider(resource=resource)
     tracer_provider.add_span_processor(counter)
@@ -121,6 +141,14 @@ def _providers(opts: DemoOptions, result: DemoResult) -> tuple[Any, Any, Any, An
 
         tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=opts.otlp, insecure=True)))
         readers.append(PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=opts.otlp, insecure=True), 5000))
+    else:  # the standard variables, only where set: the demo sends nothing anywhere by default
+        if env.get("OTEL_TRACES_EXPORTER") and "otlp" in _names(env, "OTEL_TRACES_EXPORTER", _TRACE_EXPORTERS):
+            span_exporter = _otlp_span_exporter(_protocol(env, "TRACES"))
+            tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
+        if env.get("OTEL_METRICS_EXPORTER") and "otlp" in _names(env, "OTEL_METRICS_EXPORTER", _METRIC_EXPORTERS):
+            interval = None if env.get("OTEL_METRIC_EXPORT_INTERVAL") else 5000
+            metric_exporter = _otlp_metric_exporter(_protocol(env, "METRICS"))
+            readers.append(PeriodicExportingMetricReader(metric_exporter, interval))
     if opts.metrics_port:
         from opentelemetry.exporter.prometheus import PrometheusMetricReader
         from prometheus_client import start_http_server
@@ -246,8 +274,15 @@ async def _call(c: _Clients, kind: int, model: str, prompt: str) -> None:
 
 
 async def _workload(
-    opts: DemoOptions, c: _Clients, result: DemoResult, on_done: Callable[[], None], spend: Callable[[], float]
+    opts: DemoOptions,
+    c: _Clients,
+    result: DemoResult,
+    on_done: Callable[[], None],
+    spend: Callable[[], float],
+    tracer: Any,
 ) -> None:
+    from opentelemetry.trace import Status, StatusCode
+
     rng = random.Random(opts.seed)
     total = max(1, int(opts.duration * opts.rate))
     sem = asyncio.Semaphore(opts.concurrency)
@@ -261,15 +296,21 @@ async def _workload(
             if complex_prompt and over:
                 result.downgraded += 1
             chain = _pick(rng, complex_prompt, over)
-            for attempt, model in enumerate(chain):
-                try:
-                    await _call(c, kind, model, prompt)
-                    break
-                except _Retryable:
-                    if attempt + 1 < len(chain):
-                        result.failovers += 1
-                    else:
-                        result.failed += 1
+            # one span per logical call; the LLM spans of its attempts are its children
+            with tracer.start_as_current_span("demo.route", attributes={"demo.complex": complex_prompt}) as span:
+                for attempt, model in enumerate(chain):
+                    result.attempts += 1
+                    try:
+                        await _call(c, kind, model, prompt)
+                        span.set_attributes({"demo.answered_by": model, "demo.attempts": attempt + 1})
+                        break
+                    except _Retryable:
+                        if attempt + 1 < len(chain):
+                            result.failovers += 1
+                        else:
+                            result.failed += 1
+                            span.set_attributes({"demo.attempts": attempt + 1})
+                            span.set_status(Status(StatusCode.ERROR, "every model failed"))
             result.calls += 1
             on_done()
 
@@ -342,7 +383,8 @@ def run_demo(opts: DemoOptions, progress: Callable[[int, int], None] | None = No
         async def main() -> None:
             asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(opts.concurrency + 4))
             try:
-                await _workload(opts, clients, result, on_done, lambda: otel_llm.spend().total_usd)
+                tracer = tracer_provider.get_tracer("otel_llm.demo")
+                await _workload(opts, clients, result, on_done, lambda: otel_llm.spend().total_usd, tracer)
             finally:
                 await clients.aclose()
 
@@ -350,6 +392,7 @@ def run_demo(opts: DemoOptions, progress: Callable[[int, int], None] | None = No
         stop_sampling.set()
         sampler.join(timeout=2)
         result.in_flight_samples.append((time.time(), in_flight(memory.get_metrics_data())))  # all ended: 0
+        tracer_provider.force_flush()
         result.spans = counter.count
         report = from_metrics(memory.get_metrics_data(), source="otel-llm demo (in-process metrics)")
         report.spend_over_time = _series(result.spend_samples)

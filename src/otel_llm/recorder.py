@@ -207,10 +207,14 @@ class Recorder:
         self._tallies = _tallies_of(meter)
         self._tally_lock = self._tallies.lock
         self.rl_remaining = meter.create_gauge(
-            n.RATE_LIMIT_REMAINING, unit="1", description="Rate-limit budget left, as the provider reports it."
+            n.RATE_LIMIT_REMAINING,
+            unit="{request_or_token}",
+            description="Rate-limit budget left, as the provider reports it.",
         )
         self.rl_limit = meter.create_gauge(
-            n.RATE_LIMIT_LIMIT, unit="1", description="Rate-limit budget per window, as the provider reports it."
+            n.RATE_LIMIT_LIMIT,
+            unit="{request_or_token}",
+            description="Rate-limit budget per window, as the provider reports it.",
         )
         self._attrs: dict[tuple, dict[str, Any]] = {}
         self._start_attrs: dict[tuple, dict[str, Any]] = {}
