@@ -1040,7 +1040,7 @@ def run_startup(info: dict[str, Any], url: str, runs: int = 15) -> dict[str, Any
             except ValueError:
                 continue
             own_us += self_us
-            if parts[2].startswith("  ") is False or parts[2][1:3] != "  ":
+            if len(parts[2]) - len(parts[2].lstrip(" ")) == 3:  # otel_llm's direct imports
                 top.append((cum_us, name))
     cpu_first_extra = (med(r["first_cpu"] for r in inner["1"]) - med(r["first_cpu"] for r in inner["0"])) * 1000
     cpu_later_extra = (med(r["later_cpu"] for r in inner["1"]) - med(r["later_cpu"] for r in inner["0"])) * 1000
@@ -1203,7 +1203,12 @@ def render_counted(data: dict[str, Any]) -> list[str]:
                     cell = f"{r['over_baseline'] / 1e6:+.3f}"
                     if scenario != "non_llm_get" and not _records(r):
                         cell += " (no span)"
-                    elif label in VARIANTS and label not in ("floor", "otel-llm") and not r.get("measurements"):
+                    elif (
+                        scenario != "non_llm_get"
+                        and label in VARIANTS
+                        and label not in ("floor", "otel-llm")
+                        and not r.get("measurements")
+                    ):
                         cell += " (no metrics)"
                     cells.append(cell)
             ours, floor = rows.get("otel-llm", {}), rows.get("floor", {})
