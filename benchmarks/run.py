@@ -1297,8 +1297,14 @@ def render(data: dict[str, Any], memory: dict[str, Any] | None) -> str:
         f"Python {data['python']}; load average at the end of the run: {data['machine']['loadavg_at_end']} "
         "(a shared machine: read the ratios, which were measured in the same run, interleaved)",
         f"- otel-llm: {infos.get('otel-llm', {}).get('freeze', {}).get('otel-llm', '?')}",
-        "",
     ]
+    cr = data.get("counted_run") or {}
+    if bench is not None and cr.get("date"):
+        lines.append(
+            f"- the counted verdicts and start-up below: `run.py --counted` of {cr['date']}, "
+            f"otel-llm {cr['otel_llm']}; the CPU picture: this run"
+        )
+    lines.append("")
     lines += render_counted(data)
     if bench is None:
         lines += ["(CPU time not measured in this run: `python benchmarks/run.py` measures both.)", ""]
@@ -1610,9 +1616,14 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if memory.get("verdict") == "PASS" else 1
         counted = run_counted(infos, args.variants, args.scenarios, server.url) if not args.cpu_only else None
         startup = run_startup(infos["otel-llm"], server.url) if not args.cpu_only else None
+        counted_run = {
+            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "otel_llm": infos["otel-llm"].get("freeze", {}).get("otel-llm", "?"),
+        }
         if args.cpu_only and RESULTS_JSON.exists():  # keep the last counted run's verdicts beside the new picture
             last = json.loads(RESULTS_JSON.read_text())
             counted, startup = last.get("counted"), last.get("startup")
+            counted_run = last.get("counted_run") or {}
         if args.counted:
             data = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() and args.keep_cpu else {}
             data.update(
@@ -1624,6 +1635,7 @@ def main(argv: list[str] | None = None) -> int:
                     "infos": infos,
                     "counted": counted,
                     "startup": startup,
+                    "counted_run": counted_run,
                 }
             )
             RESULTS_JSON.write_text(json.dumps(data, indent=1, default=str))
@@ -1660,6 +1672,7 @@ def main(argv: list[str] | None = None) -> int:
         "summary": summary,
         "counted": counted,
         "startup": startup,
+        "counted_run": counted_run,
     }
     RESULTS_JSON.write_text(json.dumps(data, indent=1, default=str))
     memory = json.loads(MEMORY_JSON.read_text()) if MEMORY_JSON.exists() else None
