@@ -36,6 +36,7 @@ SCENARIOS = (
     "embeddings",
     "raw_httpx",
     "raw_requests",
+    "responses",
     "non_llm_get",
 )
 VARIANTS = (
@@ -50,7 +51,8 @@ VARIANTS = (
 
 CHAT_MODEL = "gpt-4.1-mini"
 EMBED_MODEL = "text-embedding-3-small"
-MESSAGES = [{"role": "user", "content": "Say something short about telemetry."}]
+PROMPT = "Say something short about telemetry."
+MESSAGES = [{"role": "user", "content": PROMPT}]
 MAX_TOKENS = 64
 STREAM_CHUNKS = 50
 USAGE = {"include_usage": True}
@@ -92,9 +94,11 @@ def setup_sdk() -> tuple[Any, Any, Any]:
         def __init__(self) -> None:
             self.count = 0
             self.scopes: dict[str, int] = {}
+            self.last: Any = None
 
         def export(self, spans: Any) -> Any:
             self.count += len(spans)
+            self.last = spans[-1]  # its attribute keys are compared between the floor and otel-llm
             for s in spans:
                 scope = s.instrumentation_scope.name if s.instrumentation_scope else "?"
                 self.scopes[scope] = self.scopes.get(scope, 0) + 1
@@ -184,9 +188,15 @@ class Floor:
         meter = mp.get_meter("bench.floor")
         self.duration = meter.create_histogram("gen_ai.client.operation.duration", unit="s")
         self.tokens = meter.create_histogram("gen_ai.client.token.usage", unit="{token}")
-        self.cost = meter.create_histogram("gen_ai.client.cost", unit="USD")
+        self.cost = meter.create_histogram("gen_ai.client.operation.cost", unit="USD")
         self.ttfc = meter.create_histogram("gen_ai.client.operation.time_to_first_chunk", unit="s")
         self.tpoc = meter.create_histogram("gen_ai.client.operation.time_per_output_chunk", unit="s")
+        # otel-llm's rate-limit headroom gauges, set as it sets them: at most once a second per series
+        self.rl_remaining = meter.create_gauge("gen_ai.client.rate_limit.remaining", unit="1")
+        self.rl_limit = meter.create_gauge("gen_ai.client.rate_limit.limit", unit="1")
+        self._rl_last: dict[tuple[str, str], float] = {}
+        self._rl_interval = float(os.environ.get("OTEL_LLM_RATE_LIMIT_INTERVAL") or 1.0)  # otel-llm's option
+        self._rl_attrs: dict[tuple[str, str], tuple[dict, dict]] = {}
         self.host = host
         self.port = port
         self._mattrs: dict[tuple[str, str, str], tuple[dict, dict, dict]] = {}
@@ -211,7 +221,9 @@ class Floor:
             )
         return hit
 
-    def start(self, operation: str, model: str, stream: bool, http_url: str | None = None) -> Any:
+    def start(
+        self, operation: str, model: str, stream: bool, http_url: str | None = None, api_type: str = "chat_completions"
+    ) -> Any:
         """A span with the attribute keys otel-llm's own span has at its start, for the same call."""
         attrs: dict[str, Any] = {
             "gen_ai.operation.name": operation,
@@ -222,7 +234,7 @@ class Floor:
             "server.port": self.port,
         }
         if operation == "chat":
-            attrs["openai.api.type"] = "chat_completions"
+            attrs["openai.api.type"] = api_type
             attrs["gen_ai.request.max_tokens"] = MAX_TOKENS
         else:
             attrs["gen_ai.request.encoding_formats"] = ("base64",)
@@ -242,6 +254,7 @@ class Floor:
         tin: int,
         tout: int | None,
         stream_gaps: Any = None,
+        responses: bool = False,
     ) -> None:
         """The attribute keys otel-llm adds at the end (values from the SDK's object or constants: no
         parsing, no header lookups, no pricing), and the same metric points."""
@@ -258,6 +271,7 @@ class Floor:
             "gen_ai.usage.cost.currency": "USD",
             "gen_ai.usage.cost.source": "local",
             "otel_llm.cost.origin": "genai_prices",
+            "otel_llm.cost.input": 0.00008,  # the cost split by token type (its non-zero parts)
         }
         if tout is not None:  # chat (embeddings have input tokens only, and a dimension count instead)
             attrs["gen_ai.response.id"] = rid
@@ -265,8 +279,11 @@ class Floor:
             attrs["gen_ai.usage.output_tokens"] = tout
             attrs["gen_ai.usage.cache_read.input_tokens"] = 0
             attrs["gen_ai.usage.reasoning.output_tokens"] = 0
-            attrs["openai.response.system_fingerprint"] = "fp_1b5a0dfa74"
             attrs["openai.response.service_tier"] = "default"
+            attrs["otel_llm.cost.output"] = 0.00002
+            attrs["otel_llm.cost.model"] = CHAT_MODEL  # the dated response model is priced as the one asked for
+            if not responses:  # the Responses API has no system fingerprint
+                attrs["openai.response.system_fingerprint"] = "fp_1b5a0dfa74"
         else:
             attrs["gen_ai.embeddings.dimension.count"] = 1536
         if stream_gaps is not None:
@@ -274,6 +291,22 @@ class Floor:
             attrs["otel_llm.stream.outcome"] = "completed"
         span.set_attributes(attrs)
         self.duration.record(dur, base)
+        now = t0 + dur
+        rl_key = (operation, span.attributes["gen_ai.request.model"])
+        last = self._rl_last.get(rl_key)
+        if last is None or now - last >= self._rl_interval:
+            self._rl_last[rl_key] = now
+            sets = self._rl_attrs.get(rl_key)
+            if sets is None:
+                gauge_base = {k: v for k, v in base.items() if k != "gen_ai.response.model"}
+                sets = self._rl_attrs[rl_key] = (
+                    dict(gauge_base, **{"gen_ai.rate_limit.resource": "requests"}),
+                    dict(gauge_base, **{"gen_ai.rate_limit.resource": "tokens"}),
+                )
+            self.rl_remaining.set(9999.0, sets[0])
+            self.rl_remaining.set(3999926.0, sets[1])
+            self.rl_limit.set(10000.0, sets[0])
+            self.rl_limit.set(4000000.0, sets[1])
         self.tokens.record(tin, m_in)
         if tout is not None:
             self.tokens.record(tout, m_out)
@@ -320,10 +353,23 @@ def floor_stream(floor: Floor, span: Any, t0: float, stream: Any) -> int:
 def make_call(variant: str, scenario: str, url: str, floor: Floor | None) -> tuple[Callable[[], Any], bool]:
     base = url.rstrip("/")
     chat_body = {"model": CHAT_MODEL, "messages": MESSAGES, "max_tokens": MAX_TOKENS}
-    if scenario in ("sync_chat", "stream_chat", "stream_chat_10", "embeddings"):
+    if scenario in ("sync_chat", "stream_chat", "stream_chat_10", "embeddings", "responses"):
         import openai
 
         client = openai.OpenAI(base_url=base + "/v1", api_key="sk-bench", max_retries=0)
+        if scenario == "responses":
+
+            def call() -> Any:
+                if floor is None:
+                    return client.responses.create(model=CHAT_MODEL, input=PROMPT, max_output_tokens=MAX_TOKENS)
+                span = floor.start("chat", CHAT_MODEL, False, api_type="responses")
+                t0 = time.perf_counter()
+                r = client.responses.create(model=CHAT_MODEL, input=PROMPT, max_output_tokens=MAX_TOKENS)
+                u = r.usage
+                floor.end(span, t0, r.model, r.id, r.status, u.input_tokens, u.output_tokens, responses=True)
+                return r
+
+            return call, False
         if scenario == "sync_chat":
 
             def call() -> Any:
@@ -901,6 +947,51 @@ def opcount(call: Callable[[], Any], is_async: bool, warmup: int, n: int) -> dic
     return {"ops_per_call": sum(per.values()), "ops_by_place": {k: round(v, 1) for k, v in sorted(per.items())}}
 
 
+CHECK_CALLS = 2  # --callgrind: calls after the counted ones, with their metric measurements counted
+
+
+def counted_run(call: Callable[[], Any], is_async: bool, warmup: int, n: int, toggle: bool) -> dict[str, Any]:
+    """The counted mode's calls (``run.py`` runs this worker under valgrind's callgrind, twice, with two
+    values of ``n``): warm-up calls, then callgrind's instrumentation switched on for the whole process
+    (every thread: the span processor's export thread and the garbage collector count), ``n`` calls,
+    CHECK_CALLS calls with their measurements counted, and the span flush. Everything but the ``n`` calls
+    is the same in both runs, so it cancels in (Ir(n2) - Ir(n1)) / (n2 - n1)."""
+
+    def switch_on() -> None:
+        if toggle:  # callgrind_control stops this process in a syscall (the wait below) and switches it on
+            import subprocess
+
+            subprocess.run(["callgrind_control", "-i", "on", str(os.getpid())], capture_output=True, check=False)
+
+    if is_async:
+
+        async def amain() -> dict[str, float]:
+            for _ in range(warmup):
+                await call()
+            gc.collect()
+            switch_on()
+            for _ in range(n):
+                await call()
+            with MeasurementCounter() as counter:
+                for _ in range(CHECK_CALLS):
+                    await call()
+            return counter.per_call(CHECK_CALLS)
+
+        measurements = asyncio.run(amain())
+    else:
+        for _ in range(warmup):
+            call()
+        gc.collect()
+        switch_on()
+        for _ in range(n):
+            call()
+        with MeasurementCounter() as counter:
+            for _ in range(CHECK_CALLS):
+                call()
+        measurements = counter.per_call(CHECK_CALLS)
+    return {"measurements": measurements, "measurements_per_call": round(sum(measurements.values()), 3)}
+
+
 def sdk_costs(tp: Any, mp: Any) -> dict[str, float]:
     """CPU µs of the SDK operations instrumentations are made of, on this machine, right now: the unit
     costs behind every overhead in the tables (a span with its attributes, one metric measurement)."""
@@ -971,6 +1062,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sdk-costs", action="store_true", help="only the unit costs of SDK spans and measurements")
     ap.add_argument("--opcount", action="store_true", help="only count Python instructions per call (see opcount)")
     ap.add_argument("--paired", action="store_true", help="only the in-process on/off paired overhead")
+    ap.add_argument("--callgrind", action="store_true", help="the counted mode's calls (see counted_run)")
+    ap.add_argument("--cg-toggle", action="store_true", help="--callgrind: switch callgrind's instrumentation on")
     ap.add_argument("--blocks", type=int, default=20, help="--paired: on/off block pairs")
     args = ap.parse_args(argv)
     for k, v in CONTENT_OFF_ENV.items():
@@ -1012,6 +1105,17 @@ def main(argv: list[str] | None = None) -> int:
         out["spans"] = exporter.count
         print(json.dumps(out))
         return 0
+    if args.callgrind:
+        out.update(counted_run(call, is_async, warmup, args.n, args.cg_toggle))
+        tp.force_flush()
+        calls = warmup + args.n + CHECK_CALLS
+        out["spans_per_call"] = exporter.count / calls
+        last = exporter.last
+        out["span_keys"] = sorted(last.attributes) if last is not None and last.attributes else []
+        out["span_name"] = last.name if last is not None else None
+        print(json.dumps(out))
+        sys.stdout.flush()
+        os._exit(0)  # the same exit for every n: no shutdown work after the last counted instruction matters
     if args.opcount:
         out.update(opcount(call, is_async, warmup, args.n))
         tp.force_flush()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import os
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +19,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from otel_llm import LLMInstrumentor
 from otel_llm.fakeprovider import FakeProvider
 from otel_llm.spend import LEDGER
+
+# The price cache (see otel_llm.pricing._DiskMemory) of this test session, for it and its subprocesses:
+# never the user's own ~/.cache.
+os.environ["OTEL_LLM_CACHE_DIR"] = tempfile.mkdtemp(prefix="otel-llm-test-cache-")
 
 
 @pytest.fixture(scope="session")

@@ -82,3 +82,21 @@ print(json.dumps({"patched": hasattr(send, "__wrapped__"),
 """
     )
     assert out == {"patched": True, "twice": False}
+
+
+def test_import_and_instrument_leave_opentelemetry_instrumentation_unloaded_yet_a_base_instrumentor() -> None:
+    code = """
+import json, subprocess, sys
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.metrics import MeterProvider
+import otel_llm
+otel_llm.instrument(tracer_provider=TracerProvider(), meter_provider=MeterProvider())
+before = "opentelemetry.instrumentation.instrumentor" in sys.modules
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+print(json.dumps({"loaded": before, "is_base": isinstance(otel_llm.LLMInstrumentor(), BaseInstrumentor),
+                  "instrumented": otel_llm.LLMInstrumentor().is_instrumented_by_opentelemetry}))
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out == {"loaded": False, "is_base": True, "instrumented": True}

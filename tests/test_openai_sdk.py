@@ -347,3 +347,69 @@ def test_the_headroom_gauge_recovers_after_a_429(provider: FakeProvider, telemet
     c.chat.completions.create(model="gpt-4.1", messages=MSG)
     gauge = telemetry.point("gen_ai.client.rate_limit.remaining", gen_ai__rate_limit__resource="requests")
     assert gauge.value > 0 and "error.type" not in gauge.attributes
+
+
+@pytest.mark.parametrize("how", ["option", "env"])
+def test_chunk_timing_off_drops_only_the_per_chunk_points(
+    provider: FakeProvider, instrument, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:  # type: ignore[no-untyped-def]
+    if how == "env":
+        monkeypatch.setenv("OTEL_LLM_CHUNK_TIMING", "false")
+        t = instrument()
+    else:
+        t = instrument(chunk_timing=False)
+    chunks = list(
+        client(provider).chat.completions.create(
+            model="gpt-4.1", messages=MSG, stream=True, extra_headers={"x-fake-chunks": "12"}
+        )
+    )
+    assert len(chunks) > 10
+    a = t.span().attributes
+    assert a["otel_llm.stream.outcome"] == "completed" and a["gen_ai.response.time_to_first_chunk"] > 0
+    assert a["gen_ai.usage.output_tokens"] > 0
+    assert t.point("gen_ai.client.operation.time_to_first_chunk").count == 1
+    assert t.points("gen_ai.client.operation.time_per_output_chunk") == []
+    assert t.point("gen_ai.client.operation.duration").count == 1
+
+
+def test_chunk_timing_off_on_a_raw_httpx_stream(provider: FakeProvider, instrument) -> None:  # type: ignore[no-untyped-def]
+    import httpx
+
+    t = instrument(chunk_timing=False)
+    body = {"model": "gpt-4.1", "messages": MSG, "stream": True, "stream_options": {"include_usage": True}}
+    with httpx.Client() as c, c.stream(
+        "POST", provider.url + "/v1/chat/completions", json=body, headers={"x-fake-chunks": "9"}
+    ) as r:
+        for _ in r.iter_lines():
+            pass
+    a = t.span().attributes
+    assert a["otel_llm.layer"] == "http" and a["gen_ai.response.time_to_first_chunk"] > 0
+    assert t.point("gen_ai.client.operation.time_to_first_chunk").count == 1
+    assert t.points("gen_ai.client.operation.time_per_output_chunk") == []
+
+
+def test_a_bad_chunk_timing_value_is_refused_at_configuration() -> None:
+    from otel_llm import Config, ConfigError
+
+    with pytest.raises(ConfigError, match="OTEL_LLM_CHUNK_TIMING"):
+        Config.load(env={"OTEL_LLM_CHUNK_TIMING": "sometimes"})
+    assert Config.load({"chunk_timing": "off"}).chunk_timing is False
+    assert Config.load().chunk_timing is True
+
+
+def test_rate_limit_gauges_are_set_once_per_interval(provider: FakeProvider, instrument) -> None:  # type: ignore[no-untyped-def]
+    from otel_llm import Config, ConfigError
+
+    t = instrument(rate_limit_interval=3600)
+    c = client(provider)
+    left = []
+    for _ in range(3):
+        raw = c.chat.completions.with_raw_response.create(model="gpt-4.1", messages=MSG)
+        left.append(float(raw.headers["x-ratelimit-remaining-tokens"]))
+    assert left[0] != left[-1]  # the provider's budget went down
+    # a gauge keeps its last value: the first answer set it, and the interval kept the next two from setting it
+    assert t.point("gen_ai.client.rate_limit.remaining", gen_ai__rate_limit__resource="tokens").value == left[0]
+    assert t.spans()[-1].attributes["gen_ai.rate_limit.remaining_tokens"] == left[-1]  # spans: every call
+    with pytest.raises(ConfigError, match="OTEL_LLM_RATE_LIMIT_INTERVAL"):
+        Config.load(env={"OTEL_LLM_RATE_LIMIT_INTERVAL": "-1"})
+    assert Config.load({"rate_limit_interval": "0.5"}).rate_limit_interval == 0.5

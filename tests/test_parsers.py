@@ -445,16 +445,65 @@ _EMBEDDING_BODY = {
 }
 
 
+_RESPONSES_BODY = {
+    "id": "resp_1",
+    "object": "response",
+    "created_at": 1,
+    "model": "gpt-4.1-mini-2025-04-14",
+    "status": "completed",
+    "output": [
+        {
+            "type": "message",
+            "id": "msg_1",
+            "status": "completed",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": "hi", "annotations": []}],
+        }
+    ],
+    "parallel_tool_calls": True,
+    "tool_choice": "auto",
+    "tools": [],
+    "service_tier": "default",
+    "usage": {
+        "input_tokens": 12,
+        "output_tokens": 30,
+        "total_tokens": 42,
+        "input_tokens_details": {"cached_tokens": 4, "cache_write_tokens": 0},
+        "output_tokens_details": {"reasoning_tokens": 7},
+    },
+}
+
+
 @pytest.mark.parametrize(
     ("path", "type_path", "body"),
     [
+        ("/v1/responses", "openai.types.responses:Response", _RESPONSES_BODY),
+        (
+            "/v1/responses",
+            "openai.types.responses:Response",
+            dict(_RESPONSES_BODY, status="incomplete", incomplete_details={"reason": "max_output_tokens"}),
+        ),
+        (
+            "/v1/responses",
+            "openai.types.responses:Response",
+            dict(_RESPONSES_BODY, status="failed", error={"code": "server_error", "message": "x"}, usage=None),
+        ),
         ("/v1/chat/completions", "openai.types.chat:ChatCompletion", _CHAT_BODY),
         ("/v1/chat/completions", "openai.types.chat:ChatCompletion", _DEEPSEEK_BODY),
         ("/v1/chat/completions", "openai.types.chat:ChatCompletion", dict(_CHAT_BODY, usage=None)),
         ("/v1/completions", "openai.types:Completion", _COMPLETION_BODY),
         ("/v1/embeddings", "openai.types:CreateEmbeddingResponse", _EMBEDDING_BODY),
     ],
-    ids=["chat", "deepseek-cache-hits", "chat-no-usage", "completions", "embeddings"],
+    ids=[
+        "responses",
+        "responses-incomplete",
+        "responses-failed",
+        "chat",
+        "deepseek-cache-hits",
+        "chat-no-usage",
+        "completions",
+        "embeddings",
+    ],
 )
 def test_an_sdk_result_gives_the_same_info_as_its_body(path: str, type_path: str, body: dict) -> None:
     import importlib

@@ -21,6 +21,12 @@ from otel_llm.pricing import Cost, PriceBook, PriceConfigError
 GENAI_VERSION = f"genai-prices {genai_prices.__version__}"
 
 
+@pytest.fixture(autouse=True)
+def _no_price_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In this process, resolutions come from genai-prices itself (the on-disk memory has its own tests below)."""
+    monkeypatch.setenv(pricing.CACHE_DIR_ENV, "off")
+
+
 @pytest.fixture(scope="module")
 def book() -> PriceBook:
     return PriceBook.load(env={})
@@ -766,6 +772,61 @@ def test_costs_are_immutable() -> None:
     cost = Cost(1.0, "relay", "m", "relay")
     with pytest.raises(AttributeError):
         cost.amount = 2.0  # type: ignore[misc]
+
+
+# --------------------------------------------------------------------------------------------------
+# the on-disk memory of genai-prices resolutions: a fast start without importing genai-prices
+
+_FRESH_PROCESS = r"""
+import json, sys
+from otel_llm._parsers.usage import Usage
+from otel_llm.pricing import PriceBook
+book = PriceBook.load(env={})
+out = []
+for provider, model in json.loads(sys.argv[1]):
+    c = book.price(provider=provider, model=model, server_address=None, usage=Usage(1200, 300, 200, None, 50))
+    out.append(None if c is None else [c.amount, c.origin, c.priced_model, c.price_version])
+print(json.dumps({"costs": out, "genai_prices_imported": "genai_prices" in sys.modules, "versions": book.versions}))
+"""
+
+
+def _fresh(cache_dir: Any, calls: list[tuple[str, str]]) -> dict[str, Any]:
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, OTEL_LLM_CACHE_DIR=str(cache_dir))
+    proc = subprocess.run(
+        [sys.executable, "-c", _FRESH_PROCESS, json.dumps(calls)], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_a_second_process_prices_remembered_models_without_importing_genai_prices(tmp_path: Any) -> None:
+    calls = [("openai", "gpt-4.1-mini-2025-04-14"), ("anthropic", "claude-sonnet-4-5"), ("openai", "no-such-model-x")]
+    first = _fresh(tmp_path, calls)
+    assert first["genai_prices_imported"]  # nothing remembered yet: genai-prices answers, and is remembered
+    assert first["costs"][0] is not None and first["costs"][1] is not None and first["costs"][2] is None
+    assert len(list(tmp_path.iterdir())) == 1
+    second = _fresh(tmp_path, calls)
+    assert not second["genai_prices_imported"]
+    assert second["costs"] == first["costs"]  # the same amounts (floats survive JSON exactly), ids and versions
+    assert second["versions"] == first["versions"] == [GENAI_VERSION]
+    third = _fresh(tmp_path, [*calls, ("openai", "gpt-4.1")])  # a model not seen before: genai-prices again
+    assert third["genai_prices_imported"] and third["costs"][:3] == first["costs"] and third["costs"][3]
+
+
+def test_a_corrupt_or_unwritable_price_cache_changes_nothing(tmp_path: Any) -> None:
+    calls = [("openai", "gpt-4.1")]
+    reference = _fresh(tmp_path / "a", calls)["costs"]
+    (cache_file,) = (tmp_path / "a").iterdir()
+    cache_file.write_text("{not json")
+    assert _fresh(tmp_path / "a", calls)["costs"] == reference
+    blocker = tmp_path / "file"
+    blocker.write_text("")  # a cache "directory" that is a file: nothing can be written
+    assert _fresh(blocker / "sub", calls)["costs"] == reference
+    assert _fresh("off", calls) == {"costs": reference, "genai_prices_imported": True, "versions": [GENAI_VERSION]}
 
 
 # --------------------------------------------------------------------------------------------------

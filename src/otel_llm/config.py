@@ -38,6 +38,8 @@ OPTIONS = {
     "extra_paths": "OTEL_LLM_EXTRA_PATHS",
     "prices": "OTEL_LLM_PRICES",
     "max_models": "OTEL_LLM_MAX_MODELS",
+    "chunk_timing": "OTEL_LLM_CHUNK_TIMING",
+    "rate_limit_interval": "OTEL_LLM_RATE_LIMIT_INTERVAL",
 }
 """Every option of ``instrument()`` and the environment variable that sets it when the option is not given."""
 
@@ -60,6 +62,16 @@ def _int(name: str, raw: Any, minimum: int) -> int:
         raise ConfigError(f"{name}={raw!r}: expected a whole number") from None
     if v < minimum:
         raise ConfigError(f"{name}={raw!r}: must be at least {minimum}")
+    return v
+
+
+def _seconds(name: str, raw: Any) -> float:
+    try:
+        v = float(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}={raw!r}: expected a number of seconds") from None
+    if not v >= 0 or v == float("inf"):  # NaN fails ">= 0"
+        raise ConfigError(f"{name}={raw!r}: must be a finite number of seconds >= 0")
     return v
 
 
@@ -99,6 +111,8 @@ class Config:
     extra_paths: Mapping[str, str] = field(default_factory=dict)
     prices: Any = None  # path or mapping, loaded by pricing.PriceBook
     max_models: int = 200
+    chunk_timing: bool = True  # one time-per-output-chunk point per chunk of a stream (the conventions ask for it)
+    rate_limit_interval: float = 1.0  # seconds between two sets of one rate-limit gauge series (a 429's: always)
 
     @classmethod
     def load(cls, options: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Config:
@@ -118,7 +132,7 @@ class Config:
         for opt, (name, value) in raw.items():
             if opt == "capture_content":
                 kwargs[opt] = _capture(name, value)
-            elif opt in ("include_usage", "http"):
+            elif opt in ("include_usage", "http", "chunk_timing"):
                 kwargs[opt] = _bool(name, value)
             elif opt == "content_max_length" or opt == "max_models":
                 kwargs[opt] = _int(name, value, 1)
@@ -127,6 +141,8 @@ class Config:
                 kwargs[opt] = frozenset(h.strip().lower() for h in items if h.strip())
             elif opt in ("provider_map", "extra_paths"):
                 kwargs[opt] = _pairs(name, value)
+            elif opt == "rate_limit_interval":
+                kwargs[opt] = _seconds(name, value)
             elif opt == "prices":
                 kwargs[opt] = value
         return cls(**kwargs)

@@ -13,7 +13,6 @@ import sys
 from collections.abc import Collection
 from typing import Any
 
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from wrapt import register_post_import_hook, wrap_function_wrapper
 
 from ._patches import TARGETS
@@ -37,21 +36,59 @@ def _on_import(module: Any) -> None:
         log.debug("otel_llm: patching %s on import failed", getattr(module, "__name__", module), exc_info=True)
 
 
-class LLMInstrumentor(BaseInstrumentor):
+class LLMInstrumentor:
     """Instruments the openai SDK and raw httpx, httpx2, aiohttp and requests calls to LLM endpoints.
 
     ``instrument(tracer_provider=..., meter_provider=..., **options)``; options are those of
     ``otel_llm.config.OPTIONS``. A client library that is not installed is skipped.
+
+    An OpenTelemetry ``BaseInstrumentor`` (``opentelemetry-instrument`` loads it through the
+    ``opentelemetry_instrumentor`` entry point), with the base class's behaviour: one instance per
+    process, ``instrument()`` and ``uninstrument()`` once each, a warning when repeated. It is registered
+    as a virtual subclass rather than inheriting, so that ``import otel_llm`` does not import
+    ``opentelemetry.instrumentation`` (its dependency checker and semantic-convention helpers take
+    longer to import than all of otel-llm); ``isinstance(LLMInstrumentor(), BaseInstrumentor)`` holds
+    as soon as that module is imported. There is no dependency check to run: every client library is
+    optional (``package._instruments`` is empty).
     """
 
+    _instance: LLMInstrumentor | None = None
+    _is_instrumented_by_opentelemetry = False
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> LLMInstrumentor:
+        if cls._instance is None:
+            cls._instance = object.__new__(cls)
+        return cls._instance
+
     def __init__(self) -> None:
-        super().__init__()
         if not hasattr(self, "_patched"):
             self._patched: list[tuple[Any, str]] = []
             self.recorder: Any = None
 
+    @property
+    def is_instrumented_by_opentelemetry(self) -> bool:
+        return self._is_instrumented_by_opentelemetry
+
     def instrumentation_dependencies(self) -> Collection[str]:
         return _instruments
+
+    def instrument(self, **kwargs: Any) -> None:
+        if self._is_instrumented_by_opentelemetry:
+            log.warning("Attempting to instrument while already instrumented")
+            return None
+        kwargs.pop("skip_dep_check", None)  # the base class's options: nothing to check (see the class doc)
+        kwargs.pop("raise_exception_on_conflict", None)
+        self._instrument(**kwargs)
+        self._is_instrumented_by_opentelemetry = True
+        return None
+
+    def uninstrument(self, **kwargs: Any) -> None:
+        if self._is_instrumented_by_opentelemetry:
+            self._uninstrument(**kwargs)
+            self._is_instrumented_by_opentelemetry = False
+            return None
+        log.warning("Attempting to uninstrument while already uninstrumented")
+        return None
 
     def _instrument(self, **kwargs: Any) -> None:
         from .pricing import PriceBook
@@ -99,3 +136,19 @@ class LLMInstrumentor(BaseInstrumentor):
             if wrapped is not None:
                 setattr(owner, method, wrapped)
         self.recorder = None
+
+
+_BASE_MODULE = "opentelemetry.instrumentation.instrumentor"
+
+
+def _register_as_instrumentor(module: Any) -> None:
+    try:
+        module.BaseInstrumentor.register(LLMInstrumentor)
+    except Exception:
+        log.debug("otel_llm: registering LLMInstrumentor as a BaseInstrumentor failed", exc_info=True)
+
+
+if _BASE_MODULE in sys.modules:
+    _register_as_instrumentor(sys.modules[_BASE_MODULE])
+else:
+    register_post_import_hook(_register_as_instrumentor, _BASE_MODULE)

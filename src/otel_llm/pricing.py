@@ -90,8 +90,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from otel_llm._parsers.usage import Usage
 
 if TYPE_CHECKING:
@@ -99,6 +97,7 @@ if TYPE_CHECKING:
     from genai_prices.types import ModelInfo, ModelPrice
 
 __all__ = [
+    "CACHE_DIR_ENV",
     "CACHE_SIZE",
     "COST_PARTS",
     "PRICES_ENV",
@@ -334,6 +333,116 @@ def _genai_snapshot() -> DataSnapshot:
     return snap
 
 
+def _genai_version_name() -> str:
+    """``"genai-prices X.Y.Z"`` from the installed distribution's metadata, without importing genai-prices."""
+    global _genai_version
+    if not _genai_version:
+        from importlib.metadata import version
+
+        try:
+            _genai_version = f"genai-prices {version('genai-prices')}"
+        except Exception:
+            _genai_version = "genai-prices ?"
+    return _genai_version
+
+
+# --------------------------------------------------------------------------------------------------
+# the on-disk memory of genai-prices resolutions
+
+CACHE_DIR_ENV = "OTEL_LLM_CACHE_DIR"
+"""Where resolved genai-prices entries are remembered between processes (``off``: nowhere)."""
+
+_DISK_FORMAT = 1  # bump when what a resolution yields changes (compilation, PROVIDER_IDS, matching rules)
+_DISK_MAX = 512  # entries kept on disk
+_DYNAMIC = "dynamic"  # a price that depends on the time of the call: genai-prices decides at call time
+
+
+def _rates_to_list(r: _Rates) -> list[float | None]:
+    return [r.input, r.output, r.cache_read, r.cache_write, r.reasoning, r.request]
+
+
+def _rates_from_list(v: list[Any]) -> _Rates:
+    def opt(x: Any) -> float | None:
+        return None if x is None else float(x)
+
+    return _Rates(float(v[0]), float(v[1]), opt(v[2]), opt(v[3]), opt(v[4]), float(v[5]))
+
+
+class _DiskMemory:
+    """genai-prices' answers for the (provider, model, server) keys this machine has priced before, in a
+    small JSON file per genai-prices version, so that a new process prices them without importing
+    genai-prices (its import and data load take ~0.1 s). Only what genai-prices alone decides is kept
+    (the model id it matched and its compiled prices, or that it has none); user tables and multipliers
+    apply on top, as for a resolution made in-process. Every failure to read or write leaves pricing as
+    it would be without the file."""
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        env = os.environ if env is None else env
+        self.path: Path | None = None
+        self.entries: dict[str, Any] = {}
+        raw = env.get(CACHE_DIR_ENV, "").strip()
+        if raw.lower() in ("off", "none", "false", "0"):
+            return
+        if raw:
+            base = Path(raw)
+        else:
+            xdg = env.get("XDG_CACHE_HOME", "").strip()
+            base = Path(xdg) / "otel-llm" if xdg else Path.home() / ".cache" / "otel-llm"
+        from .version import __version__
+
+        version = _genai_version_name().rpartition(" ")[2]
+        self.path = base / f"genai-prices-{version}-otel-llm-{__version__}-f{_DISK_FORMAT}.json"
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            if isinstance(data, dict):
+                self.entries = data
+        except Exception:  # absent (the first start on this machine), unreadable or corrupt: start empty
+            self.entries = {}
+
+    @staticmethod
+    def key(provider: str | None, model: str, server_address: str | None) -> str:
+        return json.dumps([provider, model, server_address])
+
+    @property
+    def needs_genai(self) -> bool:
+        """True unless every resolution this process may want without a new model is on disk."""
+        return not self.entries or any(v == _DYNAMIC for v in self.entries.values())
+
+    def get(self, key: str) -> Any:
+        """``_UNSET`` if not on disk; else ``None`` (no price), ``_DYNAMIC`` or ``(model id, _Prices)``."""
+        v = self.entries.get(key, _UNSET)
+        if v is _UNSET or v is None or v == _DYNAMIC:
+            return v
+        try:
+            tiers = tuple((int(start), _rates_from_list(r)) for start, r in v["tiers"])
+            return str(v["id"]), _Prices(_rates_from_list(v["base"]), tiers)
+        except Exception:
+            return _UNSET
+
+    def put(self, key: str, info_id: str | None, prices: _Prices | None, dynamic: bool) -> None:
+        if self.path is None or key in self.entries or len(self.entries) >= _DISK_MAX:
+            return
+        if dynamic:
+            value: Any = _DYNAMIC
+        elif info_id is None or prices is None:
+            value = None
+        else:
+            value = {
+                "id": info_id,
+                "base": _rates_to_list(prices.base),
+                "tiers": [[start, _rates_to_list(r)] for start, r in prices.tiers],
+            }
+        self.entries[key] = value
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(self.entries), encoding="utf-8")
+            os.replace(tmp, self.path)  # atomic: a concurrent reader sees the old file or the new one
+        except Exception:
+            _log.debug("otel_llm: cannot write the price cache %s", self.path, exc_info=True)
+            self.path = None  # read-only or full: stop trying in this process
+
+
 def _d2f(value: Any, scale: float = 1.0) -> float:
     return float(value) * scale
 
@@ -455,13 +564,17 @@ def _read_file(path: Path) -> Any:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise PriceConfigError(f"{where}: cannot read price table: {exc}") from exc
-    try:
-        if path.suffix.lower() == ".json":
+    if path.suffix.lower() == ".json":
+        try:
             return json.loads(text)
+        except ValueError as exc:
+            raise PriceConfigError(f"{where}: invalid JSON: {exc}") from exc
+    import yaml  # only for a YAML price table: not on every start-up
+
+    try:
         return yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
-        kind = "JSON" if path.suffix.lower() == ".json" else "YAML"
-        raise PriceConfigError(f"{where}: invalid {kind}: {exc}") from exc
+        raise PriceConfigError(f"{where}: invalid YAML: {exc}") from exc
 
 
 def _parse_config(raw: object, where: str) -> _Config:
@@ -565,14 +678,16 @@ class PriceBook:
         self._lock = threading.Lock()
         self._missed: set[tuple[str | None, str]] = set()
         self._error_logged = False
-        _genai_snapshot()  # pay the ~0.3 s data load now, not on the first priced call
+        self._disk = _DiskMemory()
+        if self._disk.needs_genai:
+            _genai_snapshot()  # pay the ~0.1 s data load now, not on the first priced call
 
     @property
     def versions(self) -> tuple[str, ...]:
         """Where this book's prices come from: the user table (if it has any entries) and genai-prices."""
         cfg = self._cfg
         user = (cfg.version,) if cfg.exact or cfg.globs or cfg.multiplier != 1.0 or cfg.providers else ()
-        return (*user, _genai_version)
+        return (*user, _genai_version_name())
 
     @classmethod
     def load(
@@ -682,20 +797,31 @@ class PriceBook:
         if user is not None:
             key, rates = user
             return _Entry(ORIGIN_USER, key, self._cfg.version, multiplier, _Prices(rates))
-        info = _genai_model(provider, name, server_address)
+        disk = self._disk
+        disk_key = disk.key(provider, name, server_address)
+        known = disk.get(disk_key)
+        if known is None:
+            return None
+        if known is not _UNSET and known != _DYNAMIC:
+            info_id, prices = known
+            return _Entry(ORIGIN_GENAI, info_id, _genai_version_name(), multiplier, prices)
+        info = _genai_model(provider, name, server_address)  # loads genai-prices if this process has not yet
         if info is None:
+            disk.put(disk_key, None, None, False)
             return None
         from genai_prices.types import ModelPrice
 
         if isinstance(info.prices, ModelPrice):
             compiled = _compile_model_price(info.prices)
+            disk.put(disk_key, info.id, compiled, False)
             if compiled is None:
                 return None
-            return _Entry(ORIGIN_GENAI, info.id, _genai_version, multiplier, compiled)
+            return _Entry(ORIGIN_GENAI, info.id, _genai_version_name(), multiplier, compiled)
         variants = {id(cp.prices): _compile_model_price(cp.prices) for cp in info.prices}
+        disk.put(disk_key, info.id, None, True)
         if all(v is None for v in variants.values()):
             return None
-        return _Entry(ORIGIN_GENAI, info.id, _genai_version, multiplier, None, info, variants)
+        return _Entry(ORIGIN_GENAI, info.id, _genai_version_name(), multiplier, None, info, variants)
 
     def _log_miss(self, provider: str | None, model: str, server_address: str | None) -> None:
         key = (provider, model)

@@ -81,8 +81,10 @@ class Invocation:
 
     # --- stream progress (called by the stream tees) ---
     def chunks_arrived(self, count: int) -> None:
-        now = time.perf_counter()
         stamps = self.stamps
+        if stamps is not None and not self.recorder.chunk_timing:
+            return  # no time-per-output-chunk points: only the first chunk's time matters
+        now = time.perf_counter()
         if stamps is None:  # the first chunk
             self.ttfc = now - self.start
             stamps = self.stamps = []
@@ -157,6 +159,7 @@ class Recorder:
 
         self.config = config
         self.capture = config.capture_content
+        self.chunk_timing = config.chunk_timing
         self.router = Router(dict(config.extra_paths))
         self.providers = ProviderResolver(config.provider_map)
         self.prices = prices
@@ -219,6 +222,7 @@ class Recorder:
         self._active_slots: dict[tuple, list] = {}  # start key -> its calls-in-flight tally
         self._rl_attrs: dict[tuple, dict[str, Any]] = {}
         self._rl_last: dict[tuple, float] = {}
+        self._rl_interval = config.rate_limit_interval
         self._models: set[str] = set()
         self._max_models = config.max_models
 
@@ -315,11 +319,18 @@ class Recorder:
     def _key(self, inv: Invocation) -> tuple:
         key = inv._metric_key
         if key is None:
+            models = self._models
+            asked = inv.request.model
+            if asked is not None and asked not in models:
+                asked = self._model_label(asked)
+            answered = inv.info.model
+            if answered is not None and answered not in models:
+                answered = self._model_label(answered)
             key = inv._metric_key = (
                 inv.route.operation,
                 inv.provider,
-                self._model_label(inv.request.model),
-                self._model_label(inv.info.model),
+                asked,
+                answered,
                 inv.server_address,
                 inv.server_port,
                 inv.error_type,
@@ -364,10 +375,12 @@ class Recorder:
 
     def _rate_limits(self, inv: Invocation, headers: HeaderInfo, now: float) -> None:
         """Headroom gauges per provider, model and endpoint: the last value reported, whatever the call's
-        outcome (a 429's "0 left" is overwritten by the next answer). Set at most once a second per series:
+        outcome (a 429's "0 left" is overwritten by the next answer). Set at most once a second per series
+        (``rate_limit_interval``):
         scrapes see the latest value anyway, and each set costs as much as a histogram point."""
         key = inv._metric_key or (inv.route.operation, inv.provider)
-        if now - self._rl_last.get(key, -2.0) < 1.0 and inv.status_code != 429:
+        last = self._rl_last.get(key)
+        if last is not None and now - last < self._rl_interval and inv.status_code != 429:
             return
         if len(self._rl_last) < 20000:
             self._rl_last[key] = now
@@ -481,14 +494,16 @@ class Recorder:
         if inv.ttfc is not None:
             self.ttfc.record(inv.ttfc, mattrs)
             stamps = inv.stamps
-            if stamps is not None and len(stamps) > 1:  # one point per chunk after the first: its gap
+            if stamps is not None and len(stamps) > 1 and self.chunk_timing:  # one point per later chunk: its gap
                 record = self.tpoc.record
                 last = stamps[0]
                 for stamp in stamps[1:]:
                     record(stamp - last, mattrs)
                     last = stamp
         if headers is not None and headers.rate_limited:
-            self._rate_limits(inv, headers, now)
+            set_at = self._rl_last.get(inv._metric_key or ())  # the series' last set (see _rate_limits), inline
+            if set_at is None or now - set_at >= self._rl_interval or inv.status_code == 429:
+                self._rate_limits(inv, headers, now)
         ledger = self.ledger
         if ledger is not None:
             model = inv.request.model or info.model or "_unknown"

@@ -263,11 +263,12 @@ def _sub(fields: dict, key: str) -> Any:
 
 
 def apply_openai_object(route: Route, obj: Any, info: ResponseInfo) -> None:
-    """Fill ``info`` from the openai SDK's own parsed result of a chat, completions or embeddings call
-    (or one chunk of its stream): what ``apply_body`` reads from the JSON body, read from the pydantic
-    model the SDK built from that body (its fields, and extra fields such as a relay's ``usage.cost``),
-    so the body is not decoded a second time. Same result as ``apply_body`` on the body (a test holds
-    the two together). Content capture and every other API take the body path."""
+    """Fill ``info`` from the openai SDK's own parsed result of a chat, completions, embeddings or
+    Responses call (or one chunk of a chat or completions stream): what ``apply_body`` reads from the
+    JSON body, read from the pydantic model the SDK built from that body (its fields, and extra fields
+    such as a relay's ``usage.cost``), so the body is not decoded a second time. Same result as
+    ``apply_body`` on the body (a test holds the two together). Content capture and every other API
+    take the body path."""
     body = _fields(obj)
     if body is None:
         return
@@ -283,7 +284,11 @@ def apply_openai_object(route: Route, obj: Any, info: ResponseInfo) -> None:
         info.id = rid
     if get("error"):
         _set_error(info, {"error": _sub(body, "error")})
-    if route.api == OPENAI_EMBEDDINGS:
+    api = route.api
+    if api == OPENAI_RESPONSES:
+        _apply_responses_object(body, info)
+        return
+    if api == OPENAI_EMBEDDINGS:
         data = get("data")
         if isinstance(data, list) and data:
             emb = getattr(data[0], "embedding", None)
@@ -330,6 +335,44 @@ def apply_openai_object(route: Route, obj: Any, info: ResponseInfo) -> None:
         cost = _cost(cost)
         if cost is not None:
             info.relay_cost = cost
+
+
+def _apply_responses_object(body: dict, info: ResponseInfo) -> None:
+    """``apply_body``'s Responses branch (without content), read from the SDK's ``Response`` object."""
+    get = body.get
+    status = get("status")
+    if status == "completed":
+        info.finish_reasons.append("stop")
+    elif status == "incomplete":
+        details = _sub(body, "incomplete_details")
+        reason = details.get("reason") if details is not None else None
+        info.finish_reasons.append(reason if isinstance(reason, str) else "incomplete")
+    elif status == "failed":
+        info.finish_reasons.append("error")
+        err = _sub(body, "error")
+        if err is not None and isinstance(err.get("code"), str):
+            info.error_code = err["code"]
+    tier = get("service_tier")
+    if isinstance(tier, str):
+        info.service_tier = tier
+    u = _sub(body, "usage")
+    if u is None:
+        return
+    get = u.get
+    details = get("input_tokens_details")
+    cached = _detail(details, "cached_tokens") if details is not None else None
+    details = get("output_tokens_details")
+    usage = Usage(
+        _int(get("input_tokens")),
+        _int(get("output_tokens")),
+        cached,
+        None,
+        _detail(details, "reasoning_tokens") if details is not None else None,
+    )
+    if info.usage is None:
+        info.usage = usage
+    else:
+        _merge_usage(info, usage)
 
 
 def _detail(details: Any, name: str) -> int | None:

@@ -18,7 +18,7 @@ import wrapt
 
 from .._parsers.request import parse_request
 from .._parsers.response import apply_openai_object
-from .._parsers.routes import OPENAI_CHAT, OPENAI_COMPLETIONS, OPENAI_EMBEDDINGS
+from .._parsers.routes import OPENAI_CHAT, OPENAI_COMPLETIONS, OPENAI_EMBEDDINGS, OPENAI_RESPONSES
 from ._common import CURRENT, attach, detach
 
 if TYPE_CHECKING:
@@ -82,12 +82,13 @@ def _begin(recorder: Recorder, instance: Any, args: Any, kwargs: Any) -> tuple[I
         if not request.stream:
             # read the SDK's parsed result instead of the body (see _after)
             inv.from_result = _is_model_class(args[0] if args else kwargs.get("cast_to"))
-        elif kwargs.get("stream") is True and route.api != OPENAI_EMBEDDINGS:
+        elif kwargs.get("stream") is True and route.api in _CHUNK_APIS:
             inv.from_chunks = True  # read the SDK's parsed chunks instead of the SSE events (see _SdkStream)
     return inv, args, kwargs
 
 
-_OBJECT_APIS = (OPENAI_CHAT, OPENAI_COMPLETIONS, OPENAI_EMBEDDINGS)
+_OBJECT_APIS = (OPENAI_CHAT, OPENAI_COMPLETIONS, OPENAI_EMBEDDINGS, OPENAI_RESPONSES)
+_CHUNK_APIS = (OPENAI_CHAT, OPENAI_COMPLETIONS)  # streams whose chunks _observe_chunk reads (Responses: events)
 _model_classes: dict[Any, bool] = {}
 
 
@@ -213,7 +214,8 @@ def _observe_chunk(inv: Invocation, chunk: Any) -> bool:
         stamps = inv.stamps
         (choice,) = chunk.choices
         if stamps is not None and choice.finish_reason is None and chunk.usage is None:
-            stamps.append(_perf_counter())
+            if inv.recorder.chunk_timing:
+                stamps.append(_perf_counter())
             return True
     except Exception:  # not one choice (the usage chunk), or not the SDK's chunk type: the careful path
         pass
