@@ -390,7 +390,8 @@ _json = st.recursive(
 def test_arbitrary_json_never_raises_out_of_the_parsers(body: object, path: str) -> None:
     route = R.match(path)
     assert route is not None
-    apply_body(route, body, ResponseInfo(), capture=True)
+    apply_body(route, body, ResponseInfo())
+    parse_body_bytes(route, json.dumps(body).encode(), ResponseInfo(), capture=True)
     parse_request(route, body)
     raw = json.dumps(body).encode()
     parser = StreamParser(route, ResponseInfo(), capture=True)

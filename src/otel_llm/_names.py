@@ -42,6 +42,8 @@ USAGE_REASONING = "gen_ai.usage.reasoning.output_tokens"
 INPUT_MESSAGES = "gen_ai.input.messages"
 OUTPUT_MESSAGES = "gen_ai.output.messages"
 SYSTEM_INSTRUCTIONS = "gen_ai.system_instructions"
+TOOL_DEFINITIONS = "gen_ai.tool.definitions"
+RESPONSE_STATUS = "gen_ai.response.status"  # fetch_response (the fetched response's status)
 OPENAI_API_TYPE = "openai.api.type"
 OPENAI_REQUEST_SERVICE_TIER = "openai.request.service_tier"
 OPENAI_RESPONSE_SERVICE_TIER = "openai.response.service_tier"
@@ -71,6 +73,9 @@ RETRY_AFTER = "gen_ai.rate_limit.retry_after"
 TOKEN_TYPE = "gen_ai.token.type"
 RATE_LIMIT_RESOURCE = "gen_ai.rate_limit.resource"  # requests | tokens | input_tokens | output_tokens
 UNPRICED_REASON = "otel_llm.unpriced.reason"  # unknown_model | no_usage
+
+# --- events (log records through the OpenTelemetry Logs API) ---
+EVENT_INFERENCE_DETAILS = "gen_ai.client.inference.operation.details"
 
 # --- metrics ---
 DURATION = "gen_ai.client.operation.duration"

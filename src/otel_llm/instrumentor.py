@@ -17,7 +17,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from wrapt import register_post_import_hook, wrap_function_wrapper
 
 from ._patches import TARGETS
-from .config import Config
+from .config import INSTRUMENTOR_ARGS, Config
 from .package import _instruments
 
 __all__ = ["LLMInstrumentor"]
@@ -40,8 +40,8 @@ def _on_import(module: Any) -> None:
 class LLMInstrumentor(BaseInstrumentor):
     """Instruments the openai SDK and raw httpx, httpx2, aiohttp and requests calls to LLM endpoints.
 
-    ``instrument(tracer_provider=..., meter_provider=..., **options)``; options are those of
-    ``otel_llm.config.OPTIONS``. A client library that is not installed is skipped.
+    ``instrument(tracer_provider=..., meter_provider=..., logger_provider=..., **options)``; options are those
+    of ``otel_llm.config.OPTIONS``. A client library that is not installed is skipped.
     """
 
     def __init__(self) -> None:
@@ -60,10 +60,14 @@ class LLMInstrumentor(BaseInstrumentor):
 
         tracer_provider = kwargs.pop("tracer_provider", None)
         meter_provider = kwargs.pop("meter_provider", None)
-        kwargs.pop("skip_dep_check", None)
+        logger_provider = kwargs.pop("logger_provider", None)
+        for name in INSTRUMENTOR_ARGS:  # what BaseInstrumentor itself takes (it pops them when it sees them)
+            kwargs.pop(name, None)
         config = Config.load(kwargs)
         prices = PriceBook.load(config.prices)
-        self.recorder = Recorder(config, tracer_provider, meter_provider, prices=prices, ledger=LEDGER)
+        self.recorder = Recorder(
+            config, tracer_provider, meter_provider, prices=prices, ledger=LEDGER, logger_provider=logger_provider
+        )
         for root in dict.fromkeys(name.partition(".")[0] for name, _, _ in TARGETS):
             if root in sys.modules:
                 self._patch(root)

@@ -14,12 +14,14 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics, trace
+from opentelemetry._logs import LogRecord as _LogRecord
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from . import _names as n
 from ._errors import error_type_of
 from ._parsers.headers import HeaderInfo
-from ._parsers.request import RequestInfo, input_messages
+from ._parsers.messages import request_content
+from ._parsers.request import RequestInfo
 from ._parsers.response import ResponseInfo
 from ._parsers.routes import Route
 from ._parsers.usage import Usage
@@ -68,6 +70,8 @@ class Invocation:
     pending: str | None = None  # the end asked for while held
     _ended = False
     _metric_key: tuple | None = None
+    start_attrs: dict[str, Any] | None = None  # events on: the span's start attributes, for the event
+    content_in: tuple[list, list, list] | None = None  # event content on: (input, system instructions, tools)
 
     def __init__(self, recorder: Recorder, route: Route, request: RequestInfo, provider: str) -> None:
         self.recorder = recorder
@@ -143,12 +147,23 @@ class Recorder:
         meter_provider: Any = None,
         prices: PriceBook | None = None,
         ledger: SpendLedger | None = None,
+        logger_provider: Any = None,
     ) -> None:
         from ._parsers.routes import Router
         from ._provider import ProviderResolver
 
         self.config = config
-        self.capture = config.capture_content
+        self.capture = config.capture_content  # any content recorded: the parsers read messages
+        self.span_content = config.content_on_span
+        self.event_content = config.content_on_event
+        self.emit_event = config.emit_event
+        self.logger: Any = None
+        if config.emit_event:
+            from opentelemetry import _logs
+
+            self.logger = _logs.get_logger(
+                n.SCOPE_NAME, __version__, logger_provider=logger_provider, schema_url=n.SCHEMA_URL
+            )
         self.router = Router(dict(config.extra_paths))
         self.providers = ProviderResolver(config.provider_map)
         self.prices = prices
@@ -234,7 +249,9 @@ class Recorder:
         if url is not None:
             attrs[n.URL_FULL] = url
         if self.capture and body is not None:
-            self._capture_input(attrs, route, body)
+            self._capture_input(inv, attrs, route, body)
+        if self.emit_event:
+            inv.start_attrs = attrs
         if foreign_span is not None:
             inv.span = foreign_span
             inv.foreign = True
@@ -264,13 +281,51 @@ class Recorder:
             self._start_attrs[key] = attrs
         return attrs
 
-    def _capture_input(self, attrs: dict[str, Any], route: Route, body: Any) -> None:
-        messages, system = input_messages(route, body)
-        limit = self.config.content_max_length
-        if messages:
-            attrs[n.INPUT_MESSAGES] = _cap(json.dumps(messages, ensure_ascii=False), limit)
-        if system:
-            attrs[n.SYSTEM_INSTRUCTIONS] = _cap(json.dumps(system, ensure_ascii=False), limit)
+    def _capture_input(self, inv: Invocation, attrs: dict[str, Any], route: Route, body: Any) -> None:
+        """Input messages, system instructions and tool definitions: on the span (JSON, capped) and/or kept
+        for the event, as the capture mode says. Only called on content opt-in."""
+        content = request_content(route.api, body)
+        if self.event_content:
+            inv.content_in = content
+        if self.span_content:
+            limit = self.config.content_max_length
+            for key, value in zip(_INPUT_KEYS, content, strict=True):
+                if value:
+                    attrs[key] = cap_json(value, limit)
+
+    def _output_messages(self, inv: Invocation, error: str | None) -> list[dict[str, Any]]:
+        """The call's output messages in the conventions' shape (content opt-in only)."""
+        out = inv.info.output
+        if out is None:
+            return []
+        if not isinstance(out, list):  # a stream's content, assembled from its events
+            out = out.messages()
+        if error is not None:
+            for msg in out:
+                if not msg.get("finish_reason"):
+                    msg["finish_reason"] = "error"
+        return out
+
+    def _emit(self, inv: Invocation, attrs: dict[str, Any], output: list[dict[str, Any]] | None) -> None:
+        """One ``gen_ai.client.inference.operation.details`` log record for the call, in the span's context
+        (so trace and span ids correlate): the span's attributes, with content as structured values (not JSON
+        text) when the mode puts content on events, capped like the span's."""
+        event: dict[str, Any] = dict(inv.start_attrs or ())
+        for key, value in attrs.items():
+            if key not in _CONTENT_KEYS:
+                event[key] = value
+        if self.event_content:
+            limit = self.config.content_max_length
+            content = inv.content_in
+            if content is not None:
+                for key, value in zip(_INPUT_KEYS, content, strict=True):
+                    if value:
+                        event[key] = cap_content(value, limit)
+            if output:
+                event[n.OUTPUT_MESSAGES] = cap_content(output, limit)
+        span = inv.span
+        ctx = trace.set_span_in_context(span) if span is not None else None
+        self.logger.emit(_LogRecord(event_name=n.EVENT_INFERENCE_DETAILS, attributes=event, context=ctx))
 
     # --- finish ---
     def _model_label(self, model: str | None) -> str | None:
@@ -416,17 +471,11 @@ class Recorder:
                     attrs[f"{n.RATE_LIMIT_PREFIX}reset_{res}"] = text
             if headers.retry_after is not None:
                 attrs[n.RETRY_AFTER] = headers.retry_after
-        if self.capture and info.output_text:
-            reasons = info.finish_reasons
-            out = [
-                {
-                    "role": "assistant",
-                    "parts": [{"type": "text", "content": text}],
-                    "finish_reason": reasons[i] if i < len(reasons) else ("error" if error else "stop"),
-                }
-                for i, text in enumerate(info.output_text)
-            ]
-            attrs[n.OUTPUT_MESSAGES] = _cap(json.dumps(out, ensure_ascii=False), self.config.content_max_length)
+        output = None
+        if self.capture:
+            output = self._output_messages(inv, error)
+            if output and self.span_content:
+                attrs[n.OUTPUT_MESSAGES] = cap_json(output, self.config.content_max_length)
 
         # metrics
         mattrs, m_input, m_output = self._metric_sets(inv)
@@ -466,11 +515,15 @@ class Recorder:
         if inv.foreign:  # add what the owner's span lacks; its owner ends it
             if span.is_recording():
                 span.set_attributes(attrs)
+            if self.emit_event:
+                self._emit(inv, attrs, output)
             return
         if error is not None:
             attrs[n.ERROR_TYPE] = error
             span.set_status(Status(StatusCode.ERROR, error))
         span.set_attributes(attrs)
+        if self.emit_event:
+            self._emit(inv, attrs, output)
         span.end()
 
     def _price(self, inv: Invocation, attrs: dict[str, Any], mattrs: dict) -> float | None:
@@ -522,5 +575,83 @@ def _error_type(exc: BaseException) -> str:
         return "_OTHER"
 
 
-def _cap(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit] + "…[truncated]"
+_INPUT_KEYS = (n.INPUT_MESSAGES, n.SYSTEM_INSTRUCTIONS, n.TOOL_DEFINITIONS)
+_CONTENT_KEYS = frozenset((*_INPUT_KEYS, n.OUTPUT_MESSAGES))
+_MARK = "…[truncated]"
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+_SHORT = 32  # strings this short (roles, part types, ids, mime types) are never cut: the shape stays readable
+
+
+def _strings(value: Any, out: list[tuple[Any, Any, int]]) -> None:
+    """Every string leaf longer than ``_SHORT`` of a JSON structure, as (container, key, length)."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if isinstance(v, str):
+                if len(v) > _SHORT:
+                    out.append((value, k, len(v)))
+            elif isinstance(v, (dict, list)):
+                _strings(v, out)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            if isinstance(v, str):
+                if len(v) > _SHORT:
+                    out.append((value, i, len(v)))
+            elif isinstance(v, (dict, list)):
+                _strings(v, out)
+
+
+def _shorten(value: Any, text: str, limit: int) -> tuple[Any, str]:
+    """(structure, its JSON) within ``limit`` characters, still valid JSON: the longest strings (a base64
+    image, a long prompt) are cut first, down to a common length, each marked; what still does not fit
+    (very many small items) loses items from the end. Works on a copy: the caller's lists are kept."""
+    value = json.loads(text)  # a private deep copy, plain JSON types only
+    for _ in range(4):  # escaping makes characters and JSON length differ a little: re-measure
+        excess = len(text) - limit
+        if excess <= 0:
+            return value, text
+        leaves: list[tuple[Any, Any, int]] = []
+        _strings(value, leaves)
+        if not leaves:
+            break
+        lengths = sorted((size for _, _, size in leaves), reverse=True)
+        need = excess + len(_MARK) * len(lengths) + 16
+        # the largest common length T with sum(max(0, size - T)) >= need
+        keep = 0
+        cut = 0
+        for i, size in enumerate(lengths):
+            nxt = lengths[i + 1] if i + 1 < len(lengths) else 0
+            cut += (size - nxt) * (i + 1)
+            if cut >= need:
+                keep = nxt + (cut - need) // (i + 1)
+                break
+        for container, key, size in leaves:
+            if size > keep:
+                container[key] = container[key][:keep] + _MARK
+        text = _dumps(value)
+    while len(text) > limit and isinstance(value, list) and value:
+        value.pop()
+        text = _dumps(value)
+    if len(text) > limit:
+        value, text = [], "[]"
+    return value, text
+
+
+def cap_json(value: Any, limit: int) -> str:
+    """Content as JSON text for a span attribute, at most ``limit`` characters and always valid JSON."""
+    text = _dumps(value)
+    if len(text) <= limit:
+        return text
+    return _shorten(value, text, limit)[1]
+
+
+def cap_content(value: Any, limit: int) -> Any:
+    """Content as a structured value for an event attribute, its JSON at most ``limit`` characters."""
+    text = _dumps(value)
+    if len(text) <= limit:
+        return value
+    return _shorten(value, text, limit)[0]

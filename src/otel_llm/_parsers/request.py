@@ -9,7 +9,7 @@ from .. import _names as n
 from ._json import loads as _loads
 from .routes import ANTHROPIC_MESSAGES, GEMINI, OPENAI_EMBEDDINGS, OPENAI_RESPONSES, Route
 
-__all__ = ["RequestInfo", "parse_request", "parse_request_bytes", "input_messages"]
+__all__ = ["RequestInfo", "parse_request", "parse_request_bytes"]
 
 
 @dataclass(slots=True)
@@ -154,59 +154,3 @@ def parse_request_bytes(route: Route, raw: bytes | None, path_model: str | None 
         except (ValueError, TypeError):
             body = None
     return parse_request(route, body, path_model)
-
-
-def _list(v: Any) -> list:
-    return v if isinstance(v, list) else []
-
-
-def _text_parts(content: Any) -> list[dict[str, Any]]:
-    if isinstance(content, str):
-        return [{"type": "text", "content": content}]
-    parts: list[dict[str, Any]] = []
-    if isinstance(content, list):
-        for part in content:
-            if isinstance(part, str):
-                parts.append({"type": "text", "content": part})
-            elif isinstance(part, dict):
-                text = part.get("text")
-                if isinstance(text, str):
-                    parts.append({"type": "text", "content": text})
-    return parts
-
-
-def input_messages(route: Route, body: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(input messages, system instructions) in the conventions' JSON shape. Only called on content opt-in."""
-    messages: list[dict[str, Any]] = []
-    system: list[dict[str, Any]] = []
-    if not isinstance(body, dict):
-        return messages, system
-    api = route.api
-    if api == GEMINI:
-        for item in _list(body.get("contents")):
-            if isinstance(item, dict):
-                parts = _text_parts(item.get("parts"))
-                messages.append({"role": "assistant" if item.get("role") == "model" else "user", "parts": parts})
-        sys_inst = body.get("systemInstruction")
-        if isinstance(sys_inst, dict):
-            system = _text_parts(sys_inst.get("parts"))
-        return messages, system
-    if api == ANTHROPIC_MESSAGES:
-        system = _text_parts(body.get("system"))
-    raw = body.get("messages")
-    if raw is None:
-        raw = body.get("input") if api == OPENAI_RESPONSES else body.get("prompt")
-        if isinstance(raw, str):
-            raw = [{"role": "user", "content": raw}]
-        if api == OPENAI_RESPONSES and isinstance(body.get("instructions"), str):
-            system = _text_parts(body["instructions"])
-    for msg in raw if isinstance(raw, list) else ():
-        if isinstance(msg, dict):
-            role = msg.get("role") if isinstance(msg.get("role"), str) else "user"
-            if role in ("system", "developer"):
-                system.extend(_text_parts(msg.get("content")))
-                continue
-            messages.append({"role": role, "parts": _text_parts(msg.get("content"))})
-        elif isinstance(msg, str):
-            messages.append({"role": "user", "parts": _text_parts(msg)})
-    return messages, system

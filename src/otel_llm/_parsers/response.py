@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._json import loads as _loads
+from .messages import StreamContent, response_messages
 from .routes import ANTHROPIC_MESSAGES, GEMINI, OPENAI_EMBEDDINGS, OPENAI_RESPONSES, Route
 from .usage import Usage
 
-__all__ = ["ResponseInfo", "apply_body", "apply_openai_object", "parse_body_bytes", "usage_from"]
+__all__ = ["ResponseInfo", "apply_body", "apply_openai_object", "capture_output", "parse_body_bytes", "usage_from"]
 
 
 @dataclass(slots=True)
@@ -30,7 +31,8 @@ class ResponseInfo:
     system_fingerprint: str | None = None
     service_tier: str | None = None
     embedding_dimensions: int | None = None
-    output_text: list[str] | None = None  # per choice; only filled when content capture is on
+    # content capture only: the output messages of a whole body (a list), or a stream's StreamContent
+    output: Any = None
 
 
 def _int(v: Any) -> int | None:
@@ -126,41 +128,33 @@ def _set_error(info: ResponseInfo, body: dict) -> None:
             info.error_code = code
 
 
-def _choice_text(info: ResponseInfo, index: int, text: str) -> None:
-    out = info.output_text
-    if out is None:
-        out = info.output_text = []
-    while len(out) <= index:
-        out.append("")
-    out[index] += text
-
-
-def apply_openai_choices(info: ResponseInfo, choices: Any, capture: bool, delta: bool) -> None:
+def apply_openai_choices(info: ResponseInfo, choices: Any) -> None:
     if not isinstance(choices, list):
         return
-    for i, choice in enumerate(choices):
+    for choice in choices:
         if not isinstance(choice, dict):
             continue
         reason = choice.get("finish_reason")
         if isinstance(reason, str):
             info.finish_reasons.append(reason)
-        if capture:
-            idx = _int(choice.get("index"))
-            idx = i if idx is None else idx
-            if "text" in choice and isinstance(choice["text"], str):
-                _choice_text(info, idx, choice["text"])
-            else:
-                msg = _dict(choice.get("delta" if delta else "message"))
-                text = msg.get("content")
-                if isinstance(text, str):
-                    _choice_text(info, idx, text)
 
 
-def apply_body(route: Route, body: Any, info: ResponseInfo, capture: bool = False) -> None:
+def capture_output(api: str, body: Any, info: ResponseInfo) -> None:
+    """Content capture: the output messages of a whole decoded body (a Gemini JSON array is a stream)."""
+    if isinstance(body, list):
+        stream = StreamContent(api)
+        for item in body:
+            stream.feed(item)
+        info.output = stream
+    else:
+        info.output = response_messages(api, body)
+
+
+def apply_body(route: Route, body: Any, info: ResponseInfo) -> None:
     """Fill ``info`` from one decoded non-stream response body (or one decoded stream event object)."""
     if isinstance(body, list):  # Gemini without alt=sse streams a JSON array of chunks
         for item in body:
-            apply_body(route, item, info, capture)
+            apply_body(route, item, info)
         return
     if not isinstance(body, dict):
         return
@@ -171,16 +165,12 @@ def apply_body(route: Route, body: Any, info: ResponseInfo, capture: bool = Fals
         info.model = _str(body.get("modelVersion")) or info.model
         info.id = _str(body.get("responseId")) or info.id
         cands = body.get("candidates")
-        for i, cand in enumerate(cands if isinstance(cands, list) else ()):
+        for cand in cands if isinstance(cands, list) else ():
             if not isinstance(cand, dict):
                 continue
             reason = cand.get("finishReason")
             if isinstance(reason, str):
                 info.finish_reasons.append(reason)
-            if capture:
-                for part in _list(_dict(cand.get("content")).get("parts")):
-                    if isinstance(part, dict) and isinstance(part.get("text"), str):
-                        _choice_text(info, i, part["text"])
         usage = usage_from(api, body.get("usageMetadata"))
         if usage is not None:
             info.usage = usage  # cumulative in every chunk: the last one wins
@@ -191,10 +181,6 @@ def apply_body(route: Route, body: Any, info: ResponseInfo, capture: bool = Fals
         reason = body.get("stop_reason")
         if isinstance(reason, str):
             info.finish_reasons.append(reason)
-        if capture:
-            for block in _list(body.get("content")):
-                if isinstance(block, dict) and isinstance(block.get("text"), str):
-                    _choice_text(info, 0, block["text"])
         _merge_usage(info, usage_from(api, body.get("usage")))
         return
     if api == OPENAI_RESPONSES:
@@ -212,12 +198,6 @@ def apply_body(route: Route, body: Any, info: ResponseInfo, capture: bool = Fals
         tier = body.get("service_tier")
         if isinstance(tier, str):
             info.service_tier = tier
-        if capture:
-            for item in _list(body.get("output")):
-                if isinstance(item, dict) and item.get("type") == "message":
-                    for part in _list(item.get("content")):
-                        if isinstance(part, dict) and isinstance(part.get("text"), str):
-                            _choice_text(info, 0, part["text"])
         _merge_usage(info, usage_from(api, body.get("usage")))
         return
     if api == OPENAI_EMBEDDINGS:
@@ -229,7 +209,7 @@ def apply_body(route: Route, body: Any, info: ResponseInfo, capture: bool = Fals
             elif isinstance(emb, str):  # base64 float32
                 info.embedding_dimensions = (len(emb) * 3 // 4 - emb.count("=", -2)) // 4
     else:
-        apply_openai_choices(info, body.get("choices"), capture, delta=body.get("object") == "chat.completion.chunk")
+        apply_openai_choices(info, body.get("choices"))
         fp = body.get("system_fingerprint")
         if isinstance(fp, str):
             info.system_fingerprint = fp
@@ -272,7 +252,7 @@ def apply_openai_object(route: Route, obj: Any, info: ResponseInfo) -> None:
     if body is None:
         return
     if body is obj:  # a plain dict
-        apply_body(route, obj, info, False)
+        apply_body(route, obj, info)
         return
     get = body.get
     model = get("model")
@@ -345,5 +325,7 @@ def parse_body_bytes(route: Route, raw: bytes, info: ResponseInfo, capture: bool
         body = _loads(raw)
     except (ValueError, TypeError):
         return False
-    apply_body(route, body, info, capture)
+    if capture:
+        capture_output(route.api, body, info)
+    apply_body(route, body, info)
     return True
