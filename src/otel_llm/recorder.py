@@ -23,7 +23,7 @@ from ._parsers.headers import HeaderInfo
 from ._parsers.messages import request_content
 from ._parsers.request import RequestInfo
 from ._parsers.response import ResponseInfo
-from ._parsers.routes import Route
+from ._parsers.routes import FETCH_RESPONSE, Route
 from ._parsers.usage import Usage
 from .version import __version__
 
@@ -435,6 +435,11 @@ class Recorder:
         if info.finish_reasons:
             attrs[n.FINISH_REASONS] = info.finish_reasons
         usage = info.usage
+        fetch = inv.route.operation == FETCH_RESPONSE
+        if fetch:  # a stored response fetched again: its usage (and cost) belong to the call that made it
+            usage = None
+            if info.status:
+                attrs[n.RESPONSE_STATUS] = info.status
         if usage is not None:
             if usage.input_tokens is not None:
                 attrs[n.USAGE_INPUT] = usage.input_tokens
@@ -495,7 +500,8 @@ class Recorder:
                     )
                 if usage.reasoning_tokens:
                     self.token_detail.add(usage.reasoning_tokens, self._metric_attrs(inv, n.TOKEN_TYPE, "reasoning"))
-            priced = self._price(inv, attrs, mattrs)
+            if not fetch:
+                priced = self._price(inv, attrs, mattrs)
         if inv.ttfc is not None:
             self.ttfc.record(inv.ttfc, mattrs)
             stamps = inv.stamps
@@ -508,7 +514,7 @@ class Recorder:
         if headers is not None and headers.rate_limited:
             self._rate_limits(inv, headers, now)
         ledger = self.ledger
-        if ledger is not None:
+        if ledger is not None and not fetch:
             model = inv.request.model or info.model or "_unknown"
             ledger.add(inv.provider, model, usage, priced, error=error is not None)
 

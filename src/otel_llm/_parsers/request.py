@@ -9,7 +9,7 @@ from .. import _names as n
 from ._json import loads as _loads
 from .routes import ANTHROPIC_MESSAGES, GEMINI, OPENAI_EMBEDDINGS, OPENAI_RESPONSES, Route
 
-__all__ = ["RequestInfo", "parse_request", "parse_request_bytes"]
+__all__ = ["RequestInfo", "parse_fetch", "parse_request", "parse_request_bytes"]
 
 
 @dataclass(slots=True)
@@ -52,7 +52,7 @@ def _num(value: Any, kind: type) -> float | int | None:
 
 _OPENAI_KEYS = frozenset(k for k, _, _ in _OPENAI_PARAMS)
 # the optional keys looked at below for chat, completions and Responses requests
-_CHAT_KEYS = frozenset({"stop", "n", "service_tier", "response_format", "conversation", "stream_options"})
+_CHAT_KEYS = frozenset({"stop", "n", "service_tier", "response_format", "conversation", "stream_options", "text"})
 _BY_KEY = {k: (attr, kind) for k, attr, kind in _OPENAI_PARAMS + _GEMINI_PARAMS}
 _GEMINI_KEYS = frozenset(k for k, _, _ in _GEMINI_PARAMS)
 
@@ -73,6 +73,14 @@ def _params(attrs: dict[str, Any], src: dict, table: tuple, keys: frozenset[str]
             v = _num(src[key], kind)
             if v is not None:
                 attrs[attr] = v
+
+
+def _output_type(attrs: dict[str, Any], fmt: Any) -> None:
+    """``gen_ai.output.type`` of a chat ``response_format`` or a Responses ``text.format`` (a JSON schema,
+    as ``parse`` sends, or a JSON object is ``json``; another named format is given as named)."""
+    kind = fmt.get("type") if isinstance(fmt, dict) else fmt
+    if isinstance(kind, str) and kind:
+        attrs[n.OUTPUT_TYPE] = "json" if kind in ("json_object", "json_schema") else kind
 
 
 def parse_request(route: Route, body: Any, path_model: str | None = None) -> RequestInfo:
@@ -126,13 +134,12 @@ def parse_request(route: Route, body: Any, path_model: str | None = None) -> Req
     if isinstance(tier, str) and tier != "auto":
         attrs[n.OPENAI_REQUEST_SERVICE_TIER] = tier
     fmt = body.get("response_format")
-    if isinstance(fmt, dict):
-        kind = fmt.get("type")
-        if kind in ("json_object", "json_schema"):
-            attrs[n.OUTPUT_TYPE] = "json"
-        elif kind == "text":
-            attrs[n.OUTPUT_TYPE] = "text"
+    if fmt is not None:
+        _output_type(attrs, fmt)
     if api == OPENAI_RESPONSES:
+        text = body.get("text")
+        if isinstance(text, dict) and text.get("format") is not None:
+            _output_type(attrs, text["format"])
         conv = body.get("conversation")
         if isinstance(conv, str):
             attrs[n.CONVERSATION_ID] = conv
@@ -154,3 +161,8 @@ def parse_request_bytes(route: Route, raw: bytes | None, path_model: str | None 
         except (ValueError, TypeError):
             body = None
     return parse_request(route, body, path_model)
+
+
+def parse_fetch(response_id: str, stream: bool) -> RequestInfo:
+    """A ``responses.retrieve`` call: no model asked for; the fetched response's id is known from the start."""
+    return RequestInfo(stream=stream, attributes={n.RESPONSE_ID: response_id})

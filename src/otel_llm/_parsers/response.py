@@ -31,6 +31,7 @@ class ResponseInfo:
     system_fingerprint: str | None = None
     service_tier: str | None = None
     embedding_dimensions: int | None = None
+    status: str | None = None  # a Responses answer's status
     # content capture only: the output messages of a whole body (a list), or a stream's StreamContent
     output: Any = None
 
@@ -185,6 +186,8 @@ def apply_body(route: Route, body: Any, info: ResponseInfo) -> None:
         return
     if api == OPENAI_RESPONSES:
         status = body.get("status")
+        if isinstance(status, str):
+            info.status = status
         if status == "completed":
             info.finish_reasons.append("stop")
         elif status == "incomplete":

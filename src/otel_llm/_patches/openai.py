@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import wrapt
 
-from .._parsers.request import parse_request
+from .._parsers.request import parse_fetch, parse_request
 from .._parsers.response import apply_openai_object
-from .._parsers.routes import OPENAI_CHAT, OPENAI_COMPLETIONS, OPENAI_EMBEDDINGS
+from .._parsers.routes import FETCH, OPENAI_CHAT, OPENAI_COMPLETIONS, OPENAI_EMBEDDINGS, fetched_response_id
 from ._common import CURRENT, attach, detach
 
 if TYPE_CHECKING:
@@ -45,13 +45,19 @@ def _options(args: Any, kwargs: Any) -> Any:
 def _begin(recorder: Recorder, instance: Any, args: Any, kwargs: Any) -> tuple[Invocation, Any, Any] | None:
     """Start the call, and add ``stream_options.include_usage`` when the caller did not set it."""
     options = _options(args, kwargs)
-    if options is None or options.method != "post":
+    if options is None:
         return None
+    if options.method != "post":
+        return _begin_fetch(recorder, instance, options, args, kwargs) if options.method == "get" else None
     route = recorder.router.match(options.url)
     if route is None:
         return None
     body = options.json_data
-    request = parse_request(route, body)
+    sent = body
+    extra = options.extra_json  # ``extra_body``: sent merged into the body, so read as part of it
+    if extra and isinstance(extra, dict) and isinstance(body, dict):
+        sent = {**body, **extra}
+    request = parse_request(route, sent)
     url = instance.base_url
     host = url.host
     port = url.port
@@ -76,7 +82,7 @@ def _begin(recorder: Recorder, instance: Any, args: Any, kwargs: Any) -> tuple[I
         else:
             kwargs = dict(kwargs, options=new_options)
         hide_usage = True
-    inv = recorder.start(route, request, host, port, "sdk", body=body if recorder.capture else None)
+    inv = recorder.start(route, request, host, port, "sdk", body=sent if recorder.capture else None)
     inv.hide_usage = hide_usage
     if not recorder.capture and route.api in _OBJECT_APIS and not _raw_response(options):
         if not request.stream:
@@ -84,6 +90,23 @@ def _begin(recorder: Recorder, instance: Any, args: Any, kwargs: Any) -> tuple[I
             inv.from_result = _is_model_class(args[0] if args else kwargs.get("cast_to"))
         elif kwargs.get("stream") is True and route.api != OPENAI_EMBEDDINGS:
             inv.from_chunks = True  # read the SDK's parsed chunks instead of the SSE events (see _SdkStream)
+    return inv, args, kwargs
+
+
+def _begin_fetch(
+    recorder: Recorder, instance: Any, options: Any, args: Any, kwargs: Any
+) -> tuple[Invocation, Any, Any] | None:
+    """``responses.retrieve``: a stored response fetched by id (``fetch_response``), streamed or not."""
+    url = options.url
+    if not isinstance(url, str) or "/responses/" not in url:
+        return None
+    rid = fetched_response_id(url)
+    if rid is None:
+        return None
+    params = options.params
+    stream = kwargs.get("stream") is True or (isinstance(params, dict) and params.get("stream") is True)
+    base = instance.base_url
+    inv = recorder.start(FETCH, parse_fetch(rid, stream), base.host, base.port, "sdk")
     return inv, args, kwargs
 
 
