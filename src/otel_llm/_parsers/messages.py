@@ -535,7 +535,7 @@ def _responses_input(value: Any) -> list[Message]:
         call = _responses_tool_call(item)
         if call is not None:
             msg = _message("assistant", [call])
-        elif kind in _RESPONSES_TOOL_OUTPUTS:
+        elif isinstance(kind, str) and kind in _RESPONSES_TOOL_OUTPUTS:
             msg = _message("tool", [_tool_response(_call_id(item), item.get("output"))])
         elif kind == "reasoning":
             msg = _message("assistant", _responses_reasoning(item))
@@ -689,6 +689,11 @@ class _ItemBuffer:
         return item
 
 
+def _index(v: Any) -> int | None:
+    """An event's index field as a dict key (a list there would not even be hashable)."""
+    return v if isinstance(v, int) else None
+
+
 def _key(pair: tuple[Any, Any]) -> tuple[int, Any]:
     k = pair[0]
     return (0, k) if isinstance(k, int) else (1, str(k))
@@ -728,13 +733,15 @@ class _ResponsesStream:
         if self.final is not None or not isinstance(event, dict):
             return
         kind = event.get("type")
-        target = _DELTA_TARGETS.get(kind) if isinstance(kind, str) else None
+        if not isinstance(kind, str):
+            return
+        target = _DELTA_TARGETS.get(kind)
         if target is not None:
             delta = event.get("delta")
             if isinstance(delta, str):
                 buf = self._buffer(event, target[2])
                 if not buf.done:
-                    getattr(buf, target[0]).setdefault(event.get(target[1]), []).append(delta)
+                    getattr(buf, target[0]).setdefault(_index(event.get(target[1])), []).append(delta)
         elif kind == "response.function_call_arguments.delta" or kind == "response.custom_tool_call_input.delta":
             delta = event.get("delta")
             if isinstance(delta, str):
@@ -752,7 +759,7 @@ class _ResponsesStream:
             text = event.get("text")
             buf = self._buffer(event, "message")
             if isinstance(text, str) and not buf.done:
-                buf.text[event.get("content_index")] = [text]
+                buf.text[_index(event.get("content_index"))] = [text]
         elif kind == "response.output_item.added" or kind == "response.output_item.done":
             item = event.get("item")
             if isinstance(item, dict):
@@ -925,11 +932,12 @@ class _AnthropicStream:
             return
         kind = event.get("type")
         if kind == "content_block_delta":
-            buf = self.blocks.get(event.get("index"))
+            index = _index(event.get("index"))
+            buf = self.blocks.get(index)
             delta = _dict(event.get("delta"))
             dkind = delta.get("type")
             if buf is None:
-                buf = self.blocks[event.get("index")] = _BlockBuffer(
+                buf = self.blocks[index] = _BlockBuffer(
                     {
                         "type": "thinking"
                         if dkind == "thinking_delta"
@@ -948,7 +956,7 @@ class _AnthropicStream:
             block = event.get("content_block")
             if isinstance(block, dict):
                 self.started = True
-                self.blocks[event.get("index")] = _BlockBuffer(block)
+                self.blocks[_index(event.get("index"))] = _BlockBuffer(block)
         elif kind == "message_start":
             msg = _dict(event.get("message"))
             self.started = True
@@ -996,7 +1004,9 @@ def _gemini_finish(reason: Any, parts: list[Part]) -> str:
         return "length"
     if reason in _GEMINI_FILTERED:
         return "content_filter"
-    return reason.lower()
+    if reason in ("OTHER", "FINISH_REASON_UNSPECIFIED"):
+        return "error"
+    return reason  # no counterpart among the conventions' values: the provider's own, as given
 
 
 def _gemini_part(part: dict) -> Part | None:
