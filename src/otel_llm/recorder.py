@@ -272,7 +272,7 @@ class Recorder:
             attrs[n.SERVER_ADDRESS] = host
             if port:
                 attrs[n.SERVER_PORT] = port
-        if stream:
+        if stream and route.operation != FETCH_RESPONSE:  # a fetch asks for no generation, streamed or not
             attrs[n.REQUEST_STREAM] = True
         api_type = route.openai_api_type
         if api_type is not None:
@@ -285,6 +285,7 @@ class Recorder:
         """Input messages, system instructions and tool definitions: on the span (JSON, capped) and/or kept
         for the event, as the capture mode says. Only called on content opt-in."""
         content = request_content(route.api, body)
+        _named(content[0])
         if self.event_content:
             inv.content_in = content
         if self.span_content:
@@ -300,6 +301,7 @@ class Recorder:
             return []
         if not isinstance(out, list):  # a stream's content, assembled from its events
             out = out.messages()
+        _named(out)
         if error is not None:
             for msg in out:
                 if not msg.get("finish_reason"):
@@ -440,17 +442,23 @@ class Recorder:
             usage = None
             if info.status:
                 attrs[n.RESPONSE_STATUS] = info.status
+            if self.span_content and info.fetched is not None:  # the instructions and tools it was made with
+                for key, value in zip(_INPUT_KEYS[1:], info.fetched, strict=True):
+                    if value:
+                        attrs[key] = cap_json(value, self.config.content_max_length)
         if usage is not None:
             if usage.input_tokens is not None:
                 attrs[n.USAGE_INPUT] = usage.input_tokens
             if usage.output_tokens is not None:
                 attrs[n.USAGE_OUTPUT] = usage.output_tokens
-            if usage.cache_read_tokens is not None:
+            if usage.cache_read_tokens:  # a zero is left out, as the official instrumentation does
                 attrs[n.USAGE_CACHE_READ] = usage.cache_read_tokens
-            if usage.cache_write_tokens is not None:
+            if usage.cache_write_tokens:
                 attrs[n.USAGE_CACHE_WRITE] = usage.cache_write_tokens
-            if usage.reasoning_tokens is not None:
+            if usage.reasoning_tokens:
                 attrs[n.USAGE_REASONING] = usage.reasoning_tokens
+        if info.compacted:
+            attrs[n.CONVERSATION_COMPACTED] = True
         if info.system_fingerprint:
             attrs[n.OPENAI_SYSTEM_FINGERPRINT] = info.system_fingerprint
         if info.service_tier:
@@ -579,6 +587,13 @@ def _error_type(exc: BaseException) -> str:
     except Exception:
         log.debug("otel_llm: classifying an exception failed", exc_info=True)
         return "_OTHER"
+
+
+def _named(messages: list[dict[str, Any]]) -> None:
+    """Every message carries ``name`` (null when the wire gave none), as the official instrumentation writes it."""
+    for msg in messages:
+        if "name" not in msg:
+            msg["name"] = None
 
 
 _INPUT_KEYS = (n.INPUT_MESSAGES, n.SYSTEM_INSTRUCTIONS, n.TOOL_DEFINITIONS)

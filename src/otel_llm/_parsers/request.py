@@ -75,6 +75,11 @@ def _params(attrs: dict[str, Any], src: dict, table: tuple, keys: frozenset[str]
                 attrs[attr] = v
 
 
+def _has_compaction(items: list) -> bool:
+    """A Responses item list carries a ``compaction`` item (the conversation was compacted)."""
+    return any(type(item) is dict and item.get("type") == "compaction" for item in items)
+
+
 def _output_type(attrs: dict[str, Any], fmt: Any) -> None:
     """``gen_ai.output.type`` of a chat ``response_format`` or a Responses ``text.format`` (a JSON schema,
     as ``parse`` sends, or a JSON object is ``json``; another named format is given as named)."""
@@ -120,6 +125,10 @@ def parse_request(route: Route, body: Any, path_model: str | None = None) -> Req
         if isinstance(stops, list) and stops:
             attrs[n.REQUEST_STOP_SEQUENCES] = [str(s) for s in stops]
         return info
+    if api == OPENAI_RESPONSES:
+        inp = body.get("input")
+        if type(inp) is list and _has_compaction(inp):
+            attrs[n.CONVERSATION_COMPACTED] = True
     if _CHAT_KEYS.isdisjoint(body):  # the common request: model, messages and a parameter or two
         return info
     stop = body.get("stop")
@@ -163,6 +172,12 @@ def parse_request_bytes(route: Route, raw: bytes | None, path_model: str | None 
     return parse_request(route, body, path_model)
 
 
-def parse_fetch(response_id: str, stream: bool) -> RequestInfo:
-    """A ``responses.retrieve`` call: no model asked for; the fetched response's id is known from the start."""
-    return RequestInfo(stream=stream, attributes={n.RESPONSE_ID: response_id})
+def parse_fetch(response_id: str, params: Any, stream: bool) -> RequestInfo:
+    """A ``responses.retrieve`` call: no model asked for; the fetched response's id is known from the start,
+    and a streamed fetch may resume after a given event (``starting_after``)."""
+    attrs: dict[str, Any] = {n.RESPONSE_ID: response_id}
+    if isinstance(params, dict):
+        cursor = params.get("starting_after")
+        if isinstance(cursor, (int, str)) and not isinstance(cursor, bool):
+            attrs[n.REQUEST_STREAM_CURSOR] = str(cursor)
+    return RequestInfo(stream=stream, attributes=attrs)

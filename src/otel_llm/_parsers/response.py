@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._json import loads as _loads
-from .messages import StreamContent, response_messages
-from .routes import ANTHROPIC_MESSAGES, GEMINI, OPENAI_EMBEDDINGS, OPENAI_RESPONSES, Route
+from .messages import StreamContent, request_content, response_messages
+from .routes import ANTHROPIC_MESSAGES, FETCH_RESPONSE, GEMINI, OPENAI_EMBEDDINGS, OPENAI_RESPONSES, Route
 from .usage import Usage
 
 __all__ = ["ResponseInfo", "apply_body", "apply_openai_object", "capture_output", "parse_body_bytes", "usage_from"]
@@ -32,6 +32,8 @@ class ResponseInfo:
     service_tier: str | None = None
     embedding_dimensions: int | None = None
     status: str | None = None  # a Responses answer's status
+    compacted: bool = False  # a Responses answer carries a compaction item
+    fetched: tuple[list, list] | None = None  # content capture, fetch_response: (instructions, tool definitions)
     # content capture only: the output messages of a whole body (a list), or a stream's StreamContent
     output: Any = None
 
@@ -140,7 +142,31 @@ def apply_openai_choices(info: ResponseInfo, choices: Any) -> None:
             info.finish_reasons.append(reason)
 
 
-def capture_output(api: str, body: Any, info: ResponseInfo) -> None:
+_INCOMPLETE_REASONS = {"max_output_tokens": "length"}  # the chat spelling, as the official instrumentation maps it
+_TOOL_CALL_ITEMS = frozenset({"function_call", "custom_tool_call", "computer_call"})
+
+
+def _responses_reasons(output: Any) -> list[str]:
+    """Finish reasons of a completed Responses answer, one per kind of ending: ``tool_calls`` for a finished
+    client-side tool call, ``stop`` for a completed message; ``stop`` when the output has neither."""
+    reasons: list[str] = []
+    for item in output if isinstance(output, list) else ():
+        if not isinstance(item, dict):
+            continue
+        kind = item.get("type")
+        status = item.get("status")
+        if kind in _TOOL_CALL_ITEMS:
+            reason = "tool_calls" if status is None or status in ("completed", "incomplete") else None
+        elif kind == "message":
+            reason = "stop" if status == "completed" else None
+        else:
+            continue
+        if reason is not None and reason not in reasons:
+            reasons.append(reason)
+    return reasons or ["stop"]
+
+
+def capture_output(api: str, body: Any, info: ResponseInfo, fetch: bool = False) -> None:
     """Content capture: the output messages of a whole decoded body (a Gemini JSON array is a stream)."""
     if isinstance(body, list):
         stream = StreamContent(api)
@@ -149,6 +175,10 @@ def capture_output(api: str, body: Any, info: ResponseInfo) -> None:
         info.output = stream
     else:
         info.output = response_messages(api, body)
+        if fetch and isinstance(body, dict):  # the instructions and tools the fetched response was made with
+            given = {"instructions": body.get("instructions"), "tools": body.get("tools")}
+            _, system, tools = request_content(api, given)
+            info.fetched = (system, tools)
 
 
 def apply_body(route: Route, body: Any, info: ResponseInfo) -> None:
@@ -188,12 +218,16 @@ def apply_body(route: Route, body: Any, info: ResponseInfo) -> None:
         status = body.get("status")
         if isinstance(status, str):
             info.status = status
+        output = body.get("output")
+        if type(output) is list and not info.compacted:
+            info.compacted = any(type(item) is dict and item.get("type") == "compaction" for item in output)
         if status == "completed":
-            info.finish_reasons.append("stop")
+            info.finish_reasons.extend(_responses_reasons(output))
         elif status == "incomplete":
             reason = _dict(body.get("incomplete_details")).get("reason")
-            info.finish_reasons.append(reason if isinstance(reason, str) else "incomplete")
-        elif status == "failed":
+            reason = reason if isinstance(reason, str) else "incomplete"
+            info.finish_reasons.append(_INCOMPLETE_REASONS.get(reason, reason))
+        elif status in ("failed", "cancelled"):
             info.finish_reasons.append("error")
             err = body.get("error")
             if isinstance(err, dict) and isinstance(err.get("code"), str):
@@ -329,6 +363,6 @@ def parse_body_bytes(route: Route, raw: bytes, info: ResponseInfo, capture: bool
     except (ValueError, TypeError):
         return False
     if capture:
-        capture_output(route.api, body, info)
+        capture_output(route.api, body, info, route.operation == FETCH_RESPONSE)
     apply_body(route, body, info)
     return True

@@ -185,6 +185,12 @@ class StreamParser:
                 name = _type_of(data)
             if name is not None and name.endswith(b".delta"):
                 return 1
+            if name in (b"response.output_item.added", b"response.output_item.done"):
+                if b'"compaction"' in data:  # recorded as it arrives: a stream cut short has no final response
+                    ev = self._load(data)
+                    if isinstance(ev, dict) and isinstance(ev.get("item"), dict):
+                        info.compacted = info.compacted or ev["item"].get("type") == "compaction"
+                return 0
             if name in (b"response.created", b"response.completed", b"response.failed", b"response.incomplete"):
                 ev = self._load(data)
                 if isinstance(ev, dict):

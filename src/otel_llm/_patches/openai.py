@@ -106,7 +106,7 @@ def _begin_fetch(
     params = options.params
     stream = kwargs.get("stream") is True or (isinstance(params, dict) and params.get("stream") is True)
     base = instance.base_url
-    inv = recorder.start(FETCH, parse_fetch(rid, stream), base.host, base.port, "sdk")
+    inv = recorder.start(FETCH, parse_fetch(rid, params, stream), base.host, base.port, "sdk")
     return inv, args, kwargs
 
 
