@@ -306,7 +306,7 @@ def test_content_is_captured_on_opt_in_and_capped(provider: FakeProvider, instru
     assert "gen_ai.system_instructions" not in a
     inp = json.loads(a["gen_ai.input.messages"])  # capped, and still valid JSON
     assert len(a["gen_ai.input.messages"]) <= 160
-    assert inp[0] == {"role": "system", "parts": [{"type": "text", "content": "Be brief."}]}
+    assert inp[0] == {"role": "system", "parts": [{"type": "text", "content": "Be brief."}], "name": None}
     cut = inp[1]["parts"][0]["content"]
     assert inp[1]["role"] == "user" and cut.endswith("…[truncated]") and long.startswith(cut[: -len("…[truncated]")])
     text = result.choices[0].message.content
