@@ -1444,6 +1444,43 @@ STREAMS = [
         id="a legacy chat function_call stream is assembled into one tool call",
     ),
     pytest.param(
+        OPENAI_CHAT,
+        [
+            chat_chunk(tool_delta(0, "", "call_1", "f")),
+            chat_chunk(tool_delta(0, '{"n": 1}')),
+            chat_chunk(tool_delta(0, "", "call_2", "g")),
+            chat_chunk(tool_delta(0, '{"n": 2}')),
+            chat_chunk({}, "tool_calls"),
+        ],
+        [out("tool_call", call("call_1", "f", {"n": 1}), call("call_2", "g", {"n": 2}))],
+        id="chat tool calls that a relay numbers all 0 are told apart by their new ids",
+    ),
+    pytest.param(
+        OPENAI_RESPONSES,
+        [
+            responses_event(
+                "response.output_item.added",
+                output_index=0,
+                item={"id": "msg_9", "type": "message", "status": "in_progress", "role": "assistant", "content": []},
+            ),
+            responses_event("response.output_text.delta", item_id="msg_9", content_index=0, delta="Only "),
+            responses_event("response.output_text.delta", item_id="msg_9", content_index=0, delta="ids."),
+            responses_event(
+                "response.output_item.done",
+                output_index=0,
+                item={
+                    "id": "msg_9",
+                    "type": "message",
+                    "status": "completed",
+                    "role": "assistant",
+                    "content": [{"type": "output_text", "text": "Only ids."}],
+                },
+            ),
+        ],
+        [out("stop", text("Only ids."))],
+        id="responses deltas that name only their item id land on that item and its text appears once",
+    ),
+    pytest.param(
         ANTHROPIC_MESSAGES,
         [
             {"type": "message_start", "message": {"role": "assistant", "content": []}},

@@ -366,15 +366,18 @@ class _ChoiceBuffer:
     def tool(self, call: dict) -> _ToolBuffer:
         index = call.get("index")
         call_id = call.get("id")
+        has_id = isinstance(call_id, str) and call_id
         if isinstance(index, int):
             key: Any = index
-        elif isinstance(call_id, str) and call_id:
+        elif has_id:
             key = call_id  # relays that leave out `index` send each call whole, under its own id
         elif self.tools:
             return self.tools[-1]
         else:
             key = 0
         buf = self.tools_by_index.get(key)
+        if buf is not None and has_id and buf.id is not None and buf.id != call_id:
+            buf = None  # relays that number every call 0: a new id is a new call
         if buf is None:
             buf = self.tools_by_index[key] = _ToolBuffer()
             self.tools.append(buf)
@@ -711,16 +714,25 @@ _FINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "respons
 class _ResponsesStream:
     """Responses events: output items assembled from deltas until the final response replaces them."""
 
-    __slots__ = ("final", "items")
+    __slots__ = ("final", "ids", "items")
 
     def __init__(self) -> None:
         self.items: dict[Any, _ItemBuffer] = {}
+        self.ids: dict[str, Any] = {}  # item id -> output index, for events that leave the index out
         self.final: list[Message] | None = None
 
-    def _buffer(self, event: dict, kind: str) -> _ItemBuffer:
+    def _slot(self, event: dict, item_id: Any) -> Any:
         index = event.get("output_index")
-        if not isinstance(index, int):
-            index = -1
+        if isinstance(index, int):
+            if isinstance(item_id, str):
+                self.ids[item_id] = index
+            return index
+        if isinstance(item_id, str):
+            return self.ids.setdefault(item_id, ("id", item_id))
+        return -1
+
+    def _buffer(self, event: dict, kind: str) -> _ItemBuffer:
+        index = self._slot(event, event.get("item_id"))
         buf = self.items.get(index)
         if buf is None:  # the "added" event was left out: start from what this event says
             item: dict = {"type": kind, "status": "in_progress"}
@@ -763,9 +775,7 @@ class _ResponsesStream:
         elif kind == "response.output_item.added" or kind == "response.output_item.done":
             item = event.get("item")
             if isinstance(item, dict):
-                index = event.get("output_index")
-                if not isinstance(index, int):
-                    index = -1
+                index = self._slot(event, item.get("id"))
                 if kind == "response.output_item.added" or index not in self.items:
                     self.items[index] = _ItemBuffer(item)
                 if kind == "response.output_item.done":
