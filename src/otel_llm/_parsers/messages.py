@@ -675,9 +675,10 @@ class _ItemBuffer:
         item = dict(self.item)
         kind = item.get("type")
         if kind == "message":
-            content = [{"type": "output_text", "text": "".join(f)} for _, f in sorted(self.text.items(), key=_key)]
-            content += [{"type": "refusal", "refusal": "".join(f)} for _, f in sorted(self.refusal.items(), key=_key)]
-            item["content"] = content or item.get("content")
+            pieces = [(i, {"type": "output_text", "text": "".join(f)}) for i, f in self.text.items()]
+            pieces += [(i, {"type": "refusal", "refusal": "".join(f)}) for i, f in self.refusal.items()]
+            pieces.sort(key=_key)  # by content index, as the parts were announced
+            item["content"] = [piece for _, piece in pieces] or item.get("content")
         elif kind in ("function_call", "custom_tool_call") and self.args:
             item["arguments" if kind == "function_call" else "input"] = "".join(self.args)
         elif kind == "reasoning":
