@@ -23,7 +23,7 @@ from ._parsers.headers import HeaderInfo
 from ._parsers.messages import request_content
 from ._parsers.request import RequestInfo
 from ._parsers.response import ResponseInfo
-from ._parsers.routes import FETCH_RESPONSE, Route
+from ._parsers.routes import CHAT, FETCH_RESPONSE, GENERATE_CONTENT, TEXT_COMPLETION, Route
 from ._parsers.usage import Usage
 from .version import __version__
 
@@ -37,6 +37,8 @@ __all__ = ["Invocation", "Recorder"]
 log = logging.getLogger("otel_llm")
 
 _CLIENT = SpanKind.CLIENT
+# the operations that get a gen_ai.client.inference.operation.details event (not embeddings, not a fetch)
+_EVENT_OPERATIONS = frozenset((CHAT, TEXT_COMPLETION, GENERATE_CONTENT))
 _NOT_ON_GAUGES = (n.ERROR_TYPE, n.RESPONSE_MODEL)
 _OK_OUTCOMES = ("completed", "closed_early")
 _RL_REMAINING = {
@@ -250,7 +252,7 @@ class Recorder:
             attrs[n.URL_FULL] = url
         if self.capture and body is not None:
             self._capture_input(inv, attrs, route, body)
-        if self.emit_event:
+        if self.emit_event and route.operation in _EVENT_OPERATIONS:
             inv.start_attrs = attrs
         if foreign_span is not None:
             inv.span = foreign_span
@@ -529,14 +531,14 @@ class Recorder:
         if inv.foreign:  # add what the owner's span lacks; its owner ends it
             if span.is_recording():
                 span.set_attributes(attrs)
-            if self.emit_event:
+            if inv.start_attrs is not None:
                 self._emit(inv, attrs, output)
             return
         if error is not None:
             attrs[n.ERROR_TYPE] = error
             span.set_status(Status(StatusCode.ERROR, error))
         span.set_attributes(attrs)
-        if self.emit_event:
+        if inv.start_attrs is not None:  # events on, and an inference call
             self._emit(inv, attrs, output)
         span.end()
 
