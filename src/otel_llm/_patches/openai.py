@@ -257,6 +257,17 @@ def _observe_chunk(inv: Invocation, chunk: Any) -> bool:
     return False
 
 
+def _caller_failed(inv: Invocation, exc: BaseException | None) -> None:
+    """The caller's own code raised inside ``with stream:``: the call ends failed with that exception's type
+    (as the official instrumentation records it), before the SDK closes the body."""
+    if exc is None or inv.ended or not isinstance(exc, Exception):
+        return
+    try:
+        inv.fail(exc)
+    except Exception:
+        log.debug("otel_llm: ending a stream failed", exc_info=True)
+
+
 class _SdkStream(wrapt.ObjectProxy):
     """The SDK's own Stream (isinstance still passes). While the SDK works inside ``__next__`` the call
     is held: a body closed because the SDK raised (bad JSON, bad UTF-8, an error event) ends as failed
@@ -299,6 +310,7 @@ class _SdkStream(wrapt.ObjectProxy):
         return self
 
     def __exit__(self, *exc: Any) -> Any:
+        _caller_failed(self._self_inv, exc[1] if len(exc) > 1 else None)
         return self.__wrapped__.__exit__(*exc)
 
 
@@ -340,6 +352,7 @@ class _AsyncSdkStream(wrapt.ObjectProxy):
         return self
 
     async def __aexit__(self, *exc: Any) -> Any:
+        _caller_failed(self._self_inv, exc[1] if len(exc) > 1 else None)
         return await self.__wrapped__.__aexit__(*exc)
 
 
