@@ -548,3 +548,14 @@ def test_an_incomplete_stored_response_reports_its_status(provider: FakeProvider
     a = telemetry.span().attributes
     assert a["gen_ai.response.status"] == "incomplete" and a["gen_ai.response.finish_reasons"] == ("length",)
     assert "error.type" not in a
+
+
+def test_an_exception_of_the_callers_code_inside_with_stream_fails_the_call(
+    provider: FakeProvider, telemetry: Telemetry
+) -> None:
+    stream = client(provider).chat.completions.create(model="gpt-4.1", messages=MSG, stream=True)
+    with pytest.raises(LookupError, match="mine"), stream:
+        for _ in stream:
+            raise LookupError("mine")
+    span = telemetry.span()
+    assert span.attributes["error.type"] == "LookupError" and span.status.status_code.name == "ERROR"
