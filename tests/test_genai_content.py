@@ -559,3 +559,21 @@ def test_an_exception_of_the_callers_code_inside_with_stream_fails_the_call(
             raise LookupError("mine")
     span = telemetry.span()
     assert span.attributes["error.type"] == "LookupError" and span.status.status_code.name == "ERROR"
+
+
+def test_an_exception_of_the_callers_code_inside_a_stream_manager_fails_the_call(
+    provider: FakeProvider, telemetry: Telemetry
+) -> None:
+    c = client(provider)
+    with pytest.raises(LookupError), c.responses.stream(model="gpt-4.1", input="hi") as stream:
+        for _ in stream:
+            raise LookupError("mine")
+
+    async def run() -> None:
+        with pytest.raises(KeyError):
+            async with aclient(provider).chat.completions.stream(model="gpt-4.1", messages=MSG) as chat:
+                async for _ in chat:
+                    raise KeyError("mine")
+
+    asyncio.run(run())
+    assert [s.attributes["error.type"] for s in telemetry.spans()] == ["LookupError", "KeyError"]

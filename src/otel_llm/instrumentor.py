@@ -16,7 +16,7 @@ from typing import Any
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from wrapt import register_post_import_hook, wrap_function_wrapper
 
-from ._patches import TARGETS
+from ._patches import DEFERRED, TARGETS
 from .config import INSTRUMENTOR_ARGS, Config
 from .package import _instruments
 
@@ -32,7 +32,7 @@ def _on_import(module: Any) -> None:
     try:
         inst = LLMInstrumentor()  # the base class makes one instance per class
         if inst.recorder is not None:
-            inst._patch(module.__name__)
+            inst._patch(module.__name__.partition(".")[0])
     except Exception:
         log.debug("otel_llm: patching %s on import failed", getattr(module, "__name__", module), exc_info=True)
 
@@ -80,6 +80,11 @@ class LLMInstrumentor(BaseInstrumentor):
         recorder = self.recorder
         for module_name, attr, factory in TARGETS:
             if module_name.partition(".")[0] != root:
+                continue
+            if module_name in DEFERRED and module_name not in sys.modules:
+                if module_name not in _HOOKED:  # patched when the application imports it
+                    _HOOKED.add(module_name)
+                    register_post_import_hook(_on_import, module_name)
                 continue
             try:
                 module = importlib.import_module(module_name)

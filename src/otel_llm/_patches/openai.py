@@ -38,6 +38,37 @@ def targets(module_name: str) -> list[tuple[str, str, Any]]:
     ]
 
 
+STREAM_MANAGER_MODULES = ("openai.lib.streaming.responses._responses", "openai.lib.streaming.chat._completions")
+
+
+def stream_manager_targets() -> list[tuple[str, str, Any]]:
+    """``with client.responses.stream(...)`` / ``chat.completions.stream(...)``: the managers' exit sees an
+    exception of the caller's code (which the stream inside never does)."""
+    responses, chat = STREAM_MANAGER_MODULES
+    return [
+        (responses, "ResponseStreamManager.__exit__", manager_exit_factory),
+        (responses, "AsyncResponseStreamManager.__aexit__", manager_exit_factory),
+        (chat, "ChatCompletionStreamManager.__exit__", manager_exit_factory),
+        (chat, "AsyncChatCompletionStreamManager.__aexit__", manager_exit_factory),
+    ]
+
+
+def manager_exit_factory(recorder: Recorder, module: Any) -> Any:
+    def exit_(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        if len(args) > 1 and args[1] is not None:  # leaving the with-block on an exception
+            try:
+                for key, value in vars(instance).items():  # the manager's private __stream
+                    if key.endswith("__stream"):
+                        inv = getattr(getattr(value, "_raw_stream", None), "_self_inv", None)
+                        if inv is not None:
+                            _caller_failed(inv, args[1])
+            except Exception:
+                log.debug("otel_llm: reading a stream manager failed", exc_info=True)
+        return wrapped(*args, **kwargs)  # __aexit__: its coroutine, awaited by the caller
+
+    return exit_
+
+
 def _options(args: Any, kwargs: Any) -> Any:
     return args[1] if len(args) > 1 else kwargs.get("options")
 
