@@ -402,7 +402,7 @@ def test_anthropic_system_tool_use_and_tool_result(provider: FakeProvider, instr
     ]
     tools: Any = [{"name": "w", "description": "weather", "input_schema": {"type": "object"}}]
     with a.messages.stream(
-        model="claude-sonnet-4-5",
+        model="claude-sonnet-4.5",
         max_tokens=64,
         system="Be brief.",
         messages=history,
@@ -577,3 +577,20 @@ def test_an_exception_of_the_callers_code_inside_a_stream_manager_fails_the_call
 
     asyncio.run(run())
     assert [s.attributes["error.type"] for s in telemetry.spans()] == ["LookupError", "KeyError"]
+
+
+def test_with_events_on_a_logger_provider_is_set_up_from_the_environment() -> None:
+    from opentelemetry import _logs
+    from opentelemetry.sdk._logs import LoggerProvider
+
+    before = _logs._internal._LOGGER_PROVIDER  # type: ignore[attr-defined]
+    before_once = _logs._internal._LOGGER_PROVIDER_SET_ONCE._done  # type: ignore[attr-defined]
+    _logs._internal._LOGGER_PROVIDER = None  # type: ignore[attr-defined]
+    _logs._internal._LOGGER_PROVIDER_SET_ONCE._done = False  # type: ignore[attr-defined]
+    try:
+        made = setup_logger_provider({"OTEL_LOGS_EXPORTER": "console"})
+        assert isinstance(made, LoggerProvider) and _logs.get_logger_provider() is made
+        assert setup_logger_provider({"OTEL_LOGS_EXPORTER": "console"}) is None  # one already set: kept
+    finally:
+        _logs._internal._LOGGER_PROVIDER = before  # type: ignore[attr-defined]
+        _logs._internal._LOGGER_PROVIDER_SET_ONCE._done = before_once  # type: ignore[attr-defined]
