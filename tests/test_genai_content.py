@@ -15,6 +15,8 @@ import anthropic
 import httpx
 import openai
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from otel_llm import ConfigError, LLMInstrumentor
@@ -594,3 +596,32 @@ def test_with_events_on_a_logger_provider_is_set_up_from_the_environment() -> No
     finally:
         _logs._internal._LOGGER_PROVIDER = before  # type: ignore[attr-defined]
         _logs._internal._LOGGER_PROVIDER_SET_ONCE._done = before_once  # type: ignore[attr-defined]
+
+
+_text = st.text(alphabet=st.sampled_from('ab"\\\n\x01é😀 '), max_size=300)
+_messages = st.lists(
+    st.fixed_dictionaries(
+        {
+            "role": st.sampled_from(["user", "assistant"]),
+            "parts": st.lists(st.fixed_dictionaries({"type": st.just("text"), "content": _text}), max_size=4),
+        }
+    ),
+    max_size=5,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_messages, st.integers(min_value=2, max_value=700))
+def test_capped_content_is_valid_json_within_the_limit_and_leaves_the_callers_value(
+    messages: list[dict[str, Any]], limit: int
+) -> None:
+    from otel_llm.recorder import cap_content, cap_json
+
+    before = json.dumps(messages)
+    text = cap_json(messages, limit)
+    assert len(text) <= limit and isinstance(json.loads(text), list)
+    value = cap_content(messages, limit)
+    assert len(json.dumps(value, ensure_ascii=False, separators=(",", ":"))) <= limit
+    assert json.dumps(messages) == before
+    if len(json.dumps(messages, ensure_ascii=False, separators=(",", ":"))) <= limit:
+        assert json.loads(text) == messages  # within the limit: whole
