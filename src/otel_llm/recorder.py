@@ -329,7 +329,10 @@ class Recorder:
                 event[n.OUTPUT_MESSAGES] = cap_content(output, limit)
         span = inv.span
         ctx = trace.set_span_in_context(span) if span is not None else None
-        self.logger.emit(_LogRecord(event_name=n.EVENT_INFERENCE_DETAILS, attributes=event, context=ctx))
+        try:  # whatever the logger provider does, the span still gets its attributes and ends
+            self.logger.emit(_LogRecord(event_name=n.EVENT_INFERENCE_DETAILS, attributes=event, context=ctx))
+        except Exception:
+            log.debug("otel_llm: emitting an event failed", exc_info=True)
 
     # --- finish ---
     def _model_label(self, model: str | None) -> str | None:
