@@ -625,3 +625,27 @@ def test_capped_content_is_valid_json_within_the_limit_and_leaves_the_callers_va
     assert json.dumps(messages) == before
     if len(json.dumps(messages, ensure_ascii=False, separators=(",", ":"))) <= limit:
         assert json.loads(text) == messages  # within the limit: whole
+
+
+def test_a_failing_logger_provider_never_breaks_the_call_or_the_span(
+    provider: FakeProvider, instrument: Instrument
+) -> None:
+    from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor
+
+    class Broken(LogRecordProcessor):
+        def on_emit(self, log_record: Any) -> None:
+            raise RuntimeError("exporter down")
+
+        def shutdown(self) -> None:
+            pass
+
+        def force_flush(self, timeout_millis: int = 30000) -> bool:
+            return True
+
+    lp = LoggerProvider()
+    lp.add_log_record_processor(Broken())
+    t = instrument(capture_content="SPAN_AND_EVENT", logger_provider=lp)
+    result = client(provider).chat.completions.create(model="gpt-4.1", messages=MSG)
+    assert result.choices[0].message.content
+    span = t.span()
+    assert span.end_time is not None and "gen_ai.output.messages" in span.attributes
