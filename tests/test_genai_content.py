@@ -649,3 +649,35 @@ def test_a_failing_logger_provider_never_breaks_the_call_or_the_span(
     assert result.choices[0].message.content
     span = t.span()
     assert span.end_time is not None and "gen_ai.output.messages" in span.attributes
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_parallel_tool_calls_each_keep_their_id_and_arguments(
+    stream: bool, provider: FakeProvider, instrument: Instrument
+) -> None:
+    t = instrument(capture_content="SPAN_ONLY")
+    headers = {**TOOL_CALL, "x-fake-tool-calls": "3"}
+    c = client(provider)
+    if stream:
+        calls: dict[int, dict[str, str]] = {}
+        for chunk in c.chat.completions.create(
+            model="gpt-4.1", messages=MSG, tools=TOOLS, stream=True, extra_headers=headers
+        ):
+            for d in chunk.choices[0].delta.tool_calls or [] if chunk.choices else []:
+                got = calls.setdefault(d.index, {"id": "", "arguments": ""})
+                got["id"] = d.id or got["id"]
+                got["arguments"] += d.function.arguments or ""
+        wire = [(calls[i]["id"], json.loads(calls[i]["arguments"])) for i in sorted(calls)]
+        with c.responses.stream(model="gpt-4.1", input="Weather?", extra_headers=headers) as rs:
+            final = rs.get_final_response()
+    else:
+        result = c.chat.completions.create(model="gpt-4.1", messages=MSG, tools=TOOLS, extra_headers=headers)
+        wire = [(tc.id, json.loads(tc.function.arguments)) for tc in result.choices[0].message.tool_calls]
+        final = c.responses.create(model="gpt-4.1", input="Weather?", extra_headers=headers)
+    chat, responses = t.spans()
+    assert len(wire) == 3 and len({json.dumps(a) for _, a in wire}) == 3
+    assert [(p["id"], p["arguments"]) for p in parts_of(content(chat, "gen_ai.output.messages"), "tool_call")] == wire
+    items = [(i.call_id, json.loads(i.arguments)) for i in final.output]  # type: ignore[union-attr]
+    got = [(p["id"], p["arguments"]) for p in parts_of(content(responses, "gen_ai.output.messages"), "tool_call")]
+    assert len(items) == 3 and got == items
+    assert responses.attributes["gen_ai.response.finish_reasons"] == ("tool_calls",)

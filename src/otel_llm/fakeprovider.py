@@ -44,6 +44,8 @@ Request headers that steer one call:
                           ``tool_calls``, a Responses ``function_call`` item, an Anthropic ``tool_use`` block,
                           a Gemini ``functionCall`` part); ``refusal``: it declines (chat ``refusal``, a Responses
                           ``refusal`` part; Anthropic and Gemini answer with the refusal as text).
+``x-fake-tool-calls``     with ``tool_call``: how many calls the model makes at once (chat and Responses;
+                          default 1, at most 8), each with other arguments; a stream sends them one after another.
 
 ``GET /v1/responses/{id}`` (``responses.retrieve``) answers a stored, completed response with that id (a
 streamed one with ``?stream=true``); ``x-fake-status: incomplete`` makes it an incomplete one.
@@ -248,6 +250,7 @@ class _Call:
     max_tokens: int | None
     created: int = field(default_factory=lambda: int(time.time()))
     answer: str = "text"  # text | tool_call | refusal (x-fake-answer)
+    tool_calls: int = 1  # parallel tool calls (x-fake-tool-calls)
     response_id: str | None = None  # a fetched stored response: its id is the one asked for
 
     @property
@@ -562,10 +565,11 @@ def _tool_name(api: str, body: dict[str, Any]) -> str:
     return "get_weather"
 
 
-def _tool_args(c: _Call) -> dict[str, Any]:
-    """Arguments of the model's tool call: derived from the request (same request, same arguments)."""
+def _tool_args(c: _Call, n: int = 0) -> dict[str, Any]:
+    """Arguments of the model's ``n``-th tool call: derived from the request (same request, same arguments)."""
     digest = hashlib.blake2b(_dumps(c.body), digest_size=2).digest()
-    return {"location": _CITIES[digest[0] % len(_CITIES)], "unit": "celsius" if digest[1] % 2 else "fahrenheit"}
+    city = _CITIES[(digest[0] + n) % len(_CITIES)]
+    return {"location": city, "unit": "celsius" if digest[1] % 2 else "fahrenheit"}
 
 
 def _pieces(text: str, k: int) -> list[str]:
@@ -700,8 +704,9 @@ def _chat_body(c: _Call) -> tuple[dict[str, Any], _Sent | None]:
                 {
                     "id": c.rid("call_", 24),
                     "type": "function",
-                    "function": {"name": _tool_name("chat", c.body), "arguments": json.dumps(_tool_args(c))},
+                    "function": {"name": _tool_name("chat", c.body), "arguments": json.dumps(_tool_args(c, n))},
                 }
+                for n in range(c.tool_calls)
             ]
             choice["finish_reason"] = "tool_calls"
         elif c.answer == "refusal":
@@ -782,19 +787,19 @@ def _chat_special_frames(c: _Call, chunk: Callable[..., _Frame], frames: list[_F
     k = max(2, min(len(ch.deltas) for ch in c.choices))
     for i in range(len(c.choices)):
         if c.answer == "tool_call":
-            args = json.dumps(_tool_args(c))
-            head = {"index": 0, "id": c.rid("call_", 24), "type": "function"}
-            frames.append(
-                chunk(
-                    i,
-                    None,
-                    delta={"tool_calls": [{**head, "function": {"name": _tool_name("chat", c.body), "arguments": ""}}]},
-                )
-            )
-            for piece in _pieces(args, k):
+            name = _tool_name("chat", c.body)
+            for n in range(c.tool_calls):
+                args = json.dumps(_tool_args(c, n))
+                head = {"index": n, "id": c.rid("call_", 24), "type": "function"}
                 frames.append(
-                    chunk(i, None, "content", delta={"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
+                    chunk(i, None, delta={"tool_calls": [{**head, "function": {"name": name, "arguments": ""}}]})
                 )
+                for piece in _pieces(args, k):
+                    frames.append(
+                        chunk(
+                            i, None, "content", delta={"tool_calls": [{"index": n, "function": {"arguments": piece}}]}
+                        )
+                    )
         else:
             text = _REFUSAL if i == 0 else _REFUSAL.replace("that", "this")
             frames += [chunk(i, None, "content", delta={"refusal": piece}) for piece in _pieces(text, k)]
@@ -904,7 +909,7 @@ def _responses_body(c: _Call) -> tuple[dict[str, Any], _Sent | None]:
     output = [reasoning_item] if reasoning_item else []
     if c.answer == "tool_call":
         status = "completed"
-        output.append(_function_item(c, "completed", json.dumps(_tool_args(c))))
+        output += [_function_item(c, "completed", json.dumps(_tool_args(c, n))) for n in range(c.tool_calls)]
     elif c.answer == "refusal":
         status = "completed"
         output.append(_refusal_item(item_id, status, _REFUSAL))
@@ -955,13 +960,19 @@ def _responses_special_frames(
     index = len(output)
     k = max(2, len(c.choices[0].deltas))
     if c.answer == "tool_call":
-        args = json.dumps(_tool_args(c))
-        item = _function_item(c, "in_progress", "")
-        frames.append(event("response.output_item.added", output_index=index, item=item))
-        at: dict[str, Any] = {"item_id": item["id"], "output_index": index}
-        frames += [event("response.function_call_arguments.delta", "content", **at, delta=p) for p in _pieces(args, k)]
-        frames.append(event("response.function_call_arguments.done", **at, arguments=args))
-        item = {**item, "arguments": args, "status": "completed"}
+        for n in range(c.tool_calls):
+            args = json.dumps(_tool_args(c, n))
+            item = _function_item(c, "in_progress", "")
+            frames.append(event("response.output_item.added", output_index=index, item=item))
+            at: dict[str, Any] = {"item_id": item["id"], "output_index": index}
+            deltas = _pieces(args, k)
+            frames += [event("response.function_call_arguments.delta", "content", **at, delta=p) for p in deltas]
+            frames.append(event("response.function_call_arguments.done", **at, arguments=args))
+            item = {**item, "arguments": args, "status": "completed"}
+            if n < c.tool_calls - 1:  # every call but the last is done here; the last below, as for one call
+                frames.append(event("response.output_item.done", output_index=index, item=item))
+                output = [*output, item]
+                index += 1
     else:
         frames.append(
             event("response.output_item.added", output_index=index, item=_refusal_item(item_id, "in_progress", None))
@@ -1763,6 +1774,7 @@ class FakeProvider:
             include_usage=include_usage,
             relay_cost=_float_header(headers, "x-fake-relay-cost", None),
             answer=_answer_kind(headers),
+            tool_calls=_int_header(headers, "x-fake-tool-calls", 1, 1, 8) or 1,
             max_tokens=max_tokens,
         )
         return call, inputs
