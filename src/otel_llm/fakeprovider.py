@@ -761,12 +761,14 @@ def _openai_frames(c: _Call) -> list[_Frame]:
         return _sse({**base, "choices": [choice]}, kind=kind)
 
     frames: list[_Frame] = []
+    if chat and c.answer != "text":  # a refusal or tool call opens with no content at all, as OpenAI sends it
+        first = {"role": "assistant", "content": None, "refusal": "" if c.answer == "refusal" else None}
+        frames += [chunk(i, None, delta=first) for i in range(len(c.choices))]
+        return _chat_special_frames(c, chunk, frames, base)
     if chat:
         frames += [
             chunk(i, None, delta={"role": "assistant", "content": "", "refusal": None}) for i in range(len(c.choices))
         ]
-    if chat and c.answer != "text":
-        return _chat_special_frames(c, chunk, frames, base)
     for k in range(max(len(ch.deltas) for ch in c.choices)):
         for i, ch in enumerate(c.choices):
             if k < len(ch.deltas):
