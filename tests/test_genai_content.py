@@ -680,3 +680,29 @@ def test_parallel_tool_calls_each_keep_their_id_and_arguments(
     got = [(p["id"], p["arguments"]) for p in parts_of(content(responses, "gen_ai.output.messages"), "tool_call")]
     assert len(items) == 3 and got == items
     assert responses.attributes["gen_ai.response.finish_reasons"] == ("tool_calls",)
+
+
+def test_readable_reasoning_becomes_reasoning_parts(provider: FakeProvider, instrument: Instrument) -> None:
+    t = instrument(capture_content="SPAN_ONLY")
+    think = {"x-fake-answer": "reasoning"}
+    c = client(provider)
+    whole = c.chat.completions.create(model="deepseek-reasoner", messages=MSG, extra_headers=think)
+    streamed = "".join(
+        getattr(ch.choices[0].delta, "reasoning_content", None) or ""
+        for ch in c.chat.completions.create(model="deepseek-reasoner", messages=MSG, stream=True, extra_headers=think)
+        if ch.choices
+    )
+    r = c.responses.create(model="gpt-4.1", input="hi", extra_headers=think)
+    a = anthropic.Anthropic(base_url=provider.url, api_key="k", max_retries=0)
+    with a.messages.stream(
+        model="claude-sonnet-4.5", max_tokens=64, messages=[{"role": "user", "content": "hi"}], extra_headers=think
+    ) as stream:
+        final = stream.get_final_message()
+    spans = t.spans()
+    thoughts = [[p["content"] for p in parts_of(content(s, "gen_ai.output.messages"), "reasoning")] for s in spans]
+    expected = whole.choices[0].message.reasoning_content  # type: ignore[attr-defined]
+    assert thoughts[0] == [expected] and thoughts[1] == [streamed] == [expected]
+    assert thoughts[2] == [r.output[0].summary[0].text]  # type: ignore[union-attr]
+    assert thoughts[3] == [final.content[0].thinking]  # type: ignore[union-attr]
+    for s in spans:  # the answer's text is there too, once
+        assert len(parts_of(content(s, "gen_ai.output.messages"), "text")) == 1

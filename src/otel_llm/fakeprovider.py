@@ -43,7 +43,9 @@ Request headers that steer one call:
                           ``get_weather``) with JSON arguments (chat ``tool_calls`` with finish reason
                           ``tool_calls``, a Responses ``function_call`` item, an Anthropic ``tool_use`` block,
                           a Gemini ``functionCall`` part); ``refusal``: it declines (chat ``refusal``, a Responses
-                          ``refusal`` part; Anthropic and Gemini answer with the refusal as text).
+                          ``refusal`` part; Anthropic and Gemini answer with the refusal as text);
+                          ``reasoning``: the text answer after readable reasoning (chat ``reasoning_content``
+                          as DeepSeek sends it, an Anthropic ``thinking`` block, a Responses reasoning summary).
 ``x-fake-tool-calls``     with ``tool_call``: how many calls the model makes at once (chat and Responses;
                           default 1, at most 8), each with other arguments; a stream sends them one after another.
 
@@ -535,8 +537,9 @@ def _choice(
     return _Choice(deltas, "".join(deltas), visible + thoughts, thoughts, truncated)
 
 
-ANSWERS = ("text", "tool_call", "refusal")
+ANSWERS = ("text", "tool_call", "refusal", "reasoning")
 _REFUSAL = "I'm sorry, but I can't help with that request."
+_THOUGHT = "The user asks about telemetry; a short answer about spans and metrics will do."
 _CITIES = ("Lisbon", "Osaka", "Quito", "Tallinn", "Accra", "Hobart", "Reno", "Bergen")
 
 
@@ -713,6 +716,8 @@ def _chat_body(c: _Call) -> tuple[dict[str, Any], _Sent | None]:
             msg["content"] = None
             msg["refusal"] = _REFUSAL if i == 0 else _REFUSAL.replace("that", "this")
             choice["finish_reason"] = "stop"
+        elif c.answer == "reasoning":
+            msg["reasoning_content"] = _THOUGHT
     return {
         "id": c.rid("chatcmpl-", 29),
         "object": "chat.completion",
@@ -761,7 +766,7 @@ def _openai_frames(c: _Call) -> list[_Frame]:
         return _sse({**base, "choices": [choice]}, kind=kind)
 
     frames: list[_Frame] = []
-    if chat and c.answer != "text":  # a refusal or tool call opens with no content at all, as OpenAI sends it
+    if chat and c.answer in ("tool_call", "refusal"):  # they open with no content at all, as OpenAI sends them
         first = {"role": "assistant", "content": None, "refusal": "" if c.answer == "refusal" else None}
         frames += [chunk(i, None, delta=first) for i in range(len(c.choices))]
         return _chat_special_frames(c, chunk, frames, base)
@@ -769,6 +774,9 @@ def _openai_frames(c: _Call) -> list[_Frame]:
         frames += [
             chunk(i, None, delta={"role": "assistant", "content": "", "refusal": None}) for i in range(len(c.choices))
         ]
+    if chat and c.answer == "reasoning":
+        for i in range(len(c.choices)):
+            frames += [chunk(i, None, "content", delta={"reasoning_content": p}) for p in _pieces(_THOUGHT, 4)]
     for k in range(max(len(ch.deltas) for ch in c.choices)):
         for i, ch in enumerate(c.choices):
             if k < len(ch.deltas):
@@ -908,6 +916,11 @@ def _refusal_item(item_id: str, status: str, text: str | None) -> dict[str, Any]
 
 def _responses_body(c: _Call) -> tuple[dict[str, Any], _Sent | None]:
     rid, item_id, reasoning_item, status = _responses_parts(c)
+    if c.answer == "reasoning":
+        reasoning_item = {
+            **(reasoning_item or {"type": "reasoning", "id": c.rid("rs_", 48, "0123456789abcdef")}),
+            "summary": [{"type": "summary_text", "text": _THOUGHT}],
+        }
     output = [reasoning_item] if reasoning_item else []
     if c.answer == "tool_call":
         status = "completed"
@@ -936,7 +949,7 @@ def _responses_frames(c: _Call) -> list[_Frame]:
         frames.append(event("response.output_item.added", output_index=0, item=reasoning_item))
         frames.append(event("response.output_item.done", output_index=0, item=reasoning_item))
         output.append(reasoning_item)
-    if c.answer != "text":
+    if c.answer in ("tool_call", "refusal"):
         return _responses_special_frames(c, rid, item_id, event, frames, output)
     at: dict[str, Any] = {"item_id": item_id, "output_index": len(output), "content_index": 0}
     empty = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
@@ -1023,7 +1036,10 @@ def _anthropic_content(c: _Call) -> list[dict[str, Any]]:
                 "input": _tool_args(c),
             }
         ]
-    return [{"type": "text", "text": _REFUSAL if c.answer == "refusal" else c.choices[0].text}]
+    text = [{"type": "text", "text": _REFUSAL if c.answer == "refusal" else c.choices[0].text}]
+    if c.answer == "reasoning":
+        return [{"type": "thinking", "thinking": _THOUGHT, "signature": c.rid("sig", 40)}, *text]
+    return text
 
 
 def _messages_frames(c: _Call) -> list[_Frame]:
@@ -1052,15 +1068,34 @@ def _messages_frames(c: _Call) -> list[_Frame]:
     elif c.answer == "refusal":
         deltas = [{"type": "text_delta", "text": p} for p in _pieces(_REFUSAL, max(2, len(ch.deltas)))]
         stop = "end_turn"
-    frames = [
-        _sse({"type": "message_start", "message": message}, "message_start"),
-        _sse({"type": "content_block_start", "index": 0, "content_block": block}, "content_block_start"),
+    frames = [_sse({"type": "message_start", "message": message}, "message_start")]
+    index = 0
+    if c.answer == "reasoning":  # a thinking block first: its text, then its signature
+        thinking = {"type": "thinking", "thinking": "", "signature": ""}
+        frames.append(
+            _sse({"type": "content_block_start", "index": 0, "content_block": thinking}, "content_block_start")
+        )
+        frames += [
+            _sse(
+                {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": p}},
+                "content_block_delta",
+                "content",
+            )
+            for p in _pieces(_THOUGHT, 3)
+        ]
+        sig = {"type": "signature_delta", "signature": c.rid("sig", 40)}
+        frames.append(_sse({"type": "content_block_delta", "index": 0, "delta": sig}, "content_block_delta"))
+        frames.append(_sse({"type": "content_block_stop", "index": 0}, "content_block_stop"))
+        index = 1
+    frames += [
+        _sse({"type": "content_block_start", "index": index, "content_block": block}, "content_block_start"),
         _sse({"type": "ping"}, "ping"),
     ]
     frames += [
-        _sse({"type": "content_block_delta", "index": 0, "delta": d}, "content_block_delta", "content") for d in deltas
+        _sse({"type": "content_block_delta", "index": index, "delta": d}, "content_block_delta", "content")
+        for d in deltas
     ]
-    frames.append(_sse({"type": "content_block_stop", "index": 0}, "content_block_stop"))
+    frames.append(_sse({"type": "content_block_stop", "index": index}, "content_block_stop"))
     delta = {"stop_reason": stop, "stop_sequence": None}
     usage = _finish_usage(c, {"output_tokens": c.output_tokens})
     frames.append(
