@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -37,6 +39,15 @@ class Telemetry:
     reader: InMemoryMetricReader
     instrumentor: LLMInstrumentor
     tracer_provider: TracerProvider
+    log_exporter: InMemoryLogRecordExporter
+
+    def events(self) -> list[Any]:
+        """The log records otel-llm emitted (GenAI events), oldest first."""
+        return [
+            r
+            for r in self.log_exporter.get_finished_logs()
+            if r.instrumentation_scope is not None and r.instrumentation_scope.name == "otel_llm"
+        ]
 
     def spans(self) -> list[ReadableSpan]:
         return [s for s in self.exporter.get_finished_spans() if s.instrumentation_scope.name == "otel_llm"]
@@ -84,9 +95,14 @@ def instrument() -> Iterator[Callable[..., Telemetry]]:
         tp.add_span_processor(SimpleSpanProcessor(exporter))
         reader = InMemoryMetricReader()
         mp = MeterProvider(metric_readers=[reader])
+        logs = InMemoryLogRecordExporter()
+        if "logger_provider" not in options:
+            lp = LoggerProvider()
+            lp.add_log_record_processor(SimpleLogRecordProcessor(logs))
+            options["logger_provider"] = lp
         inst = LLMInstrumentor()
         inst.instrument(tracer_provider=tp, meter_provider=mp, **options)
-        t = Telemetry(exporter, reader, inst, tp)
+        t = Telemetry(exporter, reader, inst, tp, logs)
         made.append(t)
         return t
 

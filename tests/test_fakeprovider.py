@@ -831,3 +831,33 @@ def test_the_module_runs_as_a_command_until_interrupted(tmp_path: Path):
     finally:
         process.kill()
     assert process.returncode == 0 and "gpt-4.1-2025-04-14: calls=1" in out
+
+
+def test_an_unknown_answer_kind_is_a_clear_400(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError, match="x-fake-answer"):
+        client.chat.completions.create(
+            model="gpt-4.1", messages=[{"role": "user", "content": "hi"}], extra_headers={"x-fake-answer": "poem"}
+        )
+
+
+def test_a_stored_response_is_fetched_by_id_and_an_unknown_id_is_404(client: openai.OpenAI) -> None:
+    first = client.responses.retrieve("resp_abc")
+    assert first.id == "resp_abc" and first.status == "completed" and first.output_text
+    assert client.responses.retrieve("resp_abc").output_text == first.output_text  # its text follows from the id
+    assert client.responses.retrieve("resp_x", extra_headers={"x-fake-status": "incomplete"}).status == "incomplete"
+    events = [e.type for e in client.responses.retrieve("resp_abc", stream=True)]
+    assert events[0] == "response.created" and events[-1] == "response.completed"
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve("nope")
+
+
+def test_tool_calls_and_refusals_in_each_wire_format(provider: FakeProvider) -> None:
+    with httpx.Client(base_url=provider.url) as h:
+        call = {"x-fake-answer": "tool_call"}
+        msg = [{"role": "user", "content": "hi"}]
+        a = h.post("/v1/messages", json={"model": "claude-sonnet-4.5", "max_tokens": 64, "messages": msg}, headers=call)
+        assert a.json()["stop_reason"] == "tool_use" and a.json()["content"][0]["type"] == "tool_use"
+        g = h.post("/v1beta/models/gemini-2.5-flash:generateContent", json={"contents": "hi"}, headers=call).json()
+        assert "functionCall" in g["candidates"][0]["content"]["parts"][0]
+        r = h.post("/v1/responses", json={"model": "gpt-4.1", "input": "hi"}, headers={"x-fake-answer": "refusal"})
+        assert r.json()["output"][-1]["content"][0]["type"] == "refusal"

@@ -390,7 +390,8 @@ _json = st.recursive(
 def test_arbitrary_json_never_raises_out_of_the_parsers(body: object, path: str) -> None:
     route = R.match(path)
     assert route is not None
-    apply_body(route, body, ResponseInfo(), capture=True)
+    apply_body(route, body, ResponseInfo())
+    parse_body_bytes(route, json.dumps(body).encode(), ResponseInfo(), capture=True)
     parse_request(route, body)
     raw = json.dumps(body).encode()
     parser = StreamParser(route, ResponseInfo(), capture=True)
@@ -488,6 +489,25 @@ _RESPONSES_BODY = {
             "openai.types.responses:Response",
             dict(_RESPONSES_BODY, status="failed", error={"code": "server_error", "message": "x"}, usage=None),
         ),
+        (
+            "/v1/responses",
+            "openai.types.responses:Response",
+            dict(
+                _RESPONSES_BODY,
+                output=[
+                    {
+                        "type": "function_call",
+                        "id": "fc_1",
+                        "call_id": "call_1",
+                        "name": "get_weather",
+                        "arguments": '{"city": "Oslo"}',
+                        "status": "completed",
+                    },
+                    *_RESPONSES_BODY["output"],
+                ],
+            ),
+        ),
+        ("/v1/responses", "openai.types.responses:Response", dict(_RESPONSES_BODY, status="cancelled")),
         ("/v1/chat/completions", "openai.types.chat:ChatCompletion", _CHAT_BODY),
         ("/v1/chat/completions", "openai.types.chat:ChatCompletion", _DEEPSEEK_BODY),
         ("/v1/chat/completions", "openai.types.chat:ChatCompletion", dict(_CHAT_BODY, usage=None)),
@@ -498,6 +518,8 @@ _RESPONSES_BODY = {
         "responses",
         "responses-incomplete",
         "responses-failed",
+        "responses-tool-call",
+        "responses-cancelled",
         "chat",
         "deepseek-cache-hits",
         "chat-no-usage",

@@ -37,17 +37,23 @@ __all__ = [
 def instrument(**options: Any) -> LLMInstrumentor:
     """Set up SDK providers from ``OTEL_*`` env vars if none are set, then instrument. Idempotent.
 
-    Options: ``tracer_provider``, ``meter_provider`` and those listed in ``otel_llm.config.OPTIONS``.
+    Options: the standard instrumentor arguments (``tracer_provider``, ``meter_provider``, ``logger_provider``,
+    ``skip_dep_check``, ``raise_exception_on_conflict``) and those listed in ``otel_llm.config.OPTIONS``.
     An invalid option, exporter name or price file raises here, before any call is made.
     """
-    from ._setup import setup_providers
+    from ._setup import setup_logger_provider, setup_providers
+    from .config import INSTRUMENTOR_ARGS
 
-    Config.load({k: v for k, v in options.items() if k not in ("tracer_provider", "meter_provider")})
+    config = Config.load({k: v for k, v in options.items() if k not in INSTRUMENTOR_ARGS})
+    # events are the only log records otel-llm writes: a logger provider is set up only when they are on
+    setup_logger_provider(install=False)  # OTEL_LOGS_EXPORTER is checked whatever the mode
     instrumentor = LLMInstrumentor()
     if instrumentor.is_instrumented_by_opentelemetry:
         return instrumentor
     if options.get("tracer_provider") is None or options.get("meter_provider") is None:
         setup_providers()
+    if config.emit_event and options.get("logger_provider") is None:
+        setup_logger_provider()
     instrumentor.instrument(**options)
     return instrumentor
 

@@ -21,6 +21,7 @@ RESPONSE_ID = "gen_ai.response.id"
 FINISH_REASONS = "gen_ai.response.finish_reasons"
 TIME_TO_FIRST_CHUNK_ATTR = "gen_ai.response.time_to_first_chunk"
 REQUEST_STREAM = "gen_ai.request.stream"
+REQUEST_STREAM_CURSOR = "gen_ai.request.stream_cursor"  # fetch_response: the event a streamed fetch resumes after
 REQUEST_TEMPERATURE = "gen_ai.request.temperature"
 REQUEST_TOP_P = "gen_ai.request.top_p"
 REQUEST_TOP_K = "gen_ai.request.top_k"
@@ -34,6 +35,7 @@ REQUEST_ENCODING_FORMATS = "gen_ai.request.encoding_formats"
 OUTPUT_TYPE = "gen_ai.output.type"
 EMBEDDINGS_DIMENSION = "gen_ai.embeddings.dimension.count"
 CONVERSATION_ID = "gen_ai.conversation.id"
+CONVERSATION_COMPACTED = "gen_ai.conversation.compacted"
 USAGE_INPUT = "gen_ai.usage.input_tokens"
 USAGE_OUTPUT = "gen_ai.usage.output_tokens"
 USAGE_CACHE_READ = "gen_ai.usage.cache_read.input_tokens"
@@ -42,6 +44,8 @@ USAGE_REASONING = "gen_ai.usage.reasoning.output_tokens"
 INPUT_MESSAGES = "gen_ai.input.messages"
 OUTPUT_MESSAGES = "gen_ai.output.messages"
 SYSTEM_INSTRUCTIONS = "gen_ai.system_instructions"
+TOOL_DEFINITIONS = "gen_ai.tool.definitions"
+RESPONSE_STATUS = "gen_ai.response.status"  # fetch_response (the fetched response's status)
 OPENAI_API_TYPE = "openai.api.type"
 OPENAI_REQUEST_SERVICE_TIER = "openai.request.service_tier"
 OPENAI_RESPONSE_SERVICE_TIER = "openai.response.service_tier"
@@ -76,6 +80,9 @@ RETRY_AFTER = "gen_ai.rate_limit.retry_after"
 TOKEN_TYPE = "gen_ai.token.type"
 RATE_LIMIT_RESOURCE = "gen_ai.rate_limit.resource"  # requests | tokens | input_tokens | output_tokens
 UNPRICED_REASON = "otel_llm.unpriced.reason"  # unknown_model | no_usage
+
+# --- events (log records through the OpenTelemetry Logs API) ---
+EVENT_INFERENCE_DETAILS = "gen_ai.client.inference.operation.details"
 
 # --- metrics ---
 DURATION = "gen_ai.client.operation.duration"

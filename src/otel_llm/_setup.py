@@ -1,4 +1,4 @@
-"""SDK tracer and meter providers from the standard ``OTEL_*`` environment variables.
+"""SDK tracer, meter and logger providers from the standard ``OTEL_*`` environment variables.
 
 Used by ``otel_llm.instrument()`` only when the application has not set global providers itself
 (with ``opentelemetry-instrument`` the distro's configurator does this instead).
@@ -15,12 +15,13 @@ from opentelemetry import metrics, trace
 
 from .config import ConfigError
 
-__all__ = ["setup_providers", "needs_setup"]
+__all__ = ["setup_logger_provider", "setup_providers", "needs_setup"]
 
 log = logging.getLogger("otel_llm")
 
 _TRACE_EXPORTERS = ("otlp", "console", "none")
 _METRIC_EXPORTERS = ("otlp", "prometheus", "console", "none")
+_LOG_EXPORTERS = ("otlp", "console", "none")
 _PROTOCOLS = ("grpc", "http/protobuf")
 
 
@@ -60,6 +61,14 @@ def _otlp_span_exporter(protocol: str) -> Any:
     else:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # type: ignore[assignment]
     return OTLPSpanExporter()
+
+
+def _otlp_log_exporter(protocol: str) -> Any:
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+    else:
+        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter  # type: ignore[assignment]
+    return OTLPLogExporter()
 
 
 def _otlp_metric_exporter(protocol: str) -> Any:
@@ -130,3 +139,31 @@ def setup_providers(env: Mapping[str, str] | None = None) -> tuple[Any, Any]:
         meter_provider = MeterProvider(resource=resource, metric_readers=readers)
         metrics.set_meter_provider(meter_provider)
     return tracer_provider, meter_provider
+
+
+def setup_logger_provider(env: Mapping[str, str] | None = None, install: bool = True) -> Any:
+    """Validate ``OTEL_LOGS_EXPORTER`` (default ``otlp``, as the distro sets it; ``console``; ``none``) and the
+    logs protocol; with ``install``, put an SDK logger provider with those exporters in place of the API's
+    no-op/proxy one (a provider the application set is kept). Returns the provider made, or None.
+
+    Only the GenAI events go through it: no handler is added to Python's ``logging``."""
+    from opentelemetry import _logs
+
+    env = os.environ if env is None else env
+    names = _names(env, "OTEL_LOGS_EXPORTER", _LOG_EXPORTERS)
+    protocol = _protocol(env, "LOGS")
+    if not install:
+        return None
+    current = _logs.get_logger_provider()
+    if type(current).__name__ not in ("ProxyLoggerProvider", "NoOpLoggerProvider"):
+        return None
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, ConsoleLogRecordExporter
+    from opentelemetry.sdk.resources import Resource
+
+    provider = LoggerProvider(resource=Resource.create())
+    for name in names:
+        exporter = _otlp_log_exporter(protocol) if name == "otlp" else ConsoleLogRecordExporter()
+        provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
+    _logs.set_logger_provider(provider)
+    return provider

@@ -56,6 +56,8 @@ class Tap:
         try:
             parser = self.parser
             if parser is not None:
+                if parser.done:  # past the end marker: a replayable body read again (the SDK drains it) adds nothing
+                    return
                 count = parser.feed(data)
                 if count:
                     self.inv.chunks_arrived(count)

@@ -7,29 +7,31 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Config", "ConfigError", "OPTIONS"]
+__all__ = ["Config", "ConfigError", "INSTRUMENTOR_ARGS", "OPTIONS"]
 
 
 class ConfigError(ValueError):
     """An option or environment variable has a value otel-llm cannot use."""
 
 
+# content capture mode -> (content on the span, content on the event); "true"/"1" are the older spelling of SPAN_ONLY
 _CONTENT_MODES = {
-    "": False,
-    "no_content": False,
-    "false": False,
-    "0": False,
-    "span_only": True,
-    "span_and_event": True,
-    "event_only": True,
-    "true": True,
-    "1": True,
+    "": (False, False),
+    "no_content": (False, False),
+    "false": (False, False),
+    "0": (False, False),
+    "span_only": (True, False),
+    "span_and_event": (True, True),
+    "event_only": (False, True),
+    "true": (True, False),
+    "1": (True, False),
 }
 # Hosts that reject ``stream_options`` (their streams already carry usage or they refuse the key).
 _NO_STREAM_OPTIONS_HOSTS = frozenset({"api.mistral.ai"})
 
 OPTIONS = {
     "capture_content": "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
+    "emit_event": "OTEL_INSTRUMENTATION_GENAI_EMIT_EVENT",
     "content_max_length": "OTEL_LLM_CONTENT_MAX_LENGTH",
     "include_usage": "OTEL_LLM_STREAM_INCLUDE_USAGE",
     "include_usage_skip_hosts": "OTEL_LLM_STREAM_INCLUDE_USAGE_SKIP_HOSTS",
@@ -42,6 +44,12 @@ OPTIONS = {
     "rate_limit_interval": "OTEL_LLM_RATE_LIMIT_INTERVAL",
 }
 """Every option of ``instrument()`` and the environment variable that sets it when the option is not given."""
+
+INSTRUMENTOR_ARGS = frozenset(
+    {"tracer_provider", "meter_provider", "logger_provider", "skip_dep_check", "raise_exception_on_conflict"}
+)
+"""The standard keyword arguments of OpenTelemetry instrumentors (the providers, and what ``BaseInstrumentor``
+itself takes): accepted by ``instrument()`` beside ``OPTIONS``, never taken for a misspelt option."""
 
 
 def _bool(name: str, raw: Any) -> bool:
@@ -91,9 +99,10 @@ def _pairs(name: str, raw: Any) -> dict[str, str]:
     return out
 
 
-def _capture(name: str, raw: Any) -> bool:
+def _capture(name: str, raw: Any) -> tuple[bool, bool]:
+    """(content on spans, content on events) of a capture mode."""
     if isinstance(raw, bool):
-        return raw
+        return (raw, False)
     v = str(raw).strip().lower()
     if v not in _CONTENT_MODES:
         raise ConfigError(f"{name}={raw!r}: expected NO_CONTENT, SPAN_ONLY, EVENT_ONLY or SPAN_AND_EVENT")
@@ -102,7 +111,14 @@ def _capture(name: str, raw: Any) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Config:
+    """``capture_content`` is True when any content is recorded (on spans, events or both): the parsers then
+    read messages. ``emit_event``: one ``gen_ai.client.inference.operation.details`` log record per call,
+    on by default exactly in the modes that put content on events (as util-genai decides)."""
+
     capture_content: bool = False
+    content_on_span: bool = False
+    content_on_event: bool = False
+    emit_event: bool = False
     content_max_length: int = 16384
     include_usage: bool = True
     include_usage_skip_hosts: frozenset[str] = _NO_STREAM_OPTIONS_HOSTS
@@ -131,8 +147,11 @@ class Config:
         kwargs: dict[str, Any] = {}
         for opt, (name, value) in raw.items():
             if opt == "capture_content":
-                kwargs[opt] = _capture(name, value)
-            elif opt in ("include_usage", "http", "chunk_timing"):
+                on_span, on_event = _capture(name, value)
+                kwargs["content_on_span"] = on_span
+                kwargs["content_on_event"] = on_event
+                kwargs[opt] = on_span or on_event
+            elif opt in ("include_usage", "http", "chunk_timing", "emit_event"):
                 kwargs[opt] = _bool(name, value)
             elif opt == "content_max_length" or opt == "max_models":
                 kwargs[opt] = _int(name, value, 1)
@@ -145,4 +164,6 @@ class Config:
                 kwargs[opt] = _seconds(name, value)
             elif opt == "prices":
                 kwargs[opt] = value
+        if "emit_event" not in kwargs:
+            kwargs["emit_event"] = kwargs.get("content_on_event", False)
         return cls(**kwargs)

@@ -38,6 +38,19 @@ Request headers that steer one call:
 ``x-fake-chunks``         number of content events in a stream (default: one per ~3 output tokens).
 ``x-fake-model-latency``  latency scale for this call (``0`` disables it), overriding ``latency_scale``.
 ``x-fake-relay-cost``     adds OpenRouter-style ``usage.cost`` and a LiteLLM ``x-litellm-response-cost`` header.
+``x-fake-answer``         what the model answers, in each wire format's own shape (streamed or not): ``text``
+                          (the default); ``tool_call``: it calls the first tool the request declares (or
+                          ``get_weather``) with JSON arguments (chat ``tool_calls`` with finish reason
+                          ``tool_calls``, a Responses ``function_call`` item, an Anthropic ``tool_use`` block,
+                          a Gemini ``functionCall`` part); ``refusal``: it declines (chat ``refusal``, a Responses
+                          ``refusal`` part; Anthropic and Gemini answer with the refusal as text);
+                          ``reasoning``: the text answer after readable reasoning (chat ``reasoning_content``
+                          as DeepSeek sends it, an Anthropic ``thinking`` block, a Responses reasoning summary).
+``x-fake-tool-calls``     with ``tool_call``: how many calls the model makes at once (chat and Responses;
+                          default 1, at most 8), each with other arguments; a stream sends them one after another.
+
+``GET /v1/responses/{id}`` (``responses.retrieve``) answers a stored, completed response with that id (a
+streamed one with ``?stream=true``); ``x-fake-status: incomplete`` makes it an incomplete one.
 
 Run ``python -m otel_llm.fakeprovider --port 8000`` to serve until Ctrl-C.
 """
@@ -238,6 +251,9 @@ class _Call:
     relay_cost: float | None
     max_tokens: int | None
     created: int = field(default_factory=lambda: int(time.time()))
+    answer: str = "text"  # text | tool_call | refusal (x-fake-answer)
+    tool_calls: int = 1  # parallel tool calls (x-fake-tool-calls)
+    response_id: str | None = None  # a fetched stored response: its id is the one asked for
 
     @property
     def output_tokens(self) -> int:
@@ -354,6 +370,9 @@ def _float_header(headers: dict[str, str], name: str, default: float | None) -> 
 
 
 def _route(method: str, path: str) -> str | None:
+    if method == "GET":
+        _, sep, rid = path.rpartition("/responses/")
+        return "retrieve" if sep and rid and "/" not in rid else None
     if method != "POST":
         return None
     if path.endswith("/chat/completions"):
@@ -518,6 +537,51 @@ def _choice(
     return _Choice(deltas, "".join(deltas), visible + thoughts, thoughts, truncated)
 
 
+ANSWERS = ("text", "tool_call", "refusal", "reasoning")
+_REFUSAL = "I'm sorry, but I can't help with that request."
+_THOUGHT = "The user asks about telemetry; a short answer about spans and metrics will do."
+_CITIES = ("Lisbon", "Osaka", "Quito", "Tallinn", "Accra", "Hobart", "Reno", "Bergen")
+
+
+def _answer_kind(headers: dict[str, str]) -> str:
+    kind = headers.get("x-fake-answer", "").strip().lower() or "text"
+    if kind not in ANSWERS:
+        raise _InvalidRequest(f"Unknown x-fake-answer {kind!r}; known: {', '.join(ANSWERS)}.")
+    return kind
+
+
+def _tool_name(api: str, body: dict[str, Any]) -> str:
+    """The first tool the request declares, in its wire format's spelling; ``get_weather`` without one."""
+    tools = body.get("tools")
+    for tool in tools if isinstance(tools, list) else ():
+        if not isinstance(tool, dict):
+            continue
+        if api == "gemini":
+            decls = tool.get("functionDeclarations") or tool.get("function_declarations")
+            if isinstance(decls, list) and decls and isinstance(decls[0], dict) and decls[0].get("name"):
+                return str(decls[0]["name"])
+            continue
+        fn = tool.get("function")
+        name = fn.get("name") if isinstance(fn, dict) else tool.get("name")
+        if isinstance(name, str) and name:
+            return name
+    return "get_weather"
+
+
+def _tool_args(c: _Call, n: int = 0) -> dict[str, Any]:
+    """Arguments of the model's ``n``-th tool call: derived from the request (same request, same arguments)."""
+    digest = hashlib.blake2b(_dumps(c.body), digest_size=2).digest()
+    city = _CITIES[(digest[0] + n) % len(_CITIES)]
+    return {"location": city, "unit": "celsius" if digest[1] % 2 else "fahrenheit"}
+
+
+def _pieces(text: str, k: int) -> list[str]:
+    """``text`` in ``k`` consecutive pieces (a streamed JSON argument string or refusal)."""
+    k = max(1, min(k, len(text)))
+    step = -(-len(text) // k)
+    return [text[i : i + step] for i in range(0, len(text), step)]
+
+
 # --------------------------------------------------------------------------------------------------
 # internals: usage blocks, as each provider spells them
 
@@ -635,6 +699,25 @@ def _chat_body(c: _Call) -> tuple[dict[str, Any], _Sent | None]:
         }
         for i, ch in enumerate(c.choices)
     ]
+    for i, choice in enumerate(choices):
+        msg = choice["message"]
+        if c.answer == "tool_call":
+            msg["content"] = None
+            msg["tool_calls"] = [
+                {
+                    "id": c.rid("call_", 24),
+                    "type": "function",
+                    "function": {"name": _tool_name("chat", c.body), "arguments": json.dumps(_tool_args(c, n))},
+                }
+                for n in range(c.tool_calls)
+            ]
+            choice["finish_reason"] = "tool_calls"
+        elif c.answer == "refusal":
+            msg["content"] = None
+            msg["refusal"] = _REFUSAL if i == 0 else _REFUSAL.replace("that", "this")
+            choice["finish_reason"] = "stop"
+        elif c.answer == "reasoning":
+            msg["reasoning_content"] = _THOUGHT
     return {
         "id": c.rid("chatcmpl-", 29),
         "object": "chat.completion",
@@ -683,10 +766,17 @@ def _openai_frames(c: _Call) -> list[_Frame]:
         return _sse({**base, "choices": [choice]}, kind=kind)
 
     frames: list[_Frame] = []
+    if chat and c.answer in ("tool_call", "refusal"):  # they open with no content at all, as OpenAI sends them
+        first = {"role": "assistant", "content": None, "refusal": "" if c.answer == "refusal" else None}
+        frames += [chunk(i, None, delta=first) for i in range(len(c.choices))]
+        return _chat_special_frames(c, chunk, frames, base)
     if chat:
         frames += [
             chunk(i, None, delta={"role": "assistant", "content": "", "refusal": None}) for i in range(len(c.choices))
         ]
+    if chat and c.answer == "reasoning":
+        for i in range(len(c.choices)):
+            frames += [chunk(i, None, "content", delta={"reasoning_content": p}) for p in _pieces(_THOUGHT, 4)]
     for k in range(max(len(ch.deltas) for ch in c.choices)):
         for i, ch in enumerate(c.choices):
             if k < len(ch.deltas):
@@ -695,6 +785,36 @@ def _openai_frames(c: _Call) -> list[_Frame]:
     closing: dict[str, Any] = {"delta": {}} if chat else {"text": ""}
     for i, ch in enumerate(c.choices):
         frames.append(chunk(i, "length" if ch.truncated else "stop", **closing))
+    if c.include_usage:
+        usage, sent = _openai_usage(c, stream=True)
+        frames.append(_sse({**base, "choices": [], "usage": usage}, sent=sent))
+    frames.append(_Frame(b"data: [DONE]\n\n"))
+    return frames
+
+
+def _chat_special_frames(c: _Call, chunk: Callable[..., _Frame], frames: list[_Frame], base: dict) -> list[_Frame]:
+    """A streamed tool call (its id and name first, then the JSON arguments in pieces) or refusal."""
+    k = max(2, min(len(ch.deltas) for ch in c.choices))
+    for i in range(len(c.choices)):
+        if c.answer == "tool_call":
+            name = _tool_name("chat", c.body)
+            for n in range(c.tool_calls):
+                args = json.dumps(_tool_args(c, n))
+                head = {"index": n, "id": c.rid("call_", 24), "type": "function"}
+                frames.append(
+                    chunk(i, None, delta={"tool_calls": [{**head, "function": {"name": name, "arguments": ""}}]})
+                )
+                for piece in _pieces(args, k):
+                    frames.append(
+                        chunk(
+                            i, None, "content", delta={"tool_calls": [{"index": n, "function": {"arguments": piece}}]}
+                        )
+                    )
+        else:
+            text = _REFUSAL if i == 0 else _REFUSAL.replace("that", "this")
+            frames += [chunk(i, None, "content", delta={"refusal": piece}) for piece in _pieces(text, k)]
+    for i in range(len(c.choices)):
+        frames.append(chunk(i, "tool_calls" if c.answer == "tool_call" else "stop", delta={}))
     if c.include_usage:
         usage, sent = _openai_usage(c, stream=True)
         frames.append(_sse({**base, "choices": [], "usage": usage}, sent=sent))
@@ -766,7 +886,7 @@ def _responses_parts(c: _Call) -> tuple[str, str, dict[str, Any] | None, str]:
     ch = c.choices[0]
     reasoning_item = {"type": "reasoning", "id": c.rid("rs_", 48, "0123456789abcdef"), "summary": []}
     return (
-        c.rid("resp_", 48, "0123456789abcdef"),
+        c.response_id or c.rid("resp_", 48, "0123456789abcdef"),
         c.rid("msg_", 48, "0123456789abcdef"),
         reasoning_item if ch.reasoning_tokens else None,
         "incomplete" if ch.truncated else "completed",
@@ -778,10 +898,38 @@ def _message_item(item_id: str, status: str, text: str | None) -> dict[str, Any]
     return {"type": "message", "id": item_id, "status": status, "role": "assistant", "content": content}
 
 
+def _function_item(c: _Call, status: str, arguments: str) -> dict[str, Any]:
+    return {
+        "type": "function_call",
+        "id": c.rid("fc_", 48, "0123456789abcdef"),
+        "call_id": c.rid("call_", 24),
+        "name": _tool_name("responses", c.body),
+        "arguments": arguments,
+        "status": status,
+    }
+
+
+def _refusal_item(item_id: str, status: str, text: str | None) -> dict[str, Any]:
+    content = [] if text is None else [{"type": "refusal", "refusal": text}]
+    return {"type": "message", "id": item_id, "status": status, "role": "assistant", "content": content}
+
+
 def _responses_body(c: _Call) -> tuple[dict[str, Any], _Sent | None]:
     rid, item_id, reasoning_item, status = _responses_parts(c)
+    if c.answer == "reasoning":
+        reasoning_item = {
+            **(reasoning_item or {"type": "reasoning", "id": c.rid("rs_", 48, "0123456789abcdef")}),
+            "summary": [{"type": "summary_text", "text": _THOUGHT}],
+        }
     output = [reasoning_item] if reasoning_item else []
-    output.append(_message_item(item_id, status, c.choices[0].text))
+    if c.answer == "tool_call":
+        status = "completed"
+        output += [_function_item(c, "completed", json.dumps(_tool_args(c, n))) for n in range(c.tool_calls)]
+    elif c.answer == "refusal":
+        status = "completed"
+        output.append(_refusal_item(item_id, status, _REFUSAL))
+    else:
+        output.append(_message_item(item_id, status, c.choices[0].text))
     usage, sent = _responses_usage(c, stream=False)
     return _response_object(c, rid, status, output, usage), sent
 
@@ -801,6 +949,8 @@ def _responses_frames(c: _Call) -> list[_Frame]:
         frames.append(event("response.output_item.added", output_index=0, item=reasoning_item))
         frames.append(event("response.output_item.done", output_index=0, item=reasoning_item))
         output.append(reasoning_item)
+    if c.answer in ("tool_call", "refusal"):
+        return _responses_special_frames(c, rid, item_id, event, frames, output)
     at: dict[str, Any] = {"item_id": item_id, "output_index": len(output), "content_index": 0}
     empty = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
     frames.append(
@@ -818,6 +968,43 @@ def _responses_frames(c: _Call) -> list[_Frame]:
     return frames
 
 
+def _responses_special_frames(
+    c: _Call, rid: str, item_id: str, event: Callable[..., _Frame], frames: list[_Frame], output: list[dict[str, Any]]
+) -> list[_Frame]:
+    """A streamed Responses function call (its arguments in pieces) or refusal, then ``response.completed``."""
+    index = len(output)
+    k = max(2, len(c.choices[0].deltas))
+    if c.answer == "tool_call":
+        for n in range(c.tool_calls):
+            args = json.dumps(_tool_args(c, n))
+            item = _function_item(c, "in_progress", "")
+            frames.append(event("response.output_item.added", output_index=index, item=item))
+            at: dict[str, Any] = {"item_id": item["id"], "output_index": index}
+            deltas = _pieces(args, k)
+            frames += [event("response.function_call_arguments.delta", "content", **at, delta=p) for p in deltas]
+            frames.append(event("response.function_call_arguments.done", **at, arguments=args))
+            item = {**item, "arguments": args, "status": "completed"}
+            if n < c.tool_calls - 1:  # every call but the last is done here; the last below, as for one call
+                frames.append(event("response.output_item.done", output_index=index, item=item))
+                output = [*output, item]
+                index += 1
+    else:
+        frames.append(
+            event("response.output_item.added", output_index=index, item=_refusal_item(item_id, "in_progress", None))
+        )
+        at = {"item_id": item_id, "output_index": index, "content_index": 0}
+        frames.append(event("response.content_part.added", **at, part={"type": "refusal", "refusal": ""}))
+        frames += [event("response.refusal.delta", "content", **at, delta=p) for p in _pieces(_REFUSAL, k)]
+        frames.append(event("response.refusal.done", **at, refusal=_REFUSAL))
+        frames.append(event("response.content_part.done", **at, part={"type": "refusal", "refusal": _REFUSAL}))
+        item = _refusal_item(item_id, "completed", _REFUSAL)
+    frames.append(event("response.output_item.done", output_index=index, item=item))
+    usage, sent = _responses_usage(c, stream=True)
+    final = _response_object(c, rid, "completed", [*output, item], usage)
+    frames.append(event("response.completed", sent=sent, response=final))
+    return frames
+
+
 def _messages_body(c: _Call) -> tuple[dict[str, Any], _Sent | None]:
     ch = c.choices[0]
     usage: dict[str, Any] | None = None
@@ -832,11 +1019,27 @@ def _messages_body(c: _Call) -> tuple[dict[str, Any], _Sent | None]:
         "type": "message",
         "role": "assistant",
         "model": c.model,
-        "content": [{"type": "text", "text": ch.text}],
-        "stop_reason": "max_tokens" if ch.truncated else "end_turn",
+        "content": _anthropic_content(c),
+        "stop_reason": "tool_use" if c.answer == "tool_call" else "max_tokens" if ch.truncated else "end_turn",
         "stop_sequence": None,
         "usage": usage,
     }, sent
+
+
+def _anthropic_content(c: _Call) -> list[dict[str, Any]]:
+    if c.answer == "tool_call":
+        return [
+            {
+                "type": "tool_use",
+                "id": c.rid("toolu_01", 22),
+                "name": _tool_name("messages", c.body),
+                "input": _tool_args(c),
+            }
+        ]
+    text = [{"type": "text", "text": _REFUSAL if c.answer == "refusal" else c.choices[0].text}]
+    if c.answer == "reasoning":
+        return [{"type": "thinking", "thinking": _THOUGHT, "signature": c.rid("sig", 40)}, *text]
+    return text
 
 
 def _messages_frames(c: _Call) -> list[_Frame]:
@@ -854,24 +1057,46 @@ def _messages_frames(c: _Call) -> list[_Frame]:
         "stop_sequence": None,
         "usage": start_usage,
     }
-    frames = [
-        _sse({"type": "message_start", "message": message}, "message_start"),
-        _sse(
-            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
-            "content_block_start",
-        ),
+    block: dict[str, Any] = {"type": "text", "text": ""}
+    deltas = [{"type": "text_delta", "text": d} for d in ch.deltas]
+    stop = "max_tokens" if ch.truncated else "end_turn"
+    if c.answer == "tool_call":
+        (use,) = _anthropic_content(c)
+        block = {**use, "input": {}}
+        deltas = [{"type": "input_json_delta", "partial_json": p} for p in ["", *_pieces(json.dumps(use["input"]), 3)]]
+        stop = "tool_use"
+    elif c.answer == "refusal":
+        deltas = [{"type": "text_delta", "text": p} for p in _pieces(_REFUSAL, max(2, len(ch.deltas)))]
+        stop = "end_turn"
+    frames = [_sse({"type": "message_start", "message": message}, "message_start")]
+    index = 0
+    if c.answer == "reasoning":  # a thinking block first: its text, then its signature
+        thinking = {"type": "thinking", "thinking": "", "signature": ""}
+        frames.append(
+            _sse({"type": "content_block_start", "index": 0, "content_block": thinking}, "content_block_start")
+        )
+        frames += [
+            _sse(
+                {"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": p}},
+                "content_block_delta",
+                "content",
+            )
+            for p in _pieces(_THOUGHT, 3)
+        ]
+        sig = {"type": "signature_delta", "signature": c.rid("sig", 40)}
+        frames.append(_sse({"type": "content_block_delta", "index": 0, "delta": sig}, "content_block_delta"))
+        frames.append(_sse({"type": "content_block_stop", "index": 0}, "content_block_stop"))
+        index = 1
+    frames += [
+        _sse({"type": "content_block_start", "index": index, "content_block": block}, "content_block_start"),
         _sse({"type": "ping"}, "ping"),
     ]
     frames += [
-        _sse(
-            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": d}},
-            "content_block_delta",
-            "content",
-        )
-        for d in ch.deltas
+        _sse({"type": "content_block_delta", "index": index, "delta": d}, "content_block_delta", "content")
+        for d in deltas
     ]
-    frames.append(_sse({"type": "content_block_stop", "index": 0}, "content_block_stop"))
-    delta = {"stop_reason": "max_tokens" if ch.truncated else "end_turn", "stop_sequence": None}
+    frames.append(_sse({"type": "content_block_stop", "index": index}, "content_block_stop"))
+    delta = {"stop_reason": stop, "stop_sequence": None}
     usage = _finish_usage(c, {"output_tokens": c.output_tokens})
     frames.append(
         _sse({"type": "message_delta", "delta": delta, "usage": usage}, "message_delta", sent=_anthropic_sent(c))
@@ -883,7 +1108,12 @@ def _messages_frames(c: _Call) -> list[_Frame]:
 def _gemini_chunk(c: _Call, rid: str, texts: list[str], finish: bool) -> tuple[dict[str, Any], _Sent | None]:
     candidates: list[dict[str, Any]] = []
     for i, (ch, text) in enumerate(zip(c.choices, texts, strict=True)):
-        candidate: dict[str, Any] = {"content": {"parts": [{"text": text}], "role": "model"}}
+        part: dict[str, Any] = {"text": text}
+        if c.answer == "tool_call":  # Gemini sends a function call whole, in one chunk
+            part = {"functionCall": {"name": _tool_name("gemini", c.body), "args": _tool_args(c)}}
+        elif c.answer == "refusal":
+            part = {"text": text and _REFUSAL}
+        candidate: dict[str, Any] = {"content": {"parts": [part], "role": "model"}}
         if finish:
             candidate["finishReason"] = "MAX_TOKENS" if ch.truncated else "STOP"
         candidate["index"] = i
@@ -905,7 +1135,7 @@ def _gemini_body(c: _Call) -> tuple[dict[str, Any], _Sent | None]:
 def _gemini_frames(c: _Call, sse: bool) -> list[_Frame]:
     """``?alt=sse`` gives SSE events; otherwise the chunks stream as one JSON array."""
     rid = c.rid("", 22)
-    count = max(len(ch.deltas) for ch in c.choices)
+    count = 1 if c.answer != "text" else max(len(ch.deltas) for ch in c.choices)
     frames: list[_Frame] = []
     for k in range(count):
         texts = [ch.deltas[k] if k < len(ch.deltas) else "" for ch in c.choices]
@@ -1385,6 +1615,9 @@ class FakeProvider:
     def _answer(
         self, h: _Handler, api: str, path: str, query: dict[str, str], headers: dict[str, str], raw: bytes
     ) -> None:
+        if api == "retrieve":
+            self._retrieve(h, path, query, headers)
+            return
         began = time.monotonic()
         rng, fault = self._draw()
         request_id = "req_" + "".join(rng.choices("0123456789abcdef", k=32))
@@ -1486,6 +1719,35 @@ class FakeProvider:
             payload, sent = _gemini_body(call)
         self._send(h, call, _dumps(payload, pretty and fault != "huge"), out_headers, sent)
 
+    def _retrieve(self, h: _Handler, path: str, query: dict[str, str], headers: dict[str, str]) -> None:
+        """``GET /v1/responses/{id}``: the stored response with that id (its text follows from the id), whole or
+        streamed (``?stream=true``); ``x-fake-status: incomplete`` stores an incomplete one. No tokens are used:
+        the usage it shows is the original call's, not counted again in ``totals()``."""
+        rid = path.rpartition("/responses/")[2]
+        if not rid.startswith("resp_"):
+            message = f"Response with id '{rid}' not found."
+            h.send_json(404, _error_body("responses", 404, message, "invalid_request_error", None, None, ""), {})
+            return
+        incomplete = headers.get("x-fake-status", "").strip().lower() == "incomplete"
+        body: dict[str, Any] = {"model": "gpt-4.1", "input": f"stored {rid}", "instructions": "Answer briefly."}
+        if incomplete:
+            body["max_output_tokens"] = 1
+        raw = _dumps(body)
+        profile, model = self._profile("gpt-4.1")
+        rng = random.Random(rid)
+        call, _ = self._plan("responses", "/v1/responses", {}, headers, body, raw, "gpt-4.1", profile, model, rng, None)
+        call.response_id = rid
+        stream = query.get("stream", "").lower() == "true"
+        if stream:
+            call.stream = True
+            frames = _responses_frames(call)
+            self._stream(
+                h, call, [_Frame(f.data, f.kind) for f in frames], {}, "text/event-stream", True, 0.0, 0.0, None
+            )
+            return
+        payload, _ = _responses_body(call)
+        h.send_body(200, _dumps(payload, True), {}, "application/json")
+
     def _plan(
         self,
         api: str,
@@ -1548,6 +1810,8 @@ class FakeProvider:
             fault=fault,
             include_usage=include_usage,
             relay_cost=_float_header(headers, "x-fake-relay-cost", None),
+            answer=_answer_kind(headers),
+            tool_calls=_int_header(headers, "x-fake-tool-calls", 1, 1, 8) or 1,
             max_tokens=max_tokens,
         )
         return call, inputs

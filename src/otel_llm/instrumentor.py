@@ -15,8 +15,8 @@ from typing import Any
 
 from wrapt import register_post_import_hook, wrap_function_wrapper
 
-from ._patches import TARGETS
-from .config import Config
+from ._patches import DEFERRED, TARGETS
+from .config import INSTRUMENTOR_ARGS, Config
 from .package import _instruments
 
 __all__ = ["LLMInstrumentor"]
@@ -31,7 +31,7 @@ def _on_import(module: Any) -> None:
     try:
         inst = LLMInstrumentor()  # the base class makes one instance per class
         if inst.recorder is not None:
-            inst._patch(module.__name__)
+            inst._patch(module.__name__.partition(".")[0])
     except Exception:
         log.debug("otel_llm: patching %s on import failed", getattr(module, "__name__", module), exc_info=True)
 
@@ -39,8 +39,8 @@ def _on_import(module: Any) -> None:
 class LLMInstrumentor:
     """Instruments the openai SDK and raw httpx, httpx2, aiohttp and requests calls to LLM endpoints.
 
-    ``instrument(tracer_provider=..., meter_provider=..., **options)``; options are those of
-    ``otel_llm.config.OPTIONS``. A client library that is not installed is skipped.
+    ``instrument(tracer_provider=..., meter_provider=..., logger_provider=..., **options)``; options are those
+    of ``otel_llm.config.OPTIONS``. A client library that is not installed is skipped.
 
     An OpenTelemetry ``BaseInstrumentor`` (``opentelemetry-instrument`` loads it through the
     ``opentelemetry_instrumentor`` entry point), with the base class's behaviour: one instance per
@@ -97,10 +97,14 @@ class LLMInstrumentor:
 
         tracer_provider = kwargs.pop("tracer_provider", None)
         meter_provider = kwargs.pop("meter_provider", None)
-        kwargs.pop("skip_dep_check", None)
+        logger_provider = kwargs.pop("logger_provider", None)
+        for name in INSTRUMENTOR_ARGS:  # what BaseInstrumentor itself takes (it pops them when it sees them)
+            kwargs.pop(name, None)
         config = Config.load(kwargs)
         prices = PriceBook.load(config.prices)
-        self.recorder = Recorder(config, tracer_provider, meter_provider, prices=prices, ledger=LEDGER)
+        self.recorder = Recorder(
+            config, tracer_provider, meter_provider, prices=prices, ledger=LEDGER, logger_provider=logger_provider
+        )
         for root in dict.fromkeys(name.partition(".")[0] for name, _, _ in TARGETS):
             if root in sys.modules:
                 self._patch(root)
@@ -113,6 +117,11 @@ class LLMInstrumentor:
         recorder = self.recorder
         for module_name, attr, factory in TARGETS:
             if module_name.partition(".")[0] != root:
+                continue
+            if module_name in DEFERRED and module_name not in sys.modules:
+                if module_name not in _HOOKED:  # patched when the application imports it
+                    _HOOKED.add(module_name)
+                    register_post_import_hook(_on_import, module_name)
                 continue
             try:
                 module = importlib.import_module(module_name)

@@ -15,15 +15,17 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics, trace
+from opentelemetry._logs import LogRecord as _LogRecord
 from opentelemetry.metrics import Observation
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from . import _names as n
 from ._errors import error_type_of
 from ._parsers.headers import HeaderInfo
-from ._parsers.request import RequestInfo, input_messages
+from ._parsers.messages import request_content
+from ._parsers.request import RequestInfo
 from ._parsers.response import ResponseInfo
-from ._parsers.routes import Route
+from ._parsers.routes import CHAT, FETCH_RESPONSE, GENERATE_CONTENT, TEXT_COMPLETION, Route
 from ._parsers.usage import Usage
 from .version import __version__
 
@@ -37,6 +39,8 @@ __all__ = ["Invocation", "Recorder"]
 log = logging.getLogger("otel_llm")
 
 _CLIENT = SpanKind.CLIENT
+# the operations that get a gen_ai.client.inference.operation.details event (not embeddings, not a fetch)
+_EVENT_OPERATIONS = frozenset((CHAT, TEXT_COMPLETION, GENERATE_CONTENT))
 _NOT_ON_GAUGES = (n.ERROR_TYPE, n.RESPONSE_MODEL)
 _OK_OUTCOMES = ("completed", "closed_early")
 _RL_REMAINING = {
@@ -71,6 +75,8 @@ class Invocation:
     _ended = False
     _metric_key: tuple | None = None
     active: list | None = None  # its calls-in-flight tally, [attributes, count]: taken off once, at its end
+    start_attrs: dict[str, Any] | None = None  # events on: the span's start attributes, for the event
+    content_in: tuple[list, list, list] | None = None  # event content on: (input, system instructions, tools)
 
     def __init__(self, recorder: Recorder, route: Route, request: RequestInfo, provider: str) -> None:
         self.recorder = recorder
@@ -153,13 +159,24 @@ class Recorder:
         meter_provider: Any = None,
         prices: PriceBook | None = None,
         ledger: SpendLedger | None = None,
+        logger_provider: Any = None,
     ) -> None:
         from ._parsers.routes import Router
         from ._provider import ProviderResolver
 
         self.config = config
-        self.capture = config.capture_content
+        self.capture = config.capture_content  # any content recorded: the parsers read messages
         self.chunk_timing = config.chunk_timing
+        self.span_content = config.content_on_span
+        self.event_content = config.content_on_event
+        self.emit_event = config.emit_event
+        self.logger: Any = None
+        if config.emit_event:
+            from opentelemetry import _logs
+
+            self.logger = _logs.get_logger(
+                n.SCOPE_NAME, __version__, logger_provider=logger_provider, schema_url=n.SCHEMA_URL
+            )
         self.router = Router(dict(config.extra_paths))
         self.providers = ProviderResolver(config.provider_map)
         self.prices = prices
@@ -253,7 +270,9 @@ class Recorder:
         if url is not None:
             attrs[n.URL_FULL] = url
         if self.capture and body is not None:
-            self._capture_input(attrs, route, body)
+            self._capture_input(inv, attrs, route, body)
+        if self.emit_event and route.operation in _EVENT_OPERATIONS:
+            inv.start_attrs = attrs
         if foreign_span is not None:
             inv.span = foreign_span
             inv.foreign = True
@@ -290,7 +309,7 @@ class Recorder:
             attrs[n.SERVER_ADDRESS] = host
             if port:
                 attrs[n.SERVER_PORT] = port
-        if stream:
+        if stream and route.operation != FETCH_RESPONSE:  # a fetch asks for no generation, streamed or not
             attrs[n.REQUEST_STREAM] = True
         api_type = route.openai_api_type
         if api_type is not None:
@@ -299,13 +318,56 @@ class Recorder:
             self._start_attrs[key] = attrs
         return attrs
 
-    def _capture_input(self, attrs: dict[str, Any], route: Route, body: Any) -> None:
-        messages, system = input_messages(route, body)
-        limit = self.config.content_max_length
-        if messages:
-            attrs[n.INPUT_MESSAGES] = _cap(json.dumps(messages, ensure_ascii=False), limit)
-        if system:
-            attrs[n.SYSTEM_INSTRUCTIONS] = _cap(json.dumps(system, ensure_ascii=False), limit)
+    def _capture_input(self, inv: Invocation, attrs: dict[str, Any], route: Route, body: Any) -> None:
+        """Input messages, system instructions and tool definitions: on the span (JSON, capped) and/or kept
+        for the event, as the capture mode says. Only called on content opt-in."""
+        content = request_content(route.api, body)
+        _named(content[0])
+        if self.event_content:
+            inv.content_in = content
+        if self.span_content:
+            limit = self.config.content_max_length
+            for key, value in zip(_INPUT_KEYS, content, strict=True):
+                if value:
+                    attrs[key] = cap_json(value, limit)
+
+    def _output_messages(self, inv: Invocation, error: str | None) -> list[dict[str, Any]]:
+        """The call's output messages in the conventions' shape (content opt-in only)."""
+        out = inv.info.output
+        if out is None:
+            return []
+        if not isinstance(out, list):  # a stream's content, assembled from its events
+            out = out.messages()
+        _named(out)
+        if error is not None:
+            for msg in out:
+                if not msg.get("finish_reason"):
+                    msg["finish_reason"] = "error"
+        return out
+
+    def _emit(self, inv: Invocation, attrs: dict[str, Any], output: list[dict[str, Any]] | None) -> None:
+        """One ``gen_ai.client.inference.operation.details`` log record for the call, in the span's context
+        (so trace and span ids correlate): the span's attributes, with content as structured values (not JSON
+        text) when the mode puts content on events, capped like the span's."""
+        event: dict[str, Any] = dict(inv.start_attrs or ())
+        for key, value in attrs.items():
+            if key not in _CONTENT_KEYS:
+                event[key] = value
+        if self.event_content:
+            limit = self.config.content_max_length
+            content = inv.content_in
+            if content is not None:
+                for key, value in zip(_INPUT_KEYS, content, strict=True):
+                    if value:
+                        event[key] = cap_content(value, limit)
+            if output:
+                event[n.OUTPUT_MESSAGES] = cap_content(output, limit)
+        span = inv.span
+        ctx = trace.set_span_in_context(span) if span is not None else None
+        try:  # whatever the logger provider does, the span still gets its attributes and ends
+            self.logger.emit(_LogRecord(event_name=n.EVENT_INFERENCE_DETAILS, attributes=event, context=ctx))
+        except Exception:
+            log.debug("otel_llm: emitting an event failed", exc_info=True)
 
     # --- finish ---
     def _model_label(self, model: str | None) -> str | None:
@@ -424,17 +486,28 @@ class Recorder:
         if info.finish_reasons:
             attrs[n.FINISH_REASONS] = info.finish_reasons
         usage = info.usage
+        fetch = inv.route.operation == FETCH_RESPONSE
+        if fetch:  # a stored response fetched again: its usage (and cost) belong to the call that made it
+            usage = None
+            if info.status:
+                attrs[n.RESPONSE_STATUS] = info.status
+            if self.span_content and info.fetched is not None:  # the instructions and tools it was made with
+                for key, value in zip(_INPUT_KEYS[1:], info.fetched, strict=True):
+                    if value:
+                        attrs[key] = cap_json(value, self.config.content_max_length)
         if usage is not None:
             if usage.input_tokens is not None:
                 attrs[n.USAGE_INPUT] = usage.input_tokens
             if usage.output_tokens is not None:
                 attrs[n.USAGE_OUTPUT] = usage.output_tokens
-            if usage.cache_read_tokens is not None:
+            if usage.cache_read_tokens:  # a zero is left out, as the official instrumentation does
                 attrs[n.USAGE_CACHE_READ] = usage.cache_read_tokens
-            if usage.cache_write_tokens is not None:
+            if usage.cache_write_tokens:
                 attrs[n.USAGE_CACHE_WRITE] = usage.cache_write_tokens
-            if usage.reasoning_tokens is not None:
+            if usage.reasoning_tokens:
                 attrs[n.USAGE_REASONING] = usage.reasoning_tokens
+        if info.compacted:
+            attrs[n.CONVERSATION_COMPACTED] = True
         if info.system_fingerprint:
             attrs[n.OPENAI_SYSTEM_FINGERPRINT] = info.system_fingerprint
         if info.service_tier:
@@ -460,17 +533,11 @@ class Recorder:
                     attrs[f"{n.RATE_LIMIT_PREFIX}reset_{res}"] = text
             if headers.retry_after is not None:
                 attrs[n.RETRY_AFTER] = headers.retry_after
-        if self.capture and info.output_text:
-            reasons = info.finish_reasons
-            out = [
-                {
-                    "role": "assistant",
-                    "parts": [{"type": "text", "content": text}],
-                    "finish_reason": reasons[i] if i < len(reasons) else ("error" if error else "stop"),
-                }
-                for i, text in enumerate(info.output_text)
-            ]
-            attrs[n.OUTPUT_MESSAGES] = _cap(json.dumps(out, ensure_ascii=False), self.config.content_max_length)
+        output = None
+        if self.capture:
+            output = self._output_messages(inv, error)
+            if output and self.span_content:
+                attrs[n.OUTPUT_MESSAGES] = cap_json(output, self.config.content_max_length)
 
         # metrics
         mattrs, m_input, m_output = self._metric_sets(inv)
@@ -490,7 +557,8 @@ class Recorder:
                     )
                 if usage.reasoning_tokens:
                     self.token_detail.add(usage.reasoning_tokens, self._metric_attrs(inv, n.TOKEN_TYPE, "reasoning"))
-            priced = self._price(inv, attrs, mattrs)
+            if not fetch:
+                priced = self._price(inv, attrs, mattrs)
         if inv.ttfc is not None:
             self.ttfc.record(inv.ttfc, mattrs)
             stamps = inv.stamps
@@ -505,18 +573,22 @@ class Recorder:
             if set_at is None or now - set_at >= self._rl_interval or inv.status_code == 429:
                 self._rate_limits(inv, headers, now)
         ledger = self.ledger
-        if ledger is not None:
+        if ledger is not None and not fetch:
             model = inv.request.model or info.model or "_unknown"
             ledger.add(inv.provider, model, usage, priced, error=error is not None)
 
         if inv.foreign:  # add what the owner's span lacks; its owner ends it
             if span.is_recording():
                 span.set_attributes(attrs)
+            if inv.start_attrs is not None:
+                self._emit(inv, attrs, output)
             return
         if error is not None:
             attrs[n.ERROR_TYPE] = error
             span.set_status(Status(StatusCode.ERROR, error))
         span.set_attributes(attrs)
+        if inv.start_attrs is not None:  # events on, and an inference call
+            self._emit(inv, attrs, output)
         span.end()
 
     def _price(self, inv: Invocation, attrs: dict[str, Any], mattrs: dict) -> float | None:
@@ -673,5 +745,90 @@ def _error_type(exc: BaseException) -> str:
         return "_OTHER"
 
 
-def _cap(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit] + "…[truncated]"
+def _named(messages: list[dict[str, Any]]) -> None:
+    """Every message carries ``name`` (null when the wire gave none), as the official instrumentation writes it."""
+    for msg in messages:
+        if "name" not in msg:
+            msg["name"] = None
+
+
+_INPUT_KEYS = (n.INPUT_MESSAGES, n.SYSTEM_INSTRUCTIONS, n.TOOL_DEFINITIONS)
+_CONTENT_KEYS = frozenset((*_INPUT_KEYS, n.OUTPUT_MESSAGES))
+_MARK = "…[truncated]"
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+_SHORT = 32  # strings this short (roles, part types, ids, mime types) are never cut: the shape stays readable
+
+
+def _strings(value: Any, out: list[tuple[Any, Any, int]]) -> None:
+    """Every string leaf longer than ``_SHORT`` of a JSON structure, as (container, key, length)."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if isinstance(v, str):
+                if len(v) > _SHORT:
+                    out.append((value, k, len(v)))
+            elif isinstance(v, (dict, list)):
+                _strings(v, out)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            if isinstance(v, str):
+                if len(v) > _SHORT:
+                    out.append((value, i, len(v)))
+            elif isinstance(v, (dict, list)):
+                _strings(v, out)
+
+
+def _shorten(value: Any, text: str, limit: int) -> tuple[Any, str]:
+    """(structure, its JSON) within ``limit`` characters, still valid JSON: the longest strings (a base64
+    image, a long prompt) are cut first, down to a common length, each marked; what still does not fit
+    (very many small items) loses items from the end. Works on a copy: the caller's lists are kept."""
+    value = json.loads(text)  # a private deep copy, plain JSON types only
+    for _ in range(4):  # escaping makes characters and JSON length differ a little: re-measure
+        excess = len(text) - limit
+        if excess <= 0:
+            return value, text
+        leaves: list[tuple[Any, Any, int]] = []
+        _strings(value, leaves)
+        if not leaves:
+            break
+        lengths = sorted((size for _, _, size in leaves), reverse=True)
+        need = excess + len(_MARK) * len(lengths) + 16
+        # the largest common length T with sum(max(0, size - T)) >= need
+        keep = 0
+        cut = 0
+        for i, size in enumerate(lengths):
+            nxt = lengths[i + 1] if i + 1 < len(lengths) else 0
+            cut += (size - nxt) * (i + 1)
+            if cut >= need:
+                keep = nxt + (cut - need) // (i + 1)
+                break
+        for container, key, size in leaves:
+            if size > keep:
+                container[key] = container[key][:keep] + _MARK
+        text = _dumps(value)
+    while len(text) > limit and isinstance(value, list) and value:
+        value.pop()
+        text = _dumps(value)
+    if len(text) > limit:
+        value, text = [], "[]"
+    return value, text
+
+
+def cap_json(value: Any, limit: int) -> str:
+    """Content as JSON text for a span attribute, at most ``limit`` characters and always valid JSON."""
+    text = _dumps(value)
+    if len(text) <= limit:
+        return text
+    return _shorten(value, text, limit)[1]
+
+
+def cap_content(value: Any, limit: int) -> Any:
+    """Content as a structured value for an event attribute, its JSON at most ``limit`` characters."""
+    text = _dumps(value)
+    if len(text) <= limit:
+        return value
+    return _shorten(value, text, limit)[0]

@@ -9,7 +9,7 @@ from .. import _names as n
 from ._json import loads as _loads
 from .routes import ANTHROPIC_MESSAGES, GEMINI, OPENAI_EMBEDDINGS, OPENAI_RESPONSES, Route
 
-__all__ = ["RequestInfo", "parse_request", "parse_request_bytes", "input_messages"]
+__all__ = ["RequestInfo", "parse_fetch", "parse_request", "parse_request_bytes"]
 
 
 @dataclass(slots=True)
@@ -52,7 +52,7 @@ def _num(value: Any, kind: type) -> float | int | None:
 
 _OPENAI_KEYS = frozenset(k for k, _, _ in _OPENAI_PARAMS)
 # the optional keys looked at below for chat, completions and Responses requests
-_CHAT_KEYS = frozenset({"stop", "n", "service_tier", "response_format", "conversation", "stream_options"})
+_CHAT_KEYS = frozenset({"stop", "n", "service_tier", "response_format", "conversation", "stream_options", "text"})
 _BY_KEY = {k: (attr, kind) for k, attr, kind in _OPENAI_PARAMS + _GEMINI_PARAMS}
 _GEMINI_KEYS = frozenset(k for k, _, _ in _GEMINI_PARAMS)
 
@@ -73,6 +73,19 @@ def _params(attrs: dict[str, Any], src: dict, table: tuple, keys: frozenset[str]
             v = _num(src[key], kind)
             if v is not None:
                 attrs[attr] = v
+
+
+def _has_compaction(items: list) -> bool:
+    """A Responses item list carries a ``compaction`` item (the conversation was compacted)."""
+    return any(type(item) is dict and item.get("type") == "compaction" for item in items)
+
+
+def _output_type(attrs: dict[str, Any], fmt: Any) -> None:
+    """``gen_ai.output.type`` of a chat ``response_format`` or a Responses ``text.format`` (a JSON schema,
+    as ``parse`` sends, or a JSON object is ``json``; another named format is given as named)."""
+    kind = fmt.get("type") if isinstance(fmt, dict) else fmt
+    if isinstance(kind, str) and kind:
+        attrs[n.OUTPUT_TYPE] = "json" if kind in ("json_object", "json_schema") else kind
 
 
 def parse_request(route: Route, body: Any, path_model: str | None = None) -> RequestInfo:
@@ -112,6 +125,10 @@ def parse_request(route: Route, body: Any, path_model: str | None = None) -> Req
         if isinstance(stops, list) and stops:
             attrs[n.REQUEST_STOP_SEQUENCES] = [str(s) for s in stops]
         return info
+    if api == OPENAI_RESPONSES:
+        inp = body.get("input")
+        if type(inp) is list and _has_compaction(inp):
+            attrs[n.CONVERSATION_COMPACTED] = True
     if _CHAT_KEYS.isdisjoint(body):  # the common request: model, messages and a parameter or two
         return info
     stop = body.get("stop")
@@ -126,13 +143,12 @@ def parse_request(route: Route, body: Any, path_model: str | None = None) -> Req
     if isinstance(tier, str) and tier != "auto":
         attrs[n.OPENAI_REQUEST_SERVICE_TIER] = tier
     fmt = body.get("response_format")
-    if isinstance(fmt, dict):
-        kind = fmt.get("type")
-        if kind in ("json_object", "json_schema"):
-            attrs[n.OUTPUT_TYPE] = "json"
-        elif kind == "text":
-            attrs[n.OUTPUT_TYPE] = "text"
+    if fmt is not None:
+        _output_type(attrs, fmt)
     if api == OPENAI_RESPONSES:
+        text = body.get("text")
+        if isinstance(text, dict) and text.get("format") is not None:
+            _output_type(attrs, text["format"])
         conv = body.get("conversation")
         if isinstance(conv, str):
             attrs[n.CONVERSATION_ID] = conv
@@ -156,57 +172,12 @@ def parse_request_bytes(route: Route, raw: bytes | None, path_model: str | None 
     return parse_request(route, body, path_model)
 
 
-def _list(v: Any) -> list:
-    return v if isinstance(v, list) else []
-
-
-def _text_parts(content: Any) -> list[dict[str, Any]]:
-    if isinstance(content, str):
-        return [{"type": "text", "content": content}]
-    parts: list[dict[str, Any]] = []
-    if isinstance(content, list):
-        for part in content:
-            if isinstance(part, str):
-                parts.append({"type": "text", "content": part})
-            elif isinstance(part, dict):
-                text = part.get("text")
-                if isinstance(text, str):
-                    parts.append({"type": "text", "content": text})
-    return parts
-
-
-def input_messages(route: Route, body: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(input messages, system instructions) in the conventions' JSON shape. Only called on content opt-in."""
-    messages: list[dict[str, Any]] = []
-    system: list[dict[str, Any]] = []
-    if not isinstance(body, dict):
-        return messages, system
-    api = route.api
-    if api == GEMINI:
-        for item in _list(body.get("contents")):
-            if isinstance(item, dict):
-                parts = _text_parts(item.get("parts"))
-                messages.append({"role": "assistant" if item.get("role") == "model" else "user", "parts": parts})
-        sys_inst = body.get("systemInstruction")
-        if isinstance(sys_inst, dict):
-            system = _text_parts(sys_inst.get("parts"))
-        return messages, system
-    if api == ANTHROPIC_MESSAGES:
-        system = _text_parts(body.get("system"))
-    raw = body.get("messages")
-    if raw is None:
-        raw = body.get("input") if api == OPENAI_RESPONSES else body.get("prompt")
-        if isinstance(raw, str):
-            raw = [{"role": "user", "content": raw}]
-        if api == OPENAI_RESPONSES and isinstance(body.get("instructions"), str):
-            system = _text_parts(body["instructions"])
-    for msg in raw if isinstance(raw, list) else ():
-        if isinstance(msg, dict):
-            role = msg.get("role") if isinstance(msg.get("role"), str) else "user"
-            if role in ("system", "developer"):
-                system.extend(_text_parts(msg.get("content")))
-                continue
-            messages.append({"role": role, "parts": _text_parts(msg.get("content"))})
-        elif isinstance(msg, str):
-            messages.append({"role": "user", "parts": _text_parts(msg)})
-    return messages, system
+def parse_fetch(response_id: str, params: Any, stream: bool) -> RequestInfo:
+    """A ``responses.retrieve`` call: no model asked for; the fetched response's id is known from the start,
+    and a streamed fetch may resume after a given event (``starting_after``)."""
+    attrs: dict[str, Any] = {n.RESPONSE_ID: response_id}
+    if isinstance(params, dict):
+        cursor = params.get("starting_after")
+        if isinstance(cursor, (int, str)) and not isinstance(cursor, bool):
+            attrs[n.REQUEST_STREAM_CURSOR] = str(cursor)
+    return RequestInfo(stream=stream, attributes=attrs)

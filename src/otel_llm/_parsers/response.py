@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._json import loads as _loads
-from .routes import ANTHROPIC_MESSAGES, GEMINI, OPENAI_EMBEDDINGS, OPENAI_RESPONSES, Route
+from .messages import StreamContent, request_content, response_messages
+from .routes import ANTHROPIC_MESSAGES, FETCH_RESPONSE, GEMINI, OPENAI_EMBEDDINGS, OPENAI_RESPONSES, Route
 from .usage import Usage
 
-__all__ = ["ResponseInfo", "apply_body", "apply_openai_object", "parse_body_bytes", "usage_from"]
+__all__ = ["ResponseInfo", "apply_body", "apply_openai_object", "capture_output", "parse_body_bytes", "usage_from"]
 
 
 @dataclass(slots=True)
@@ -30,7 +31,11 @@ class ResponseInfo:
     system_fingerprint: str | None = None
     service_tier: str | None = None
     embedding_dimensions: int | None = None
-    output_text: list[str] | None = None  # per choice; only filled when content capture is on
+    status: str | None = None  # a Responses answer's status
+    compacted: bool = False  # a Responses answer carries a compaction item
+    fetched: tuple[list, list] | None = None  # content capture, fetch_response: (instructions, tool definitions)
+    # content capture only: the output messages of a whole body (a list), or a stream's StreamContent
+    output: Any = None
 
 
 def _int(v: Any) -> int | None:
@@ -126,41 +131,63 @@ def _set_error(info: ResponseInfo, body: dict) -> None:
             info.error_code = code
 
 
-def _choice_text(info: ResponseInfo, index: int, text: str) -> None:
-    out = info.output_text
-    if out is None:
-        out = info.output_text = []
-    while len(out) <= index:
-        out.append("")
-    out[index] += text
-
-
-def apply_openai_choices(info: ResponseInfo, choices: Any, capture: bool, delta: bool) -> None:
+def apply_openai_choices(info: ResponseInfo, choices: Any) -> None:
     if not isinstance(choices, list):
         return
-    for i, choice in enumerate(choices):
+    for choice in choices:
         if not isinstance(choice, dict):
             continue
         reason = choice.get("finish_reason")
         if isinstance(reason, str):
             info.finish_reasons.append(reason)
-        if capture:
-            idx = _int(choice.get("index"))
-            idx = i if idx is None else idx
-            if "text" in choice and isinstance(choice["text"], str):
-                _choice_text(info, idx, choice["text"])
-            else:
-                msg = _dict(choice.get("delta" if delta else "message"))
-                text = msg.get("content")
-                if isinstance(text, str):
-                    _choice_text(info, idx, text)
 
 
-def apply_body(route: Route, body: Any, info: ResponseInfo, capture: bool = False) -> None:
+_INCOMPLETE_REASONS = {"max_output_tokens": "length"}  # the chat spelling, as the official instrumentation maps it
+_TOOL_CALL_ITEMS = frozenset({"function_call", "custom_tool_call", "computer_call"})
+
+
+def _responses_reasons(output: Any) -> list[str]:
+    """Finish reasons of a completed Responses answer, one per kind of ending: ``tool_calls`` for a finished
+    client-side tool call, ``stop`` for a completed message; ``stop`` when the output has neither."""
+    reasons: list[str] = []
+    for item in output if isinstance(output, list) else ():
+        if isinstance(item, dict):
+            kind = item.get("type")
+            status = item.get("status")
+        else:  # an output item of the SDK's parsed Response
+            kind = getattr(item, "type", None)
+            status = getattr(item, "status", None)
+        if kind in _TOOL_CALL_ITEMS:
+            reason = "tool_calls" if status is None or status in ("completed", "incomplete") else None
+        elif kind == "message":
+            reason = "stop" if status == "completed" else None
+        else:
+            continue
+        if reason is not None and reason not in reasons:
+            reasons.append(reason)
+    return reasons or ["stop"]
+
+
+def capture_output(api: str, body: Any, info: ResponseInfo, fetch: bool = False) -> None:
+    """Content capture: the output messages of a whole decoded body (a Gemini JSON array is a stream)."""
+    if isinstance(body, list):
+        stream = StreamContent(api)
+        for item in body:
+            stream.feed(item)
+        info.output = stream
+    else:
+        info.output = response_messages(api, body)
+        if fetch and isinstance(body, dict):  # the instructions and tools the fetched response was made with
+            given = {"instructions": body.get("instructions"), "tools": body.get("tools")}
+            _, system, tools = request_content(api, given)
+            info.fetched = (system, tools)
+
+
+def apply_body(route: Route, body: Any, info: ResponseInfo) -> None:
     """Fill ``info`` from one decoded non-stream response body (or one decoded stream event object)."""
     if isinstance(body, list):  # Gemini without alt=sse streams a JSON array of chunks
         for item in body:
-            apply_body(route, item, info, capture)
+            apply_body(route, item, info)
         return
     if not isinstance(body, dict):
         return
@@ -171,16 +198,12 @@ def apply_body(route: Route, body: Any, info: ResponseInfo, capture: bool = Fals
         info.model = _str(body.get("modelVersion")) or info.model
         info.id = _str(body.get("responseId")) or info.id
         cands = body.get("candidates")
-        for i, cand in enumerate(cands if isinstance(cands, list) else ()):
+        for cand in cands if isinstance(cands, list) else ():
             if not isinstance(cand, dict):
                 continue
             reason = cand.get("finishReason")
             if isinstance(reason, str):
                 info.finish_reasons.append(reason)
-            if capture:
-                for part in _list(_dict(cand.get("content")).get("parts")):
-                    if isinstance(part, dict) and isinstance(part.get("text"), str):
-                        _choice_text(info, i, part["text"])
         usage = usage_from(api, body.get("usageMetadata"))
         if usage is not None:
             info.usage = usage  # cumulative in every chunk: the last one wins
@@ -191,20 +214,22 @@ def apply_body(route: Route, body: Any, info: ResponseInfo, capture: bool = Fals
         reason = body.get("stop_reason")
         if isinstance(reason, str):
             info.finish_reasons.append(reason)
-        if capture:
-            for block in _list(body.get("content")):
-                if isinstance(block, dict) and isinstance(block.get("text"), str):
-                    _choice_text(info, 0, block["text"])
         _merge_usage(info, usage_from(api, body.get("usage")))
         return
     if api == OPENAI_RESPONSES:
         status = body.get("status")
+        if isinstance(status, str):
+            info.status = status
+        output = body.get("output")
+        if type(output) is list and not info.compacted:
+            info.compacted = any(type(item) is dict and item.get("type") == "compaction" for item in output)
         if status == "completed":
-            info.finish_reasons.append("stop")
+            info.finish_reasons.extend(_responses_reasons(output))
         elif status == "incomplete":
             reason = _dict(body.get("incomplete_details")).get("reason")
-            info.finish_reasons.append(reason if isinstance(reason, str) else "incomplete")
-        elif status == "failed":
+            reason = reason if isinstance(reason, str) else "incomplete"
+            info.finish_reasons.append(_INCOMPLETE_REASONS.get(reason, reason))
+        elif status in ("failed", "cancelled"):
             info.finish_reasons.append("error")
             err = body.get("error")
             if isinstance(err, dict) and isinstance(err.get("code"), str):
@@ -212,12 +237,6 @@ def apply_body(route: Route, body: Any, info: ResponseInfo, capture: bool = Fals
         tier = body.get("service_tier")
         if isinstance(tier, str):
             info.service_tier = tier
-        if capture:
-            for item in _list(body.get("output")):
-                if isinstance(item, dict) and item.get("type") == "message":
-                    for part in _list(item.get("content")):
-                        if isinstance(part, dict) and isinstance(part.get("text"), str):
-                            _choice_text(info, 0, part["text"])
         _merge_usage(info, usage_from(api, body.get("usage")))
         return
     if api == OPENAI_EMBEDDINGS:
@@ -229,7 +248,7 @@ def apply_body(route: Route, body: Any, info: ResponseInfo, capture: bool = Fals
             elif isinstance(emb, str):  # base64 float32
                 info.embedding_dimensions = (len(emb) * 3 // 4 - emb.count("=", -2)) // 4
     else:
-        apply_openai_choices(info, body.get("choices"), capture, delta=body.get("object") == "chat.completion.chunk")
+        apply_openai_choices(info, body.get("choices"))
         fp = body.get("system_fingerprint")
         if isinstance(fp, str):
             info.system_fingerprint = fp
@@ -273,7 +292,7 @@ def apply_openai_object(route: Route, obj: Any, info: ResponseInfo) -> None:
     if body is None:
         return
     if body is obj:  # a plain dict
-        apply_body(route, obj, info, False)
+        apply_body(route, obj, info)
         return
     get = body.get
     model = get("model")
@@ -341,13 +360,19 @@ def _apply_responses_object(body: dict, info: ResponseInfo) -> None:
     """``apply_body``'s Responses branch (without content), read from the SDK's ``Response`` object."""
     get = body.get
     status = get("status")
+    if isinstance(status, str):
+        info.status = status
+    output = get("output")
+    if type(output) is list and not info.compacted:
+        info.compacted = any(getattr(item, "type", None) == "compaction" for item in output)
     if status == "completed":
-        info.finish_reasons.append("stop")
+        info.finish_reasons.extend(_responses_reasons(output))
     elif status == "incomplete":
         details = _sub(body, "incomplete_details")
         reason = details.get("reason") if details is not None else None
-        info.finish_reasons.append(reason if isinstance(reason, str) else "incomplete")
-    elif status == "failed":
+        reason = reason if isinstance(reason, str) else "incomplete"
+        info.finish_reasons.append(_INCOMPLETE_REASONS.get(reason, reason))
+    elif status in ("failed", "cancelled"):
         info.finish_reasons.append("error")
         err = _sub(body, "error")
         if err is not None and isinstance(err.get("code"), str):
@@ -388,5 +413,7 @@ def parse_body_bytes(route: Route, raw: bytes, info: ResponseInfo, capture: bool
         body = _loads(raw)
     except (ValueError, TypeError):
         return False
-    apply_body(route, body, info, capture)
+    if capture:
+        capture_output(route.api, body, info, route.operation == FETCH_RESPONSE)
+    apply_body(route, body, info)
     return True

@@ -9,12 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Route", "Router", "CHAT", "TEXT_COMPLETION", "EMBEDDINGS", "GENERATE_CONTENT"]
+__all__ = ["FETCH", "Route", "Router", "CHAT", "TEXT_COMPLETION", "EMBEDDINGS", "FETCH_RESPONSE", "GENERATE_CONTENT"]
 
 CHAT = "chat"
 TEXT_COMPLETION = "text_completion"
 EMBEDDINGS = "embeddings"
 GENERATE_CONTENT = "generate_content"
+FETCH_RESPONSE = "fetch_response"  # a stored Responses answer fetched again (``responses.retrieve``)
 
 # Wire formats (how bodies and streams are shaped).
 OPENAI_CHAT = "openai.chat"
@@ -51,6 +52,22 @@ _BUILTIN: tuple[tuple[str, Route], ...] = (
     (":generateContent", Route(GENERATE_CONTENT, GEMINI)),
     (":streamGenerateContent", Route(GENERATE_CONTENT, GEMINI, stream=True)),
 )
+
+FETCH = Route(FETCH_RESPONSE, OPENAI_RESPONSES)
+
+
+def fetched_response_id(path: str) -> str | None:
+    """``/v1/responses/resp_123`` (query allowed) -> ``resp_123``; any other path (``.../input_items``,
+    ``.../cancel``) -> None."""
+    q = path.find("?")
+    if q >= 0:
+        path = path[:q]
+    i = path.rfind("/responses/")
+    if i < 0:
+        return None
+    rid = path[i + 11 :]
+    return rid if rid and "/" not in rid else None
+
 
 _API_BY_NAME = {
     "openai.chat": Route(CHAT, OPENAI_CHAT),

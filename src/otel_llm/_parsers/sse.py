@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._json import loads as _loads
+from .messages import StreamContent
 from .response import ResponseInfo, apply_body, apply_openai_choices, usage_from
 from .routes import ANTHROPIC_MESSAGES, GEMINI, OPENAI_RESPONSES, Route
 
@@ -45,13 +46,16 @@ class StreamParser:
     chunk and time per output chunk); ``done`` is True once the provider signalled the end.
     """
 
-    __slots__ = ("_api", "_fast", "_first", "_tail", "broken", "capture", "done", "info", "route")
+    __slots__ = ("_api", "_fast", "_first", "_tail", "broken", "capture", "content", "done", "info", "route")
 
     def __init__(self, route: Route, info: ResponseInfo, capture: bool = False) -> None:
         self.route = route
         self._api = route.api
         self.info = info
         self.capture = capture
+        self.content: StreamContent | None = None
+        if capture:  # every event goes to the content assembler too
+            self.content = info.output = StreamContent(route.api)
         self._tail = b""
         self._first = True
         # OpenAI chat/completions without content capture: most events need no decoding at all
@@ -146,22 +150,21 @@ class StreamParser:
     def _handle(self, name: bytes | None, data: bytes) -> int:
         api = self._api
         info = self.info
+        content = self.content
+        if content is not None:
+            ev = self._load(data)
+            if ev is not None:
+                content.feed(ev)
         if api == ANTHROPIC_MESSAGES:
             if name is None:
                 name = _type_of(data)
             if name == b"content_block_delta":
-                if self.capture:
-                    ev = self._load(data)
-                    if isinstance(ev, dict) and isinstance(ev.get("delta"), dict):
-                        text = ev["delta"].get("text")
-                        if isinstance(text, str):
-                            _append(info, text)
                 return 1
             if name in (b"message_start", b"message_delta", b"error"):
                 ev = self._load(data)
                 if isinstance(ev, dict):
                     if name == b"message_start":
-                        apply_body(self.route, ev.get("message"), info, False)
+                        apply_body(self.route, ev.get("message"), info)
                     elif name == b"message_delta":
                         reason = ev.get("delta", {}).get("stop_reason") if isinstance(ev.get("delta"), dict) else None
                         if isinstance(reason, str):
@@ -173,7 +176,7 @@ class StreamParser:
                         elif usage is not None:
                             info.usage = usage
                     else:
-                        apply_body(self.route, ev, info, False)
+                        apply_body(self.route, ev, info)
             elif name == b"message_stop":
                 self.done = True
             return 0
@@ -181,15 +184,17 @@ class StreamParser:
             if name is None:
                 name = _type_of(data)
             if name is not None and name.endswith(b".delta"):
-                if self.capture and name == b"response.output_text.delta":
-                    ev = self._load(data)
-                    if isinstance(ev, dict) and isinstance(ev.get("delta"), str):
-                        _append(info, ev["delta"])
                 return 1
+            if name in (b"response.output_item.added", b"response.output_item.done"):
+                if b'"compaction"' in data:  # recorded as it arrives: a stream cut short has no final response
+                    ev = self._load(data)
+                    if isinstance(ev, dict) and isinstance(ev.get("item"), dict):
+                        info.compacted = info.compacted or ev["item"].get("type") == "compaction"
+                return 0
             if name in (b"response.created", b"response.completed", b"response.failed", b"response.incomplete"):
                 ev = self._load(data)
                 if isinstance(ev, dict):
-                    apply_body(self.route, ev.get("response"), info, self.capture and name != b"response.created")
+                    apply_body(self.route, ev.get("response"), info)
                 if name != b"response.created":
                     self.done = True
             elif name == b"error":
@@ -199,24 +204,21 @@ class StreamParser:
                     if isinstance(code, str):
                         info.error_code = code
                     elif isinstance(ev.get("error"), dict):
-                        apply_body(self.route, ev, info, False)
+                        apply_body(self.route, ev, info)
             return 0
         if api == GEMINI:
-            apply_body(self.route, self._load(data), info, self.capture)
+            apply_body(self.route, self._load(data), info)
             return 1
         # OpenAI chat / legacy completions (and every OpenAI-compatible relay)
         if data == b"[DONE]":
             self.done = True
             return 0
         usage_only = data.find(b'"choices":[]') >= 0 or data.find(b'"choices": []') >= 0
-        if self._first or self.capture or _nonnull(data, _USAGE) or _nonnull(data, _FINISH) or _nonnull(data, _ERROR):
+        if self._first or _nonnull(data, _USAGE) or _nonnull(data, _FINISH) or _nonnull(data, _ERROR):
             self._first = False
             ev = self._load(data)
             if isinstance(ev, dict):
-                if self.capture:
-                    apply_body(self.route, ev, info, True)
-                else:
-                    _apply_chunk(self.route, ev, info)
+                _apply_chunk(self.route, ev, info)
         return 0 if usage_only else 1
 
 
@@ -226,28 +228,19 @@ def _apply_chunk(route: Route, ev: dict, info: ResponseInfo) -> None:
         info.model = ev["model"]
     if isinstance(ev.get("id"), str) and ev["id"]:
         info.id = ev["id"]
-    apply_openai_choices(info, ev.get("choices"), False, True)
+    apply_openai_choices(info, ev.get("choices"))
     if isinstance(ev.get("system_fingerprint"), str):
         info.system_fingerprint = ev["system_fingerprint"]
     if isinstance(ev.get("service_tier"), str):
         info.service_tier = ev["service_tier"]
     if ev.get("error"):
-        apply_body(route, {"error": ev["error"]}, info, False)
+        apply_body(route, {"error": ev["error"]}, info)
     u = ev.get("usage")
     if isinstance(u, dict):
         info.usage = usage_from(route.api, u)
         cost = u.get("cost")
         if isinstance(cost, (int, float)) and not isinstance(cost, bool) and cost >= 0:
             info.relay_cost = float(cost)
-
-
-def _append(info: ResponseInfo, text: str) -> None:
-    if info.output_text is None:
-        info.output_text = [text]
-    elif info.output_text:
-        info.output_text[0] += text
-    else:
-        info.output_text.append(text)
 
 
 def _type_of(data: bytes) -> bytes | None:

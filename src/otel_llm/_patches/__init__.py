@@ -6,14 +6,20 @@ from typing import Any
 
 from . import aiohttp, httpx, openai, requests
 
-__all__ = ["TARGETS"]
+__all__ = ["DEFERRED", "TARGETS"]
 
 # (module to import, "Class.method", factory(recorder, module) -> wrapper). The openai SDK layer
 # comes first; the HTTP layer below it is always patched, since the SDK layer reads its bodies.
 TARGETS: list[tuple[str, str, Any]] = [
     *openai.targets("openai._base_client"),
+    *openai.stream_manager_targets(),
     *httpx.targets("httpx"),
     *httpx.targets("httpx2"),
     *aiohttp.targets("aiohttp.client"),
     *requests.targets("requests.sessions"),
 ]
+
+DEFERRED = frozenset(openai.STREAM_MANAGER_MODULES)
+"""Target modules the library does not import with its top-level package and that are costly to import
+(the openai SDK's stream helpers, about 100 ms): patched when the application imports them, never imported
+by us."""

@@ -69,8 +69,8 @@ def send_factory(recorder: Recorder, module: Any) -> Any:
 
     def send(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         request = args[0] if args else kwargs.get("request")
-        if getattr(request, "method", None) != "POST":  # not an LLM call (every one we know is a POST)
-            return wrapped(*args, **kwargs)
+        if getattr(request, "method", None) != "POST" and CURRENT.get() is None:
+            return wrapped(*args, **kwargs)  # not an LLM call (all but an SDK's responses.retrieve are POSTs)
         sdk = CURRENT.get()
         if sdk is not None:
             sdk.attempts += 1
@@ -107,8 +107,8 @@ def async_send_factory(recorder: Recorder, module: Any) -> Any:
 
     async def send(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         request = args[0] if args else kwargs.get("request")
-        if getattr(request, "method", None) != "POST":  # not an LLM call (every one we know is a POST)
-            return await wrapped(*args, **kwargs)
+        if getattr(request, "method", None) != "POST" and CURRENT.get() is None:
+            return await wrapped(*args, **kwargs)  # not an LLM call (all but an SDK's responses.retrieve are POSTs)
         sdk = CURRENT.get()
         if sdk is not None:
             sdk.attempts += 1

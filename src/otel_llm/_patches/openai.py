@@ -16,9 +16,16 @@ from typing import TYPE_CHECKING, Any
 
 import wrapt
 
-from .._parsers.request import parse_request
+from .._parsers.request import parse_fetch, parse_request
 from .._parsers.response import apply_openai_object
-from .._parsers.routes import OPENAI_CHAT, OPENAI_COMPLETIONS, OPENAI_EMBEDDINGS, OPENAI_RESPONSES
+from .._parsers.routes import (
+    FETCH,
+    OPENAI_CHAT,
+    OPENAI_COMPLETIONS,
+    OPENAI_EMBEDDINGS,
+    OPENAI_RESPONSES,
+    fetched_response_id,
+)
 from ._common import CURRENT, attach, detach
 
 if TYPE_CHECKING:
@@ -38,6 +45,37 @@ def targets(module_name: str) -> list[tuple[str, str, Any]]:
     ]
 
 
+STREAM_MANAGER_MODULES = ("openai.lib.streaming.responses._responses", "openai.lib.streaming.chat._completions")
+
+
+def stream_manager_targets() -> list[tuple[str, str, Any]]:
+    """``with client.responses.stream(...)`` / ``chat.completions.stream(...)``: the managers' exit sees an
+    exception of the caller's code (which the stream inside never does)."""
+    responses, chat = STREAM_MANAGER_MODULES
+    return [
+        (responses, "ResponseStreamManager.__exit__", manager_exit_factory),
+        (responses, "AsyncResponseStreamManager.__aexit__", manager_exit_factory),
+        (chat, "ChatCompletionStreamManager.__exit__", manager_exit_factory),
+        (chat, "AsyncChatCompletionStreamManager.__aexit__", manager_exit_factory),
+    ]
+
+
+def manager_exit_factory(recorder: Recorder, module: Any) -> Any:
+    def exit_(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        if len(args) > 1 and args[1] is not None:  # leaving the with-block on an exception
+            try:
+                for key, value in vars(instance).items():  # the manager's private __stream
+                    if key.endswith("__stream"):
+                        inv = getattr(getattr(value, "_raw_stream", None), "_self_inv", None)
+                        if inv is not None:
+                            _caller_failed(inv, args[1])
+            except Exception:
+                log.debug("otel_llm: reading a stream manager failed", exc_info=True)
+        return wrapped(*args, **kwargs)  # __aexit__: its coroutine, awaited by the caller
+
+    return exit_
+
+
 def _options(args: Any, kwargs: Any) -> Any:
     return args[1] if len(args) > 1 else kwargs.get("options")
 
@@ -45,13 +83,19 @@ def _options(args: Any, kwargs: Any) -> Any:
 def _begin(recorder: Recorder, instance: Any, args: Any, kwargs: Any) -> tuple[Invocation, Any, Any] | None:
     """Start the call, and add ``stream_options.include_usage`` when the caller did not set it."""
     options = _options(args, kwargs)
-    if options is None or options.method != "post":
+    if options is None:
         return None
+    if options.method != "post":
+        return _begin_fetch(recorder, instance, options, args, kwargs) if options.method == "get" else None
     route = recorder.router.match(options.url)
     if route is None:
         return None
     body = options.json_data
-    request = parse_request(route, body)
+    sent = body
+    extra = options.extra_json  # ``extra_body``: sent merged into the body, so read as part of it
+    if extra and isinstance(extra, dict) and isinstance(body, dict):
+        sent = {**body, **extra}
+    request = parse_request(route, sent)
     url = instance.base_url
     host = url.host
     port = url.port
@@ -76,7 +120,7 @@ def _begin(recorder: Recorder, instance: Any, args: Any, kwargs: Any) -> tuple[I
         else:
             kwargs = dict(kwargs, options=new_options)
         hide_usage = True
-    inv = recorder.start(route, request, host, port, "sdk", body=body if recorder.capture else None)
+    inv = recorder.start(route, request, host, port, "sdk", body=sent if recorder.capture else None)
     inv.hide_usage = hide_usage
     if not recorder.capture and route.api in _OBJECT_APIS and not _raw_response(options):
         if not request.stream:
@@ -84,6 +128,23 @@ def _begin(recorder: Recorder, instance: Any, args: Any, kwargs: Any) -> tuple[I
             inv.from_result = _is_model_class(args[0] if args else kwargs.get("cast_to"))
         elif kwargs.get("stream") is True and route.api in _CHUNK_APIS:
             inv.from_chunks = True  # read the SDK's parsed chunks instead of the SSE events (see _SdkStream)
+    return inv, args, kwargs
+
+
+def _begin_fetch(
+    recorder: Recorder, instance: Any, options: Any, args: Any, kwargs: Any
+) -> tuple[Invocation, Any, Any] | None:
+    """``responses.retrieve``: a stored response fetched by id (``fetch_response``), streamed or not."""
+    url = options.url
+    if not isinstance(url, str) or "/responses/" not in url:
+        return None
+    rid = fetched_response_id(url)
+    if rid is None:
+        return None
+    params = options.params
+    stream = kwargs.get("stream") is True or (isinstance(params, dict) and params.get("stream") is True)
+    base = instance.base_url
+    inv = recorder.start(FETCH, parse_fetch(rid, params, stream), base.host, base.port, "sdk")
     return inv, args, kwargs
 
 
@@ -236,6 +297,17 @@ def _observe_chunk(inv: Invocation, chunk: Any) -> bool:
     return False
 
 
+def _caller_failed(inv: Invocation, exc: BaseException | None) -> None:
+    """The caller's own code raised inside ``with stream:``: the call ends failed with that exception's type
+    (as the official instrumentation records it), before the SDK closes the body."""
+    if exc is None or inv.ended or not isinstance(exc, Exception):
+        return
+    try:
+        inv.fail(exc)
+    except Exception:
+        log.debug("otel_llm: ending a stream failed", exc_info=True)
+
+
 class _SdkStream(wrapt.ObjectProxy):
     """The SDK's own Stream (isinstance still passes). While the SDK works inside ``__next__`` the call
     is held: a body closed because the SDK raised (bad JSON, bad UTF-8, an error event) ends as failed
@@ -278,6 +350,7 @@ class _SdkStream(wrapt.ObjectProxy):
         return self
 
     def __exit__(self, *exc: Any) -> Any:
+        _caller_failed(self._self_inv, exc[1] if len(exc) > 1 else None)
         return self.__wrapped__.__exit__(*exc)
 
 
@@ -319,6 +392,7 @@ class _AsyncSdkStream(wrapt.ObjectProxy):
         return self
 
     async def __aexit__(self, *exc: Any) -> Any:
+        _caller_failed(self._self_inv, exc[1] if len(exc) > 1 else None)
         return await self.__wrapped__.__aexit__(*exc)
 
 
