@@ -193,21 +193,7 @@ def test_the_exporter_produces_the_series_names_the_dashboards_use(stack: dict[s
     from otel_llm import _names as n
 
     base = stack["base"]
-    for series in (
-        f"{n.PROM_DURATION}_bucket",
-        f"{n.PROM_TOKEN_USAGE}_sum",
-        f"{n.PROM_TTFC}_count",
-        f"{n.PROM_TPOC}_count",
-        f"{n.PROM_COST}_sum",
-        n.PROM_TOKEN_DETAIL,
-        n.PROM_UNPRICED,
-        n.PROM_RATE_LIMIT_REMAINING,
-        n.PROM_RATE_LIMIT_LIMIT,
-        n.PROM_TOKEN_COST,
-        n.PROM_LIST_COST,
-        n.PROM_RELAY_BILLED_COST,
-        n.PROM_ACTIVE_OPERATIONS,
-    ):
+    for series in n.PROM_SERIES:
         assert _query(base, series), series
     labels = _query(base, f'{n.PROM_DURATION}_count{{gen_ai_request_model="gpt-4.1", error_type="429"}}')
     assert labels and labels[0]["metric"]["gen_ai_provider_name"] == "openai"

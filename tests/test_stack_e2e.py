@@ -366,17 +366,7 @@ def test_collector_path_produces_the_series_names_and_labels_of_the_in_process_e
     stack: Any, collector_metrics: float
 ) -> None:
     prom = stack.prometheus_url
-    for series in (
-        f"{n.PROM_DURATION}_bucket",
-        f"{n.PROM_TOKEN_USAGE}_sum",
-        f"{n.PROM_TTFC}_count",
-        f"{n.PROM_TPOC}_count",
-        f"{n.PROM_COST}_sum",
-        n.PROM_TOKEN_DETAIL,
-        n.PROM_UNPRICED,
-        n.PROM_RATE_LIMIT_REMAINING,
-        n.PROM_RATE_LIMIT_LIMIT,
-    ):
+    for series in n.PROM_SERIES:
         assert ls.wait_for(lambda s=series: _query(prom, s + '{job="e2e-collector-app"}'), 30, series)
     rows = _query(prom, f'{n.PROM_DURATION}_count{{gen_ai_request_model="gpt-4.1", error_type="429"}}')
     assert rows and rows[0]["metric"]["gen_ai_provider_name"] == "openai"

@@ -142,6 +142,22 @@ PROM_RELAY_BILLED_COST = "otel_llm_client_operation_cost_relay_billed_USD_total"
 PROM_ACTIVE_OPERATIONS = "otel_llm_client_active_operations"
 PROM_RATE_LIMIT_REMAINING = "gen_ai_client_rate_limit_remaining"
 PROM_RATE_LIMIT_LIMIT = "gen_ai_client_rate_limit_limit"
+PROM_SERIES = (
+    f"{PROM_DURATION}_bucket",
+    f"{PROM_TOKEN_USAGE}_sum",
+    f"{PROM_TTFC}_count",
+    f"{PROM_TPOC}_count",
+    f"{PROM_COST}_sum",
+    PROM_TOKEN_DETAIL,
+    PROM_UNPRICED,
+    PROM_RATE_LIMIT_REMAINING,
+    PROM_RATE_LIMIT_LIMIT,
+    PROM_TOKEN_COST,
+    PROM_LIST_COST,
+    PROM_RELAY_BILLED_COST,
+    PROM_ACTIVE_OPERATIONS,
+)
+"""One series of every metric family, named alike by the in-process exporter and the Collector's (tests check both)."""
 PROM_LABELS = {
     OPERATION: "gen_ai_operation_name",
     PROVIDER: "gen_ai_provider_name",
