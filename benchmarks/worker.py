@@ -277,8 +277,6 @@ class Floor:
             attrs["gen_ai.response.id"] = rid
             attrs["gen_ai.response.finish_reasons"] = (reason,)
             attrs["gen_ai.usage.output_tokens"] = tout
-            attrs["gen_ai.usage.cache_read.input_tokens"] = 0
-            attrs["gen_ai.usage.reasoning.output_tokens"] = 0
             attrs["openai.response.service_tier"] = "default"
             attrs["otel_llm.cost.output"] = 0.00002
             attrs["otel_llm.cost.model"] = CHAT_MODEL  # the dated response model is priced as the one asked for
