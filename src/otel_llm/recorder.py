@@ -234,9 +234,8 @@ class Recorder:
             description="Rate-limit budget per window, as the provider reports it.",
         )
         self._attrs: dict[tuple, dict[str, Any]] = {}
-        self._start_attrs: dict[tuple, dict[str, Any]] = {}
+        self._starts: dict[tuple, tuple[dict[str, Any], list]] = {}  # start key -> (fixed attrs, in-flight tally)
         self._sets: dict[tuple, tuple[dict, dict, dict]] = {}
-        self._active_slots: dict[tuple, list] = {}  # start key -> its calls-in-flight tally
         self._rl_attrs: dict[tuple, dict[str, Any]] = {}
         self._rl_last: dict[tuple, float] = {}
         self._rl_interval = config.rate_limit_interval
@@ -261,9 +260,10 @@ class Recorder:
         inv.server_address = host
         inv.server_port = port
         key = (route, provider, layer, request.model, host, port, request.stream)
-        fixed = self._start_attrs.get(key)
-        if fixed is None:
-            fixed = self._fixed_start_attrs(key)
+        cached = self._starts.get(key)  # one lookup (hashing the key hashes the route's fields in Python)
+        if cached is None:
+            cached = self._start_entry(key)
+        fixed, slot = cached
         attrs = fixed.copy()
         if request.attributes:
             attrs.update(request.attributes)
@@ -279,24 +279,26 @@ class Recorder:
         else:
             name = f"{route.operation} {request.model}" if request.model else route.operation
             inv.span = self.tracer.start_span(name, kind=_CLIENT, attributes=attrs)
-        slot = self._active_slots.get(key)
-        if slot is None:
-            slot = self._active_slot(key, fixed)
         with self._tally_lock:
             slot[1] += 1
         inv.active = slot
         inv.start = time.perf_counter()
         return inv
 
-    def _active_slot(self, key: tuple, fixed: dict[str, Any]) -> list:
+    def _start_entry(self, key: tuple) -> tuple[dict[str, Any], list]:
+        """A start key's fixed attributes and calls-in-flight tally, cached together (bounded)."""
+        fixed = self._fixed_start_attrs(key)
+        entry = (fixed, self._active_slot(fixed))
+        if len(self._starts) < 20000:
+            self._starts[key] = entry
+        return entry
+
+    def _active_slot(self, fixed: dict[str, Any]) -> list:
         """The calls-in-flight tally of a start key, shared by every key with the same (bounded) attributes."""
         active = {k: fixed[k] for k in n.ACTIVE_ATTRIBUTES if k in fixed}
         if n.REQUEST_MODEL in active:
             active[n.REQUEST_MODEL] = self._model_label(active[n.REQUEST_MODEL])
-        slot = self._tallies.slot(self._tallies.active, tuple(active.items()), lambda: [active, 0])
-        if len(self._active_slots) < 20000:
-            self._active_slots[key] = slot
-        return slot
+        return self._tallies.slot(self._tallies.active, tuple(active.items()), lambda: [active, 0])
 
     def _fixed_start_attrs(self, key: tuple) -> dict[str, Any]:
         """A span's start attributes that depend only on the route, provider, layer, model, server and
@@ -314,8 +316,6 @@ class Recorder:
         api_type = route.openai_api_type
         if api_type is not None:
             attrs[n.OPENAI_API_TYPE] = api_type
-        if len(self._start_attrs) < 20000:
-            self._start_attrs[key] = attrs
         return attrs
 
     def _capture_input(self, inv: Invocation, attrs: dict[str, Any], route: Route, body: Any) -> None:
