@@ -1544,6 +1544,17 @@ def render_cpu_body(
 # --------------------------------------------------------------------------------------------------
 
 
+def _write_results(data: dict, targets: list) -> dict | None:
+    """Write results.json and RESULTS.md, log the given verdicts; the memory check's last results, if any."""
+    RESULTS_JSON.write_text(json.dumps(data, indent=1, default=str))
+    memory = json.loads(MEMORY_JSON.read_text()) if MEMORY_JSON.exists() else None
+    RESULTS_MD.write_text(render(data, memory))
+    log(f"wrote {RESULTS_MD} and {RESULTS_JSON}")
+    for target, measured, verdict in targets:
+        log(f"{verdict:4s}  {target}: {measured}")
+    return memory
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     ap.add_argument("--quick", action="store_true", help="2 rounds, n/3 calls per measurement")
@@ -1638,12 +1649,7 @@ def main(argv: list[str] | None = None) -> int:
                     "counted_run": counted_run,
                 }
             )
-            RESULTS_JSON.write_text(json.dumps(data, indent=1, default=str))
-            memory = json.loads(MEMORY_JSON.read_text()) if MEMORY_JSON.exists() else None
-            RESULTS_MD.write_text(render(data, memory))
-            log(f"wrote {RESULTS_MD} and {RESULTS_JSON}")
-            for target, measured, verdict in counted_targets(counted or {}, startup):
-                log(f"{verdict:4s}  {target}: {measured}")
+            _write_results(data, counted_targets(counted or {}, startup))
             return 0
         bench = run_benchmarks(args, infos, server)
         micro = run_micro(infos, args.variants, server.url) if "non_llm_get" in args.scenarios else {}
@@ -1674,11 +1680,8 @@ def main(argv: list[str] | None = None) -> int:
         "startup": startup,
         "counted_run": counted_run,
     }
-    RESULTS_JSON.write_text(json.dumps(data, indent=1, default=str))
-    memory = json.loads(MEMORY_JSON.read_text()) if MEMORY_JSON.exists() else None
-    RESULTS_MD.write_text(render(data, memory))
-    log(f"wrote {RESULTS_MD} and {RESULTS_JSON}")
-    for target, measured, verdict in counted_targets(counted or {}, startup) + evaluate_targets(summary, memory):
+    memory = _write_results(data, counted_targets(counted or {}, startup))
+    for target, measured, verdict in evaluate_targets(summary, memory):
         log(f"{verdict:4s}  {target}: {measured}")
     return 0
 
