@@ -77,6 +77,8 @@ class Invocation:
     active: list | None = None  # its calls-in-flight tally, [attributes, count]: taken off once, at its end
     start_attrs: dict[str, Any] | None = None  # events on: the span's start attributes, for the event
     content_in: tuple[list, list, list] | None = None  # event content on: (input, system instructions, tools)
+    done_at: float | None = None  # perf_counter() when the answer was complete, for an end recorded later
+    done_ns: int | None = None  # ... and the same moment as a span end time (time_ns())
 
     def __init__(self, recorder: Recorder, route: Route, request: RequestInfo, provider: str) -> None:
         self.recorder = recorder
@@ -97,6 +99,12 @@ class Invocation:
         stamps.append(now)
         if count > 1:
             stamps.extend([now] * (count - 1))  # several events in one read arrived together: gaps of 0
+
+    def mark_done(self) -> None:
+        """The answer is complete now, though the call is ended later (a patch that waits for the caller's own
+        parse of the body): the duration and the span's end are taken from this moment."""
+        self.done_at = time.perf_counter()
+        self.done_ns = time.time_ns()
 
     def fail(self, exc: BaseException) -> None:
         """End as failed with the user's exception (which the caller re-raises unchanged)."""
@@ -459,7 +467,7 @@ class Recorder:
                 gauge.set(v, attrs)
 
     def _finish(self, inv: Invocation) -> None:
-        now = time.perf_counter()
+        now = inv.done_at or time.perf_counter()
         span = inv.span
         info = inv.info
         outcome = inv.outcome
@@ -589,7 +597,7 @@ class Recorder:
         span.set_attributes(attrs)
         if inv.start_attrs is not None:  # events on, and an inference call
             self._emit(inv, attrs, output)
-        span.end()
+        span.end(inv.done_ns)
 
     def _price(self, inv: Invocation, attrs: dict[str, Any], mattrs: dict) -> float | None:
         prices = self.prices
