@@ -813,7 +813,7 @@ SABOTAGE: dict[str, list[tuple[str, str]]] = {
     ],
     "error-type": [("otel_llm.recorder", "error_type_of")],
     "finish": [("otel_llm.recorder.Recorder", "_finish")],
-    "metrics": [("otel_llm.recorder.Recorder", "_metric_attrs")],
+    "metrics": [("otel_llm.recorder.Recorder", "_leaf")],
 }
 # what breaks -> the (fault, streamed) cases that reach it, on every layer
 _SABOTAGED: dict[str, list[tuple[str, bool]]] = {

@@ -90,7 +90,7 @@ def provider_from_model(model: str | None) -> str | None:
 class ProviderResolver:
     """Resolves and caches the provider of (host, port, wire format, model)."""
 
-    __slots__ = ("_cache", "_user_hosts", "_user_urls")
+    __slots__ = ("_cache", "_user_hosts", "_user_urls", "by_url")
 
     def __init__(self, user_map: Mapping[str, str] | None = None) -> None:
         self._user_hosts: dict[str, str] = {}
@@ -104,6 +104,7 @@ class ProviderResolver:
             else:
                 self._user_hosts[k] = name
         self._user_urls.sort(key=lambda p: -len(p[0]))
+        self.by_url = bool(self._user_urls)  # providers told apart by URL prefix: resolved per call
         self._cache: dict[tuple, str] = {}
 
     def resolve(self, host: str | None, port: int | None, api: str, model: str | None, url: str | None = None) -> str:

@@ -85,10 +85,9 @@ import math
 import os
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from otel_llm._parsers.usage import Usage
 
@@ -106,6 +105,7 @@ __all__ = [
     "Cost",
     "PriceBook",
     "PriceConfigError",
+    "charge",
 ]
 
 _log = logging.getLogger("otel_llm.pricing")
@@ -163,24 +163,28 @@ class PriceConfigError(ValueError):
     """A price table is unreadable or invalid; the message names the file, the key and the problem."""
 
 
-@dataclass(frozen=True, slots=True)
-class Cost:
-    """The cost of one call and where its price came from."""
+class Cost(NamedTuple):
+    """The cost of one call and where its price came from (immutable; a named tuple, cheap to make per call).
+
+    - ``amount``: USD.
+    - ``origin``: ``"relay"`` | ``"user_table"`` | ``"genai_prices"``.
+    - ``priced_model``: the model id the price came from: user-table key, genai-prices model id, or the
+      response model for relay.
+    - ``price_version``: ``"genai-prices 0.2.3"``, ``"user:<file name>"`` / ``"user:mapping"``, or ``"relay"``.
+    - ``parts``: ``amount`` split by what it paid for, in the order of :data:`COST_PARTS`;
+      ``sum(parts) == amount``. ``None`` when there is nothing to split by (a relay-reported cost for a
+      model no table prices).
+    - ``list_amount``: what the call would have cost at list price (the table's rates, no multiplier),
+      when a multiplier or a relay-reported cost made ``amount`` something else; ``None`` otherwise (and
+      when unknown).
+    """
 
     amount: float
-    """USD."""
     origin: str
-    """``"relay"`` | ``"user_table"`` | ``"genai_prices"``."""
     priced_model: str
-    """The model id the price came from: user-table key, genai-prices model id, or the response model for relay."""
     price_version: str
-    """``"genai-prices 0.2.3"``, ``"user:<file name>"`` / ``"user:mapping"``, or ``"relay"``."""
     parts: tuple[float, float, float, float, float, float] | None = None
-    """``amount`` split by what it paid for, in the order of :data:`COST_PARTS`; ``sum(parts) == amount``.
-    ``None`` when there is nothing to split by (a relay-reported cost for a model no table prices)."""
     list_amount: float | None = None
-    """What the call would have cost at list price (the table's rates, no multiplier), when a multiplier
-    or a relay-reported cost made ``amount`` something else; ``None`` otherwise (and when unknown)."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -254,6 +258,15 @@ def _parts(prices: _Prices, usage: Usage) -> tuple[float, float, float, float, f
     cr = usage.cache_read_tokens or 0
     cw = usage.cache_write_tokens or 0
     rates = prices.base
+    if not (cr or cw or usage.reasoning_tokens or prices.tiers):  # the common call: input and output only
+        return (
+            inp * rates.input / 1_000_000 if inp > 0 else 0.0,
+            out * rates.output / 1_000_000 if out > 0 else 0.0,
+            0.0,
+            0.0,
+            0.0,
+            rates.request,
+        )
     if prices.tiers:
         total_in = inp if inp >= cr + cw else cr + cw
         for start, tier_rates in prices.tiers:
@@ -300,6 +313,29 @@ def _split(amount: float, weights: tuple[float, ...]) -> tuple[float, float, flo
     big = max(range(len(shares)), key=shares.__getitem__)
     shares[big] += units - sum(shares)
     return (shares[0] * q, shares[1] * q, shares[2] * q, shares[3] * q, shares[4] * q, shares[5] * q)
+
+
+def charge(entry: _Entry | None, model: str, usage: Usage, relay: float | None) -> Cost | None:
+    """The cost of a call of ``model`` with a resolved price ``entry`` (:meth:`PriceBook.entry`) and a valid
+    relay-reported amount or ``None``; the call has token counts. ``None`` when nothing prices it."""
+    prices = None if entry is None else entry.prices or _prices_now(entry)
+    if prices is None:
+        return None if relay is None else Cost(relay, ORIGIN_RELAY, model, ORIGIN_RELAY)
+    listed = _parts(prices, usage)
+    if relay is not None:  # billed by the relay: split in proportion to the list-price parts
+        return Cost(relay, ORIGIN_RELAY, model, ORIGIN_RELAY, _split(relay, listed), sum(listed))
+    m = entry.multiplier  # type: ignore[union-attr]
+    if m == 1.0:
+        return Cost(sum(listed), entry.origin, entry.priced_model, entry.price_version, listed)  # type: ignore[union-attr]
+    parts = (listed[0] * m, listed[1] * m, listed[2] * m, listed[3] * m, listed[4] * m, listed[5] * m)
+    return Cost(sum(parts), entry.origin, entry.priced_model, entry.price_version, parts, sum(listed))  # type: ignore[union-attr]
+
+
+def _prices_now(entry: _Entry) -> _Prices | None:
+    """Prices that depend on the time of the call: genai-prices picks the ones in force now."""
+    assert entry.model_info is not None and entry.variants is not None
+    model_price = entry.model_info.get_prices(datetime.now(tz=timezone.utc))
+    return entry.variants.get(id(model_price))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -728,34 +764,28 @@ class PriceBook:
             relay = _relay_amount(relay_cost) if relay_cost is not None else None
             if (usage.input_tokens is None and usage.output_tokens is None) or not model:
                 return None if relay is None else Cost(relay, ORIGIN_RELAY, model or "", ORIGIN_RELAY)
-            key = (provider, model, server_address)
-            entry = self._cache.get(key, _UNSET)
-            if entry is _UNSET:
-                entry = self._resolve(key, log_miss=relay is None)
-            prices = None if entry is None else entry.prices or self._prices_now(entry)
-            if entry is None or prices is None:
-                return None if relay is None else Cost(relay, ORIGIN_RELAY, model, ORIGIN_RELAY)
-            listed = _parts(prices, usage)
-            if relay is not None:  # billed by the relay: split in proportion to the list-price parts
-                return Cost(relay, ORIGIN_RELAY, model, ORIGIN_RELAY, _split(relay, listed), sum(listed))
-            m = entry.multiplier
-            if m == 1.0:
-                return Cost(sum(listed), entry.origin, entry.priced_model, entry.price_version, listed)
-            parts = (listed[0] * m, listed[1] * m, listed[2] * m, listed[3] * m, listed[4] * m, listed[5] * m)
-            return Cost(sum(parts), entry.origin, entry.priced_model, entry.price_version, parts, sum(listed))
+            return charge(self.entry(provider, model, server_address, relay is None), model, usage, relay)
         except Exception:
-            if not self._error_logged:
-                self._error_logged = True
-                _log.debug("pricing failed for provider=%r model=%r; cost not recorded", provider, model, exc_info=True)
+            self._failed(provider, model)
             return None
 
-    # -- resolution (cache misses only) -------------------------------------------------------------
+    def entry(
+        self, provider: str | None, model: str, server_address: str | None, log_miss: bool = True
+    ) -> _Entry | None:
+        """The resolved price of (provider, model, server), ``None`` if unpriced (cached here; callers that
+        price many calls of one model keep it and call :func:`charge` with it)."""
+        key = (provider, model, server_address)
+        entry = self._cache.get(key, _UNSET)
+        if entry is _UNSET:
+            entry = self._resolve(key, log_miss=log_miss)
+        return entry
 
-    @staticmethod
-    def _prices_now(entry: _Entry) -> _Prices | None:
-        assert entry.model_info is not None and entry.variants is not None
-        model_price = entry.model_info.get_prices(datetime.now(tz=timezone.utc))
-        return entry.variants.get(id(model_price))
+    def _failed(self, provider: str | None, model: str | None) -> None:
+        if not self._error_logged:
+            self._error_logged = True
+            _log.debug("pricing failed for provider=%r model=%r; cost not recorded", provider, model, exc_info=True)
+
+    # -- resolution (cache misses only) -------------------------------------------------------------
 
     def _resolve(self, key: tuple[str | None, str | None, str | None], log_miss: bool = True) -> _Entry | None:
         provider, model, server_address = key

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +26,8 @@ from ._parsers.request import RequestInfo
 from ._parsers.response import ResponseInfo
 from ._parsers.routes import CHAT, FETCH_RESPONSE, GENERATE_CONTENT, TEXT_COMPLETION, Route
 from ._parsers.usage import Usage
+from .pricing import ORIGIN_RELAY, Cost, _relay_amount, charge
+from .spend import LOCK as _LOCK
 from .version import __version__
 
 if TYPE_CHECKING:
@@ -80,11 +81,12 @@ class Invocation:
     done_at: float | None = None  # perf_counter() when the answer was complete, for an end recorded later
     done_ns: int | None = None  # ... and the same moment as a span end time (time_ns())
 
-    def __init__(self, recorder: Recorder, route: Route, request: RequestInfo, provider: str) -> None:
+    def __init__(self, recorder: Recorder, route: Route, request: RequestInfo, entry: _Start) -> None:
         self.recorder = recorder
         self.route = route
         self.request = request
-        self.provider = provider
+        self.entry = entry
+        self.provider = entry.provider
         self.info = ResponseInfo()
 
     # --- stream progress (called by the stream tees) ---
@@ -135,8 +137,9 @@ class Invocation:
                 pass
         finally:
             slot = self.active
-            if slot is not None:  # the one way out of every call: no longer in flight
-                with self.recorder._tally_lock:
+            if slot is not None:  # _finish failed before it took the call off the in-flight tally
+                self.active = None
+                with _LOCK:
                     slot[1] -= 1
 
     def release(self, exc: BaseException | None = None) -> None:
@@ -230,7 +233,7 @@ class Recorder:
             n.UNPRICED, unit="{call}", description="Calls whose cost could not be computed."
         )
         self._tallies = _tallies_of(meter)
-        self._tally_lock = self._tallies.lock
+        self._series = self._tallies.series  # metric key -> its attribute sets and tallies
         self.rl_remaining = meter.create_gauge(
             n.RATE_LIMIT_REMAINING,
             unit="{request_or_token}",
@@ -241,11 +244,7 @@ class Recorder:
             unit="{request_or_token}",
             description="Rate-limit budget per window, as the provider reports it.",
         )
-        self._attrs: dict[tuple, dict[str, Any]] = {}
-        self._starts: dict[tuple, tuple[dict[str, Any], list]] = {}  # start key -> (fixed attrs, in-flight tally)
-        self._sets: dict[tuple, tuple[dict, dict, dict]] = {}
-        self._rl_attrs: dict[tuple, dict[str, Any]] = {}
-        self._rl_last: dict[tuple, float] = {}
+        self._starts: dict[tuple, _Start] = {}  # start key -> what its calls share
         self._rl_interval = config.rate_limit_interval
         self._models: set[str] = set()
         self._max_models = config.max_models
@@ -262,17 +261,16 @@ class Recorder:
         body: Any = None,
         foreign_span: Any = None,
     ) -> Invocation:
-        provider = self.providers.resolve(host, port, route.api, request.model, url)
-        inv = Invocation(self, route, request, provider)
+        model = request.model
+        key = (id(route), layer, model, host, port, request.stream)  # a Route's own hash runs in Python
+        entry = self._starts.get(key)
+        if entry is None or entry.route is not route or self.providers.by_url:
+            entry = self._start_entry(key, route, request, host, port, layer, url)
+        inv = Invocation(self, route, request, entry)
         inv.layer = layer
         inv.server_address = host
         inv.server_port = port
-        key = (route, provider, layer, request.model, host, port, request.stream)
-        cached = self._starts.get(key)  # one lookup (hashing the key hashes the route's fields in Python)
-        if cached is None:
-            cached = self._start_entry(key)
-        fixed, slot = cached
-        attrs = fixed.copy()
+        attrs = entry.fixed.copy()
         if request.attributes:
             attrs.update(request.attributes)
         if url is not None:
@@ -285,19 +283,25 @@ class Recorder:
             inv.span = foreign_span
             inv.foreign = True
         else:
-            name = f"{route.operation} {request.model}" if request.model else route.operation
-            inv.span = self.tracer.start_span(name, kind=_CLIENT, attributes=attrs)
-        with self._tally_lock:
+            inv.span = self.tracer.start_span(entry.name, kind=_CLIENT, attributes=attrs)
+        slot = entry.active
+        with _LOCK:
             slot[1] += 1
         inv.active = slot
         inv.start = time.perf_counter()
         return inv
 
-    def _start_entry(self, key: tuple) -> tuple[dict[str, Any], list]:
-        """A start key's fixed attributes and calls-in-flight tally, cached together (bounded)."""
-        fixed = self._fixed_start_attrs(key)
-        entry = (fixed, self._active_slot(fixed))
-        if len(self._starts) < 20000:
+    def _start_entry(
+        self, key: tuple, route: Route, request: RequestInfo, host: str | None, port: int | None, layer: str, url: Any
+    ) -> _Start:
+        """What every call with this start key shares: made once, cached (bounded), except when providers are
+        told apart by URL (``provider_map`` URL prefixes), which the key does not hold."""
+        model = request.model
+        provider = self.providers.resolve(host, port, route.api, model, url)
+        fixed = self._fixed_start_attrs((route, provider, layer, model, host, port, request.stream))
+        entry = _Start(route, provider, fixed, self._active_slot(fixed), self._model_label(model), host, port)
+        entry.name = f"{route.operation} {model}" if model else route.operation
+        if len(self._starts) < 20000 and not self.providers.by_url:
             self._starts[key] = entry
         return entry
 
@@ -386,85 +390,35 @@ class Recorder:
             return model
         return "_OTHER"
 
-    def _key(self, inv: Invocation) -> tuple:
-        key = inv._metric_key
-        if key is None:
-            models = self._models
-            asked = inv.request.model
-            if asked is not None and asked not in models:
-                asked = self._model_label(asked)
-            answered = inv.info.model
-            if answered is not None and answered not in models:
-                answered = self._model_label(answered)
-            key = inv._metric_key = (
-                inv.route.operation,
-                inv.provider,
-                asked,
-                answered,
-                inv.server_address,
-                inv.server_port,
-                inv.error_type,
-            )
-        return key
+    def _leaf(self, inv: Invocation, model: str | None, error: str | None) -> _Leaf:
+        """The calls of a start entry that answered ``model`` and ended with ``error``: their series (made
+        once per metric key, bounded), price entries and ledger slot (resolved on first use)."""
+        entry = inv.entry
+        answered = self._model_label(model)
+        key = (inv.route.operation, entry.provider, entry.asked, answered, entry.host, entry.port, error)
+        series = self._series.get(key)
+        if series is None:
+            with _LOCK:  # the table is the meter's (see _Tallies): another recorder may add to it
+                series = self._series.get(key)
+                if series is None:  # bounded by the model labels (max_models) and the error types
+                    series = self._series[key] = _Series(key)
+        leaf = _Leaf(series)
+        ledger = self.ledger
+        if ledger is not None and inv.route.operation != FETCH_RESPONSE:
+            leaf.ledger = ledger.slot(entry.provider, inv.request.model or model or "_unknown")
+        if len(entry.leaves) < 256:
+            entry.leaves[(model, error)] = leaf
+        return leaf
 
-    def _metric_sets(self, inv: Invocation) -> tuple[dict, dict, dict]:
-        """The attribute sets of a call's points: (all points, input tokens, output tokens), built once per series."""
-        key = self._key(inv)
-        sets = self._sets.get(key)
-        if sets is None:
-            sets = (
-                self._metric_attrs(inv),
-                self._metric_attrs(inv, n.TOKEN_TYPE, "input"),
-                self._metric_attrs(inv, n.TOKEN_TYPE, "output"),
-            )
-            if len(self._sets) < 20000:
-                self._sets[key] = sets
-        return sets
-
-    def _metric_attrs(self, inv: Invocation, extra_key: str | None = None, extra_val: str | None = None) -> dict:
-        key = self._key(inv)
-        full = key if extra_key is None else (*key, extra_key, extra_val)
-        attrs = self._attrs.get(full)
-        if attrs is None:
-            attrs = {n.OPERATION: key[0], n.PROVIDER: key[1]}
-            if key[2] is not None:
-                attrs[n.REQUEST_MODEL] = key[2]
-            if key[3] is not None:
-                attrs[n.RESPONSE_MODEL] = key[3]
-            if key[4] is not None:
-                attrs[n.SERVER_ADDRESS] = key[4]
-                if key[5] is not None:
-                    attrs[n.SERVER_PORT] = key[5]
-            if key[6] is not None:
-                attrs[n.ERROR_TYPE] = key[6]
-            if extra_key is not None:
-                attrs[extra_key] = extra_val
-            if len(self._attrs) < 20000:
-                self._attrs[full] = attrs
-        return attrs
-
-    def _rate_limits(self, inv: Invocation, headers: HeaderInfo, now: float) -> None:
+    def _rate_limits(self, series: _Series, headers: HeaderInfo, now: float) -> None:
         """Headroom gauges per provider, model and endpoint: the last value reported, whatever the call's
         outcome (a 429's "0 left" is overwritten by the next answer). Set at most once a second per series
-        (``rate_limit_interval``):
-        scrapes see the latest value anyway, and each set costs as much as a histogram point."""
-        key = inv._metric_key or (inv.route.operation, inv.provider)
-        last = self._rl_last.get(key)
-        if last is not None and now - last < self._rl_interval and inv.status_code != 429:
-            return
-        if len(self._rl_last) < 20000:
-            self._rl_last[key] = now
-        base = (key[0], key[1], key[2], key[4], key[5]) if len(key) == 7 else key  # no response model, error type
+        (``rate_limit_interval``; the caller checks): scrapes see the latest value anyway, and each set costs
+        as much as a histogram point."""
+        series.rl_last = now
         for values, gauge in ((headers.remaining, self.rl_remaining), (headers.limit, self.rl_limit)):
             for res, v in values.items():
-                full = (*base, res)
-                attrs = self._rl_attrs.get(full)
-                if attrs is None:
-                    attrs = {k: v for k, v in self._metric_attrs(inv).items() if k not in _NOT_ON_GAUGES}
-                    attrs[n.RATE_LIMIT_RESOURCE] = res
-                    if len(self._rl_attrs) < 20000:
-                        self._rl_attrs[full] = attrs
-                gauge.set(v, attrs)
+                gauge.set(v, series.gauge_attrs(res))
 
     def _finish(self, inv: Invocation) -> None:
         now = inv.done_at or time.perf_counter()
@@ -486,9 +440,14 @@ class Recorder:
                 error = inv.error_type = "stream_abandoned"
             elif outcome == "failed":
                 error = inv.error_type = "_OTHER"
+        model = info.model
+        leaf = inv.entry.leaves.get((model, error))
+        if leaf is None:
+            leaf = self._leaf(inv, model, error)
+        series = leaf.series
         attrs: dict[str, Any] = {}
-        if info.model:
-            attrs[n.RESPONSE_MODEL] = info.model
+        if model:
+            attrs[n.RESPONSE_MODEL] = model
         if info.id:
             attrs[n.RESPONSE_ID] = info.id
         if info.finish_reasons:
@@ -503,17 +462,23 @@ class Recorder:
                 for key, value in zip(_INPUT_KEYS[1:], info.fetched, strict=True):
                     if value:
                         attrs[key] = cap_json(value, self.config.content_max_length)
+        tin = tout = None
+        details = False  # cache or reasoning tokens
         if usage is not None:
-            if usage.input_tokens is not None:
-                attrs[n.USAGE_INPUT] = usage.input_tokens
-            if usage.output_tokens is not None:
-                attrs[n.USAGE_OUTPUT] = usage.output_tokens
-            if usage.cache_read_tokens:  # a zero is left out, as the official instrumentation does
-                attrs[n.USAGE_CACHE_READ] = usage.cache_read_tokens
-            if usage.cache_write_tokens:
-                attrs[n.USAGE_CACHE_WRITE] = usage.cache_write_tokens
-            if usage.reasoning_tokens:
-                attrs[n.USAGE_REASONING] = usage.reasoning_tokens
+            tin = usage.input_tokens
+            tout = usage.output_tokens
+            if tin is not None:
+                attrs[n.USAGE_INPUT] = tin
+            if tout is not None:
+                attrs[n.USAGE_OUTPUT] = tout
+            if usage.cache_read_tokens or usage.cache_write_tokens or usage.reasoning_tokens:
+                details = True  # a zero is left out, as the official instrumentation does
+                if usage.cache_read_tokens:
+                    attrs[n.USAGE_CACHE_READ] = usage.cache_read_tokens
+                if usage.cache_write_tokens:
+                    attrs[n.USAGE_CACHE_WRITE] = usage.cache_write_tokens
+                if usage.reasoning_tokens:
+                    attrs[n.USAGE_REASONING] = usage.reasoning_tokens
         if info.compacted:
             attrs[n.CONVERSATION_COMPACTED] = True
         if info.system_fingerprint:
@@ -522,18 +487,22 @@ class Recorder:
             attrs[n.OPENAI_RESPONSE_SERVICE_TIER] = info.service_tier
         if info.embedding_dimensions:
             attrs[n.EMBEDDINGS_DIMENSION] = info.embedding_dimensions
-        if inv.status_code is not None:
-            attrs[n.HTTP_STATUS] = inv.status_code
+        if status is not None:
+            attrs[n.HTTP_STATUS] = status
         if inv.attempts > 1:
             attrs[n.HTTP_RESEND_COUNT] = inv.attempts - 1
-        if inv.ttfc is not None:
-            attrs[n.TIME_TO_FIRST_CHUNK_ATTR] = inv.ttfc
+        ttfc = inv.ttfc
+        if ttfc is not None:
+            attrs[n.TIME_TO_FIRST_CHUNK_ATTR] = ttfc
         if inv.request.stream or inv.owned_by_stream:
             attrs[n.STREAM_OUTCOME] = outcome or "completed"
+        relay = info.relay_cost
         headers = inv.headers
         if headers is not None:
-            for res, v in headers.remaining.items():
-                attrs[_RL_REMAINING.get(res) or f"{n.RATE_LIMIT_PREFIX}remaining_{res}"] = v
+            if not headers.decoded:
+                headers.decode()
+            if headers.remaining_attrs:
+                attrs.update(headers.remaining_attrs)
             if error is not None:  # budgets and reset times matter on the span of a refused or failed call
                 for res, v in headers.limit.items():
                     attrs[f"{n.RATE_LIMIT_PREFIX}limit_{res}"] = v
@@ -541,6 +510,8 @@ class Recorder:
                     attrs[f"{n.RATE_LIMIT_PREFIX}reset_{res}"] = text
             if headers.retry_after is not None:
                 attrs[n.RETRY_AFTER] = headers.retry_after
+            if relay is None:
+                relay = headers.relay_cost
         output = None
         if self.capture:
             output = self._output_messages(inv, error)
@@ -548,27 +519,28 @@ class Recorder:
                 attrs[n.OUTPUT_MESSAGES] = cap_json(output, self.config.content_max_length)
 
         # metrics
-        mattrs, m_input, m_output = self._metric_sets(inv)
+        mattrs = series.attrs
         self.duration.record(now - inv.start, mattrs)
-        priced: Any = None
+        cost: Cost | None = None
         if error is None:
-            if usage is not None:
-                if usage.input_tokens is not None:
-                    self.tokens.record(usage.input_tokens, m_input)
-                if usage.output_tokens is not None:
-                    self.tokens.record(usage.output_tokens, m_output)
-                if usage.cache_read_tokens:
-                    self.token_detail.add(usage.cache_read_tokens, self._metric_attrs(inv, n.TOKEN_TYPE, "cache_read"))
-                if usage.cache_write_tokens:
-                    self.token_detail.add(
-                        usage.cache_write_tokens, self._metric_attrs(inv, n.TOKEN_TYPE, "cache_write")
-                    )
-                if usage.reasoning_tokens:
-                    self.token_detail.add(usage.reasoning_tokens, self._metric_attrs(inv, n.TOKEN_TYPE, "reasoning"))
-            if not fetch:
-                priced = self._price(inv, attrs, mattrs)
-        if inv.ttfc is not None:
-            self.ttfc.record(inv.ttfc, mattrs)
+            if tin is not None:
+                self.tokens.record(tin, series.m_in)
+            if tout is not None:
+                self.tokens.record(tout, series.m_out)
+            if details:
+                self._token_details(series, usage)  # type: ignore[arg-type]
+            if not fetch and self.prices is not None:
+                if tin is None and tout is None and relay is None:
+                    self.unpriced.add(1, series.extra(n.UNPRICED_REASON, "no_usage"))
+                else:
+                    cost = self._cost(inv, leaf, usage, relay)
+                    if cost is None:
+                        self.unpriced.add(1, series.extra(n.UNPRICED_REASON, "unknown_model"))
+                    else:
+                        self._cost_attrs(cost, attrs, model or inv.request.model)
+                        self.cost.record(cost.amount, mattrs)
+        if ttfc is not None:
+            self.ttfc.record(ttfc, mattrs)
             stamps = inv.stamps
             if stamps is not None and len(stamps) > 1 and self.chunk_timing:  # one point per later chunk: its gap
                 record = self.tpoc.record
@@ -577,13 +549,46 @@ class Recorder:
                     record(stamp - last, mattrs)
                     last = stamp
         if headers is not None and headers.rate_limited:
-            set_at = self._rl_last.get(inv._metric_key or ())  # the series' last set (see _rate_limits), inline
-            if set_at is None or now - set_at >= self._rl_interval or inv.status_code == 429:
-                self._rate_limits(inv, headers, now)
-        ledger = self.ledger
-        if ledger is not None and not fetch:
-            model = inv.request.model or info.model or "_unknown"
-            ledger.add(inv.provider, model, usage, priced, error=error is not None)
+            set_at = series.rl_last
+            if set_at is None or now - set_at >= self._rl_interval or status == 429:
+                self._rate_limits(series, headers, now)
+
+        # the in-process tallies (observable counters, spend ledger) and the in-flight count: one lock
+        active = inv.active
+        inv.active = None
+        slot = leaf.ledger
+        with _LOCK:
+            if active is not None:  # the one way out of every call: no longer in flight
+                active[1] -= 1
+            if cost is not None:
+                parts = cost.parts
+                if parts is not None:
+                    totals = series.part_totals
+                    for i, part in enumerate(parts):
+                        totals[i] += part
+                if cost.list_amount is not None:
+                    listed = series.listed
+                    if listed is None:
+                        listed = series.listed = [0.0, 0.0]
+                    listed[0] += cost.list_amount
+                    listed[1] += cost.amount
+            if slot is not None:
+                slot.calls += 1
+                if error is not None:
+                    slot.errors += 1
+                if cost is not None:
+                    slot.cost += cost.amount
+                elif error is None:
+                    slot.unpriced += 1
+                if usage is not None:
+                    if tin:
+                        slot.input += tin
+                    if tout:
+                        slot.output += tout
+                    if details:
+                        slot.cache_read += usage.cache_read_tokens or 0
+                        slot.cache_write += usage.cache_write_tokens or 0
+                        slot.reasoning += usage.reasoning_tokens or 0
 
         if inv.foreign:  # add what the owner's span lacks; its owner ends it
             if span.is_recording():
@@ -599,75 +604,148 @@ class Recorder:
             self._emit(inv, attrs, output)
         span.end(inv.done_ns)
 
-    def _price(self, inv: Invocation, attrs: dict[str, Any], mattrs: dict) -> float | None:
-        prices = self.prices
-        if prices is None:
-            return None
-        info = inv.info
-        usage = info.usage
-        relay = info.relay_cost
-        if relay is None:
-            headers = inv.headers
-            if headers is not None:
-                relay = headers.relay_cost
-        if relay is None and (usage is None or (usage.input_tokens is None and usage.output_tokens is None)):
-            self.unpriced.add(1, self._metric_attrs(inv, n.UNPRICED_REASON, "no_usage"))
-            return None
-        if usage is None:
-            usage = Usage()
+    def _token_details(self, series: _Series, usage: Usage) -> None:
+        if usage.cache_read_tokens:
+            self.token_detail.add(usage.cache_read_tokens, series.extra(n.TOKEN_TYPE, "cache_read"))
+        if usage.cache_write_tokens:
+            self.token_detail.add(usage.cache_write_tokens, series.extra(n.TOKEN_TYPE, "cache_write"))
+        if usage.reasoning_tokens:
+            self.token_detail.add(usage.reasoning_tokens, series.extra(n.TOKEN_TYPE, "reasoning"))
+
+    def _cost(self, inv: Invocation, leaf: _Leaf, usage: Usage | None, relay: float | None) -> Cost | None:
+        """The call's cost: priced as the model that answered, else as the one asked for (an answering model
+        the tables lack); a relay-reported cost is what was billed. The price entries are kept on the leaf."""
+        if relay is not None:
+            relay = _relay_amount(relay)
         asked = inv.request.model
-        model = info.model or asked
-        cost = prices.price(
-            provider=inv.provider, model=model, server_address=inv.server_address, usage=usage, relay_cost=relay
-        )
-        if cost is None and asked and model != asked:  # an answering model the tables lack: the one asked for
-            cost = prices.price(
-                provider=inv.provider, model=asked, server_address=inv.server_address, usage=usage, relay_cost=relay
-            )
-        if cost is None:
-            self.unpriced.add(1, self._metric_attrs(inv, n.UNPRICED_REASON, "unknown_model"))
-            return None
-        amount = cost.amount
-        self.cost.record(amount, mattrs)
+        model = inv.info.model or asked
+        if usage is None or (usage.input_tokens is None and usage.output_tokens is None) or not model:
+            return None if relay is None else Cost(relay, ORIGIN_RELAY, model or "", ORIGIN_RELAY)
+        prices: PriceBook = self.prices  # type: ignore[assignment]
+        entry = leaf.price
+        if entry is _UNRESOLVED:
+            entry = leaf.price = prices.entry(inv.provider, model, inv.server_address, relay is None)
+        cost = charge(entry, model, usage, relay)
+        if cost is None and asked and model != asked:
+            entry = leaf.asked_price
+            if entry is _UNRESOLVED:
+                entry = leaf.asked_price = prices.entry(inv.provider, asked, inv.server_address)
+            cost = charge(entry, asked, usage, relay)
+        return cost
+
+    @staticmethod
+    def _cost_attrs(cost: Cost, attrs: dict[str, Any], model: str | None) -> None:
+        """The cost's span attributes: amount, currency, source and origin, the model it was priced as (when
+        another name: alias, glob, fallback), its non-zero parts by token type, and its list price."""
         origin = cost.origin
-        attrs[n.COST_AMOUNT] = amount
+        attrs[n.COST_AMOUNT] = cost.amount
         attrs[n.COST_CURRENCY] = "USD"
-        attrs[n.COST_SOURCE] = "provider" if origin == "relay" else "local"
+        attrs[n.COST_SOURCE] = "provider" if origin == ORIGIN_RELAY else "local"
         attrs[n.COST_ORIGIN] = origin
         if cost.priced_model != model:
-            attrs[n.COST_PRICED_MODEL] = cost.priced_model  # priced under another name (alias, glob, fallback)
-        if cost.parts is not None or cost.list_amount is not None:
-            self._cost_split(inv, attrs, mattrs, cost)
-        return amount
-
-    def _cost_split(self, inv: Invocation, attrs: dict[str, Any], mattrs: dict, cost: Any) -> None:
-        """The cost's non-zero parts by token type; its list price, beside what was billed, where a relay or a
-        multiplier made them differ (both counted, so that savings are list minus billed over the same calls).
-        The metric totals are tallied in-process and read by observable counters at collection time."""
-        key = self._key(inv)
-        tallies = self._tallies
+            attrs[n.COST_PRICED_MODEL] = cost.priced_model
         parts = cost.parts
         if parts is not None:
-            slot = tallies.parts.get(key)
-            if slot is None:
-                sets = tuple(self._metric_attrs(inv, n.TOKEN_TYPE, t) for t in n.COST_PART_TYPES)
-                slot = tallies.slot(tallies.parts, key, lambda: [sets, [0.0] * len(sets)])
-            totals = slot[1]
-            names = n.COST_PART_ATTRIBUTES
-            with self._tally_lock:
-                for i, value in enumerate(parts):
+            p_in, p_out, p_cr, p_cw, p_rs, p_fee = parts
+            if p_in:
+                attrs[_PART_IN] = p_in
+            if p_out:
+                attrs[_PART_OUT] = p_out
+            if p_cr or p_cw or p_rs or p_fee:
+                for name, value in zip(n.COST_PART_ATTRIBUTES[2:], parts[2:], strict=True):
                     if value:
-                        totals[i] += value
-                        attrs[names[i]] = value
-        list_amount = cost.list_amount
-        if list_amount is not None:
-            attrs[n.COST_LIST_PRICE] = list_amount
-            slot = tallies.listed.get(key)
-            if slot is None:
-                slot = tallies.slot(tallies.listed, key, lambda: [mattrs, 0.0, 0.0])
-            with self._tally_lock:
-                slot[1] += list_amount
-                slot[2] += cost.amount
+                        attrs[name] = value
+        if cost.list_amount is not None:
+            attrs[n.COST_LIST_PRICE] = cost.list_amount
+
+
+_UNRESOLVED: Any = object()
+_PART_IN, _PART_OUT = n.COST_PART_ATTRIBUTES[:2]
+
+
+class _Start:
+    """What every call with the same route, provider, layer, model, server and stream flag shares: the span's
+    fixed start attributes and name, the in-flight tally, and per (answering model, error type) a leaf."""
+
+    __slots__ = ("active", "asked", "fixed", "host", "leaves", "name", "port", "provider", "route")
+
+    def __init__(
+        self,
+        route: Route,
+        provider: str,
+        fixed: dict[str, Any],
+        active: list,
+        asked: str | None,
+        host: str | None,
+        port: int | None,
+    ) -> None:
+        self.route = route
+        self.provider = provider
+        self.fixed = fixed
+        self.active = active
+        self.asked = asked  # the model asked for, as a (bounded) metric label
+        self.host = host
+        self.port = port
+        self.name = ""
+        self.leaves: dict[tuple, _Leaf] = {}
+
+
+class _Leaf:
+    """Calls of one start entry that answered one model with one error type: their series, the price entries
+    of the answering and the asked model (resolved on first use), and their spend-ledger slot."""
+
+    __slots__ = ("asked_price", "ledger", "price", "series")
+
+    def __init__(self, series: _Series) -> None:
+        self.series = series
+        self.price: Any = _UNRESOLVED
+        self.asked_price: Any = _UNRESOLVED
+        self.ledger: Any = None
+
+
+class _Series:
+    """One metric series (operation, provider, models, server, error type): the attribute sets of its points,
+    made once, and its in-process cost tallies (read by the observable counters, see ``_Tallies``)."""
+
+    __slots__ = ("_extra", "attrs", "listed", "m_in", "m_out", "part_totals", "rl_last")
+
+    def __init__(self, key: tuple) -> None:
+        operation, provider, asked, answered, host, port, error = key
+        attrs: dict[str, Any] = {n.OPERATION: operation, n.PROVIDER: provider}
+        if asked is not None:
+            attrs[n.REQUEST_MODEL] = asked
+        if answered is not None:
+            attrs[n.RESPONSE_MODEL] = answered
+        if host is not None:
+            attrs[n.SERVER_ADDRESS] = host
+            if port is not None:
+                attrs[n.SERVER_PORT] = port
+        if error is not None:
+            attrs[n.ERROR_TYPE] = error
+        self.attrs = attrs
+        self.m_in = {**attrs, n.TOKEN_TYPE: "input"}
+        self.m_out = {**attrs, n.TOKEN_TYPE: "output"}
+        self._extra: dict[tuple[str, str], dict[str, Any]] = {}
+        self.part_totals = [0.0] * len(n.COST_PART_TYPES)  # USD per token type
+        # [list-price USD, billed USD] of its calls billed by a relay or at a multiplied price (None: none yet)
+        self.listed: list[float] | None = None
+        self.rl_last: float | None = None  # when its rate-limit gauges were last set
+
+    def extra(self, key: str, value: str) -> dict[str, Any]:
+        """The series' attributes plus one (a token type, an unpriced reason), made once."""
+        attrs = self._extra.get((key, value))
+        if attrs is None:
+            attrs = self._extra[(key, value)] = {**self.attrs, key: value}
+        return attrs
+
+    def gauge_attrs(self, resource: str) -> dict[str, Any]:
+        """A rate-limit gauge's attributes: the series' without response model and error type, plus the resource."""
+        attrs = self._extra.get((n.RATE_LIMIT_RESOURCE, resource))
+        if attrs is None:
+            attrs = {k: v for k, v in self.attrs.items() if k not in _NOT_ON_GAUGES}
+            attrs[n.RATE_LIMIT_RESOURCE] = resource
+            self._extra[(n.RATE_LIMIT_RESOURCE, resource)] = attrs
+        return attrs
 
 
 class _Tallies:
@@ -678,10 +756,9 @@ class _Tallies:
     meter (uninstrument, instrument) goes on with the same totals, as synchronous instruments would."""
 
     def __init__(self, meter: Any) -> None:
-        self.lock = threading.Lock()
+        self.lock = _LOCK
         self.active: dict[tuple, list] = {}  # attribute items -> [attributes, calls in flight]
-        self.parts: dict[tuple, list] = {}  # metric key -> [attributes per part type, USD totals per part type]
-        self.listed: dict[tuple, list] = {}  # metric key -> [attributes, list-price USD, billed USD]
+        self.series: dict[tuple, _Series] = {}  # metric key -> its series, which holds its cost tallies
         meter.create_observable_counter(
             n.TOKEN_COST,
             callbacks=[self._observe_parts],
@@ -716,13 +793,20 @@ class _Tallies:
 
     def _observe_parts(self, options: Any) -> list[Observation]:
         with self.lock:
-            rows = [(sets, list(totals)) for sets, totals in self.parts.values()]
-        return [Observation(v, sets[i]) for sets, totals in rows for i, v in enumerate(totals) if v]
+            rows = [(series, list(series.part_totals)) for series in self.series.values() if any(series.part_totals)]
+        types = n.COST_PART_TYPES
+        return [
+            Observation(v, series.extra(n.TOKEN_TYPE, types[i]))
+            for series, totals in rows
+            for i, v in enumerate(totals)
+            if v
+        ]
 
     def _observe_listed(self, index: int) -> Any:
         def observe(options: Any) -> list[Observation]:
             with self.lock:
-                return [Observation(slot[index], slot[0]) for slot in self.listed.values()]
+                rows = [(s.attrs, s.listed[index - 1]) for s in self.series.values() if s.listed is not None]
+            return [Observation(v, attrs) for attrs, v in rows]
 
         return observe
 

@@ -35,7 +35,11 @@ from typing import Any
 
 from otel_llm._parsers.usage import Usage
 
-__all__ = ["LEDGER", "MAX_KEYS", "MAX_OVERFLOW_KEYS", "OTHER", "ModelSpend", "Spend", "SpendLedger"]
+__all__ = ["LEDGER", "LOCK", "MAX_KEYS", "MAX_OVERFLOW_KEYS", "OTHER", "ModelSpend", "Spend", "SpendLedger"]
+
+LOCK = threading.Lock()
+"""The one lock of the in-process tallies: every ledger's, and the recorder's metric tallies (so that a call
+adds to all of them under a single acquisition)."""
 
 OTHER = "_OTHER"
 """Model (and, past :data:`MAX_OVERFLOW_KEYS`, provider) name that calls beyond the key limit are added under."""
@@ -120,6 +124,9 @@ class Spend:
 
 
 class _Slot:
+    """One (provider, model)'s running totals. A slot, once made, lives as long as its ledger (``reset`` zeroes
+    it in place), so that the recorder may keep it and add to it under :data:`LOCK` directly."""
+
     __slots__ = ("cache_read", "cache_write", "calls", "cost", "errors", "input", "output", "reasoning", "unpriced")
 
     def __init__(self) -> None:
@@ -138,7 +145,7 @@ class SpendLedger:
     """Thread-safe running totals per (provider, model)."""
 
     def __init__(self, max_keys: int = MAX_KEYS, max_overflow_keys: int = MAX_OVERFLOW_KEYS) -> None:
-        self._lock = threading.Lock()
+        self._lock = LOCK
         self._slots: dict[tuple[str, str], _Slot] = {}
         self._max_keys = max_keys
         self._max_all = max_keys + max_overflow_keys
@@ -168,6 +175,16 @@ class SpendLedger:
                     slot.cache_write += usage.cache_write_tokens
                 if usage.reasoning_tokens:
                     slot.reasoning += usage.reasoning_tokens
+
+    def slot(self, provider: str, model: str) -> _Slot:
+        """The live slot calls of (provider, model) are added to (bounded as :meth:`add` says). The recorder
+        keeps it per series and adds a call's numbers to it under :data:`LOCK`, as :meth:`add` would."""
+        key = (provider, model)
+        with self._lock:
+            slot = self._slots.get(key)
+            if slot is None:
+                slot = self._new_slot(provider, key)
+            return slot
 
     def _new_slot(self, provider: str, key: tuple[str, str]) -> _Slot:
         """The slot for a key seen for the first time (called with the lock held)."""
@@ -200,6 +217,7 @@ class SpendLedger:
                     s.cost,
                 )
                 for (provider, model), s in self._slots.items()
+                if s.calls
             ]
         models = sorted((ModelSpend(*row) for row in rows), key=lambda m: (-m.cost_usd, -m.calls, m.provider, m.model))
         return Spend(
@@ -210,9 +228,11 @@ class SpendLedger:
         )
 
     def reset(self) -> None:
-        """Forget everything (e.g. at the start of a budget period)."""
+        """Forget everything (e.g. at the start of a budget period). The slots are zeroed in place (see
+        ``_Slot``); a (provider, model) with no call since is left out of snapshots."""
         with self._lock:
-            self._slots.clear()
+            for slot in self._slots.values():
+                slot.__init__()  # type: ignore[misc]
 
 
 LEDGER = SpendLedger()

@@ -6,30 +6,45 @@ from collections.abc import Iterable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
+from .. import _names as n
+
 __all__ = ["HeaderInfo", "parse_duration", "parse_header_list", "parse_header_store", "parse_headers"]
 
 # header name (lowercase) -> (kind, resource)
-_REMAINING, _LIMIT, _RESET = range(3)
+_REMAINING, _LIMIT, _RESET, _RETRY, _RELAY, _CTYPE, _CENC = range(7)
 _RATE: dict[str, tuple[int, str]] = {}
 for _res in ("requests", "tokens", "input-tokens", "output-tokens"):
     _r = _res.replace("-", "_")
     for _kind, _code in (("remaining", _REMAINING), ("limit", _LIMIT), ("reset", _RESET)):
         _RATE[f"x-ratelimit-{_kind}-{_res}"] = (_code, _r)
         _RATE[f"anthropic-ratelimit-{_res}-{_kind}"] = (_code, _r)
-_OTHER = ("retry-after", "x-litellm-response-cost", "content-type", "content-encoding")
+_OTHER = {
+    "retry-after": _RETRY,
+    "x-litellm-response-cost": _RELAY,
+    "content-type": _CTYPE,
+    "content-encoding": _CENC,
+}
+_PREFIX = n.RATE_LIMIT_PREFIX
+_KIND_NAMES = ("remaining", "limit", "reset")
 
 
 class _Names:
-    """The names looked for, as ``str`` or as ``bytes`` (httpx's own header list): per kind, as sets."""
+    """The names looked for, as ``str`` or as ``bytes`` (httpx's own header list): name -> what it is."""
 
-    __slots__ = ("all", "content_encoding", "content_type", "kinds", "rate", "relay_cost", "retry_after")
+    __slots__ = ("all", "content_encoding", "content_type", "rate", "table")
 
     def __init__(self, conv: Any) -> None:
-        self.rate = {conv(k): v for k, v in _RATE.items()}
-        # per kind: name -> resource
-        self.kinds = tuple({conv(k): v[1] for k, v in _RATE.items() if v[0] == kind} for kind in range(3))
-        self.retry_after, self.relay_cost, self.content_type, self.content_encoding = (conv(k) for k in _OTHER)
-        self.all = frozenset(self.rate) | {conv(k) for k in _OTHER}
+        self.rate = frozenset(conv(k) for k in _RATE)
+        # name -> (kind, resource, span attribute): one lookup per header found
+        table: dict[Any, tuple[int, str, str]] = {
+            conv(k): (kind, res, f"{_PREFIX}{_KIND_NAMES[kind]}_{res}") for k, (kind, res) in _RATE.items()
+        }
+        for k, kind in _OTHER.items():
+            table[conv(k)] = (kind, "", "")
+        self.table = table
+        self.content_type = conv("content-type")
+        self.content_encoding = conv("content-encoding")
+        self.all = frozenset(table)
 
 
 _STR = _Names(str)
@@ -37,24 +52,93 @@ _BYTES = _Names(lambda k: k.encode("ascii"))
 _INF = float("inf")
 _second = itemgetter(1)
 _third = itemgetter(2)
+_EMPTY: dict = {}
 
 
 class HeaderInfo:
     """Rate-limit headroom, retry-after, relay-reported cost and content type from the response headers.
 
-    Built from the names looked for that the response has (found in C); each field is decoded the first
-    time it is read. Most calls only ever read ``remaining`` (and ``content_type`` to tell SSE apart).
+    Built from the names looked for that the response has (found in C). The values are decoded together,
+    in one pass over the headers found, the first time any of them is read (``decode``); the content type
+    and encoding are read on their own (a body's parser needs them before the call ends).
     """
 
-    __slots__ = ("_found", "_limit", "_names", "_remaining", "_reset", "_values")
+    __slots__ = (
+        "_found",
+        "_names",
+        "_values",
+        "decoded",
+        "limit",
+        "rate_limited",
+        "relay_cost",
+        "remaining",
+        "remaining_attrs",
+        "reset",
+        "retry_after",
+    )
 
     def __init__(self, values: Mapping[Any, Any] | None = None, names: _Names = _STR) -> None:
         self._values: Mapping[Any, Any] = values if values is not None else {}
         self._names = names
         self._found = names.all.intersection(self._values)
-        self._remaining: dict[str, float] | None = None
-        self._limit: dict[str, float] | None = None
-        self._reset: dict[str, str] | None = None
+        self.decoded = False
+        self.rate_limited = False  # the response has rate-limit headers
+        self.remaining: dict[str, float] = _EMPTY  # resource -> requests/tokens left in the window
+        self.remaining_attrs: dict[str, float] = _EMPTY  # the same as span attributes
+        self.limit: dict[str, float] = _EMPTY  # resource -> budget per window
+        self.reset: dict[str, str] = _EMPTY  # resource -> when the window resets, as sent ("6m0s", RFC 3339, s)
+        self.retry_after: float | None = None
+        self.relay_cost: float | None = None
+        if self._found:
+            self.decode()
+        else:
+            self.decoded = True
+
+    def decode(self) -> HeaderInfo:
+        """Decode every value looked for (once)."""
+        if self.decoded:
+            return self
+        self.decoded = True
+        values = self._values
+        table = self._names.table
+        remaining: dict[str, float] = {}
+        attrs: dict[str, float] = {}
+        limit: dict[str, float] = {}
+        reset: dict[str, str] = {}
+        for name in self._found:
+            kind, res, attr = table[name]
+            if kind > _RELAY:
+                continue  # content type or encoding: read on their own
+            v = values[name]
+            if type(v) is tuple:  # requests' (name as sent, value)
+                v = v[1]
+            if kind == _RESET:
+                reset[res] = v.decode("latin-1") if type(v) is bytes else v
+                continue
+            try:
+                num = float(v)  # float() reads bytes as well as str
+            except ValueError:
+                continue
+            if not (num >= 0 and num != _INF):  # NaN fails ">= 0"
+                continue
+            if kind == _REMAINING:
+                remaining[res] = num
+                attrs[attr] = num
+            elif kind == _LIMIT:
+                limit[res] = num
+            elif kind == _RETRY:
+                self.retry_after = num
+            else:
+                self.relay_cost = num
+        if remaining:
+            self.remaining = remaining
+            self.remaining_attrs = attrs
+        if limit:
+            self.limit = limit
+        if reset:
+            self.reset = reset
+        self.rate_limited = bool(remaining or limit or reset)
+        return self
 
     def _text(self, name: Any) -> str | None:
         if name not in self._found:
@@ -63,60 +147,6 @@ class HeaderInfo:
         if type(v) is tuple:  # requests' (name as sent, value)
             v = v[1]
         return v.decode("latin-1") if type(v) is bytes else v
-
-    def _kind(self, kind: int) -> dict:
-        out: dict = {}
-        values = self._values
-        table = self._names.kinds[kind]
-        for name in self._found.intersection(table):
-            v = values[name]
-            if type(v) is tuple:  # requests' (name as sent, value)
-                v = v[1]
-            if kind == _RESET:
-                out[table[name]] = v.decode("latin-1") if type(v) is bytes else v
-                continue
-            try:
-                num = float(v)  # float() reads bytes as well as str
-            except ValueError:
-                continue
-            if num >= 0 and num != _INF:  # NaN fails ">= 0"
-                out[table[name]] = num
-        return out
-
-    @property
-    def rate_limited(self) -> bool:
-        """The response has rate-limit headers (not decoded yet)."""
-        return bool(self._found) and not self._found.isdisjoint(self._names.rate)
-
-    @property
-    def remaining(self) -> dict[str, float]:
-        """resource -> requests/tokens left in the window, as the provider reports it."""
-        if self._remaining is None:
-            self._remaining = self._kind(_REMAINING) if self._found else {}
-        return self._remaining
-
-    @property
-    def limit(self) -> dict[str, float]:
-        if self._limit is None:
-            self._limit = self._kind(_LIMIT) if self._found else {}
-        return self._limit
-
-    @property
-    def reset(self) -> dict[str, str]:
-        """resource -> when the window resets, as sent ("6m0s", RFC 3339, seconds)."""
-        if self._reset is None:
-            self._reset = self._kind(_RESET) if self._found else {}
-        return self._reset
-
-    @property
-    def retry_after(self) -> float | None:
-        text = self._text(self._names.retry_after)
-        return None if text is None else _number(text)
-
-    @property
-    def relay_cost(self) -> float | None:
-        text = self._text(self._names.relay_cost)
-        return None if text is None else _number(text)
 
     @property
     def content_type(self) -> str:
