@@ -499,8 +499,6 @@ class Recorder:
         relay = info.relay_cost
         headers = inv.headers
         if headers is not None:
-            if not headers.decoded:
-                headers.decode()
             if headers.remaining_attrs:
                 attrs.update(headers.remaining_attrs)
             if error is not None:  # budgets and reset times matter on the span of a refused or failed call
@@ -521,7 +519,9 @@ class Recorder:
         # metrics
         mattrs = series.attrs
         self.duration.record(now - inv.start, mattrs)
-        cost: Cost | None = None
+        amount: float | None = None  # the call's cost, USD; its parts by token type; its list price
+        parts: tuple[float, ...] | None = None
+        list_amount: float | None = None
         if error is None:
             if tin is not None:
                 self.tokens.record(tin, series.m_in)
@@ -530,15 +530,33 @@ class Recorder:
             if details:
                 self._token_details(series, usage)  # type: ignore[arg-type]
             if not fetch and self.prices is not None:
-                if tin is None and tout is None and relay is None:
+                fast = leaf.fast
+                if fast is not None and relay is None and not details and tin is not None and tout is not None:
+                    # a model priced at fixed list rates, input and output only: charge's arithmetic, inline
+                    r_in, r_out, fee, const = fast
+                    p_in = tin * r_in / 1_000_000 if tin > 0 else 0.0
+                    p_out = tout * r_out / 1_000_000 if tout > 0 else 0.0
+                    amount = p_in + p_out + fee
+                    parts = (p_in, p_out, 0.0, 0.0, 0.0, fee)
+                    attrs[n.COST_AMOUNT] = amount
+                    attrs.update(const)
+                    if p_in:
+                        attrs[_PART_IN] = p_in
+                    if p_out:
+                        attrs[_PART_OUT] = p_out
+                    if fee:
+                        attrs[_PART_FEE] = fee
+                    self.cost.record(amount, mattrs)
+                elif tin is None and tout is None and relay is None:
                     self.unpriced.add(1, series.extra(n.UNPRICED_REASON, "no_usage"))
                 else:
                     cost = self._cost(inv, leaf, usage, relay)
                     if cost is None:
                         self.unpriced.add(1, series.extra(n.UNPRICED_REASON, "unknown_model"))
                     else:
+                        amount, parts, list_amount = cost.amount, cost.parts, cost.list_amount
                         self._cost_attrs(cost, attrs, model or inv.request.model)
-                        self.cost.record(cost.amount, mattrs)
+                        self.cost.record(amount, mattrs)
         if ttfc is not None:
             self.ttfc.record(ttfc, mattrs)
             stamps = inv.stamps
@@ -560,24 +578,25 @@ class Recorder:
         with _LOCK:
             if active is not None:  # the one way out of every call: no longer in flight
                 active[1] -= 1
-            if cost is not None:
-                parts = cost.parts
-                if parts is not None:
-                    totals = series.part_totals
-                    for i, part in enumerate(parts):
-                        totals[i] += part
-                if cost.list_amount is not None:
-                    listed = series.listed
-                    if listed is None:
-                        listed = series.listed = [0.0, 0.0]
-                    listed[0] += cost.list_amount
-                    listed[1] += cost.amount
+            if parts is not None:
+                totals = series.part_totals
+                totals[0] += parts[0]
+                totals[1] += parts[1]
+                if parts[2] or parts[3] or parts[4] or parts[5]:
+                    for i in range(2, 6):
+                        totals[i] += parts[i]
+            if list_amount is not None:
+                listed = series.listed
+                if listed is None:
+                    listed = series.listed = [0.0, 0.0]
+                listed[0] += list_amount
+                listed[1] += amount  # type: ignore[operator]
             if slot is not None:
                 slot.calls += 1
                 if error is not None:
                     slot.errors += 1
-                if cost is not None:
-                    slot.cost += cost.amount
+                if amount is not None:
+                    slot.cost += amount
                 elif error is None:
                     slot.unpriced += 1
                 if usage is not None:
@@ -631,6 +650,8 @@ class Recorder:
             if entry is _UNRESOLVED:
                 entry = leaf.asked_price = prices.entry(inv.provider, asked, inv.server_address)
             cost = charge(entry, asked, usage, relay)
+        if cost is not None and relay is None and leaf.fast is None and entry is not None:
+            leaf.fast = _fast_rates(entry, cost, inv.info.model or asked)
         return cost
 
     @staticmethod
@@ -661,6 +682,20 @@ class Recorder:
 
 _UNRESOLVED: Any = object()
 _PART_IN, _PART_OUT = n.COST_PART_ATTRIBUTES[:2]
+_PART_FEE = n.COST_PART_ATTRIBUTES[5]
+
+
+def _fast_rates(entry: Any, cost: Cost, model: str | None) -> tuple[float, float, float, dict[str, Any]] | None:
+    """(input rate, output rate, per-call fee, the cost's constant span attributes) of a price entry whose
+    calls ``_finish`` may charge inline: fixed rates (not time-dependent), no context tiers, no multiplier."""
+    prices = entry.prices
+    if prices is None or prices.tiers or entry.multiplier != 1.0 or cost.origin == ORIGIN_RELAY:
+        return None
+    rates = prices.base
+    const: dict[str, Any] = {n.COST_CURRENCY: "USD", n.COST_SOURCE: "local", n.COST_ORIGIN: cost.origin}
+    if cost.priced_model != model:
+        const[n.COST_PRICED_MODEL] = cost.priced_model
+    return rates.input, rates.output, rates.request, const
 
 
 class _Start:
@@ -694,10 +729,11 @@ class _Leaf:
     """Calls of one start entry that answered one model with one error type: their series, the price entries
     of the answering and the asked model (resolved on first use), and their spend-ledger slot."""
 
-    __slots__ = ("asked_price", "ledger", "price", "series")
+    __slots__ = ("asked_price", "fast", "ledger", "price", "series")
 
     def __init__(self, series: _Series) -> None:
         self.series = series
+        self.fast: tuple[float, float, float, dict[str, Any]] | None = None  # see _fast_rates
         self.price: Any = _UNRESOLVED
         self.asked_price: Any = _UNRESOLVED
         self.ledger: Any = None

@@ -11,40 +11,32 @@ from .. import _names as n
 __all__ = ["HeaderInfo", "parse_duration", "parse_header_list", "parse_header_store", "parse_headers"]
 
 # header name (lowercase) -> (kind, resource)
-_REMAINING, _LIMIT, _RESET, _RETRY, _RELAY, _CTYPE, _CENC = range(7)
+_REMAINING, _LIMIT, _RESET = range(3)
 _RATE: dict[str, tuple[int, str]] = {}
 for _res in ("requests", "tokens", "input-tokens", "output-tokens"):
     _r = _res.replace("-", "_")
     for _kind, _code in (("remaining", _REMAINING), ("limit", _LIMIT), ("reset", _RESET)):
         _RATE[f"x-ratelimit-{_kind}-{_res}"] = (_code, _r)
         _RATE[f"anthropic-ratelimit-{_res}-{_kind}"] = (_code, _r)
-_OTHER = {
-    "retry-after": _RETRY,
-    "x-litellm-response-cost": _RELAY,
-    "content-type": _CTYPE,
-    "content-encoding": _CENC,
-}
+_OTHER = ("retry-after", "x-litellm-response-cost", "content-type", "content-encoding")
 _PREFIX = n.RATE_LIMIT_PREFIX
 _KIND_NAMES = ("remaining", "limit", "reset")
 
 
 class _Names:
-    """The names looked for, as ``str`` or as ``bytes`` (httpx's own header list): name -> what it is."""
+    """The names looked for, as ``str`` or as ``bytes`` (httpx's own header list)."""
 
-    __slots__ = ("all", "content_encoding", "content_type", "rate", "table")
+    __slots__ = ("all", "content_encoding", "content_type", "kinds", "rate", "relay_cost", "retry_after")
 
     def __init__(self, conv: Any) -> None:
         self.rate = frozenset(conv(k) for k in _RATE)
-        # name -> (kind, resource, span attribute): one lookup per header found
-        table: dict[Any, tuple[int, str, str]] = {
-            conv(k): (kind, res, f"{_PREFIX}{_KIND_NAMES[kind]}_{res}") for k, (kind, res) in _RATE.items()
-        }
-        for k, kind in _OTHER.items():
-            table[conv(k)] = (kind, "", "")
-        self.table = table
-        self.content_type = conv("content-type")
-        self.content_encoding = conv("content-encoding")
-        self.all = frozenset(table)
+        # per kind (remaining, limit, reset): name -> (resource, span attribute)
+        self.kinds = tuple(
+            {conv(k): (res, f"{_PREFIX}{_KIND_NAMES[kind]}_{res}") for k, (kind, res) in _RATE.items() if kind == code}
+            for code in range(3)
+        )
+        self.retry_after, self.relay_cost, self.content_type, self.content_encoding = (conv(k) for k in _OTHER)
+        self.all = self.rate | {conv(k) for k in _OTHER}
 
 
 _STR = _Names(str)
@@ -58,95 +50,86 @@ _EMPTY: dict = {}
 class HeaderInfo:
     """Rate-limit headroom, retry-after, relay-reported cost and content type from the response headers.
 
-    Built from the names looked for that the response has (found in C). The values are decoded together,
-    in one pass over the headers found, the first time any of them is read (``decode``); the content type
-    and encoding are read on their own (a body's parser needs them before the call ends).
+    Built from the names looked for that the response has (found in C). What every call's end reads (the
+    remaining budgets, retry-after, a relay's cost) is decoded at once; budgets and reset times (read on a
+    failed call's span and by the gauges, at most once a second) when first read.
     """
 
     __slots__ = (
         "_found",
+        "_limit",
         "_names",
+        "_reset",
         "_values",
-        "decoded",
-        "limit",
         "rate_limited",
         "relay_cost",
         "remaining",
         "remaining_attrs",
-        "reset",
         "retry_after",
     )
 
     def __init__(self, values: Mapping[Any, Any] | None = None, names: _Names = _STR) -> None:
         self._values: Mapping[Any, Any] = values if values is not None else {}
         self._names = names
-        self._found = names.all.intersection(self._values)
-        self.decoded = False
-        self.rate_limited = False  # the response has rate-limit headers
+        found = self._found = names.all.intersection(self._values)
+        self.rate_limited = bool(found) and not found.isdisjoint(names.rate)  # the response has rate-limit headers
         self.remaining: dict[str, float] = _EMPTY  # resource -> requests/tokens left in the window
         self.remaining_attrs: dict[str, float] = _EMPTY  # the same as span attributes
-        self.limit: dict[str, float] = _EMPTY  # resource -> budget per window
-        self.reset: dict[str, str] = _EMPTY  # resource -> when the window resets, as sent ("6m0s", RFC 3339, s)
+        self._limit: dict[str, float] | None = None
+        self._reset: dict[str, str] | None = None
         self.retry_after: float | None = None
         self.relay_cost: float | None = None
-        if self._found:
-            self.decode()
-        else:
-            self.decoded = True
+        if found:  # what every call's end reads, decoded now
+            if self.rate_limited:
+                self.remaining, self.remaining_attrs = self._kind(_REMAINING)
+            if names.retry_after in found:
+                self.retry_after = _number(self._text(names.retry_after))
+            if names.relay_cost in found:
+                self.relay_cost = _number(self._text(names.relay_cost))
 
-    def decode(self) -> HeaderInfo:
-        """Decode every value looked for (once)."""
-        if self.decoded:
-            return self
-        self.decoded = True
-        values = self._values
-        table = self._names.table
-        remaining: dict[str, float] = {}
-        attrs: dict[str, float] = {}
-        limit: dict[str, float] = {}
-        reset: dict[str, str] = {}
-        for name in self._found:
-            kind, res, attr = table[name]
-            if kind > _RELAY:
-                continue  # content type or encoding: read on their own
-            v = values[name]
-            if type(v) is tuple:  # requests' (name as sent, value)
-                v = v[1]
-            if kind == _RESET:
-                reset[res] = v.decode("latin-1") if type(v) is bytes else v
-                continue
-            try:
-                num = float(v)  # float() reads bytes as well as str
-            except ValueError:
-                continue
-            if not (num >= 0 and num != _INF):  # NaN fails ">= 0"
-                continue
-            if kind == _REMAINING:
-                remaining[res] = num
-                attrs[attr] = num
-            elif kind == _LIMIT:
-                limit[res] = num
-            elif kind == _RETRY:
-                self.retry_after = num
-            else:
-                self.relay_cost = num
-        if remaining:
-            self.remaining = remaining
-            self.remaining_attrs = attrs
-        if limit:
-            self.limit = limit
-        if reset:
-            self.reset = reset
-        self.rate_limited = bool(remaining or limit or reset)
-        return self
-
-    def _text(self, name: Any) -> str | None:
+    def _text(self, name: Any) -> Any:
         if name not in self._found:
             return None
         v = self._values[name]
         if type(v) is tuple:  # requests' (name as sent, value)
             v = v[1]
         return v.decode("latin-1") if type(v) is bytes else v
+
+    def _kind(self, kind: int) -> tuple[dict, dict]:
+        """(resource -> value, span attribute -> value) of one kind of rate-limit header."""
+        out: dict = {}
+        attrs: dict = {}
+        values = self._values
+        table = self._names.kinds[kind]
+        for name in self._found.intersection(table):
+            res, attr = table[name]
+            v = values[name]
+            if type(v) is tuple:  # requests' (name as sent, value)
+                v = v[1]
+            if kind == _RESET:
+                out[res] = attrs[attr] = v.decode("latin-1") if type(v) is bytes else v
+                continue
+            try:
+                num = float(v)  # float() reads bytes as well as str
+            except ValueError:
+                continue
+            if num >= 0 and num != _INF:  # NaN fails ">= 0"
+                out[res] = attrs[attr] = num
+        return out, attrs
+
+    @property
+    def limit(self) -> dict[str, float]:
+        """resource -> budget per window, as the provider reports it."""
+        if self._limit is None:
+            self._limit = self._kind(_LIMIT)[0] if self.rate_limited else {}
+        return self._limit
+
+    @property
+    def reset(self) -> dict[str, str]:
+        """resource -> when the window resets, as sent ("6m0s", RFC 3339, seconds)."""
+        if self._reset is None:
+            self._reset = self._kind(_RESET)[0] if self.rate_limited else {}
+        return self._reset
 
     @property
     def content_type(self) -> str:

@@ -338,9 +338,11 @@ def apply_openai_object(route: Route, obj: Any, info: ResponseInfo) -> None:
     if cached is None:
         cached = _int(get("prompt_cache_hit_tokens"))  # DeepSeek
     details = get("completion_tokens_details")
+    tin = get("prompt_tokens")
+    tout = get("completion_tokens")
     usage = Usage(
-        _int(get("prompt_tokens")),
-        _int(get("completion_tokens")),
+        tin if type(tin) is int and tin >= 0 else _int(tin),  # _int's common case, without the call
+        tout if type(tout) is int and tout >= 0 else _int(tout),
         cached,
         None,
         _detail(details, "reasoning_tokens") if details is not None else None,
@@ -402,9 +404,10 @@ def _apply_responses_object(body: dict, info: ResponseInfo) -> None:
 
 def _detail(details: Any, name: str) -> int | None:
     """One count from a usage details object (a pydantic model, or a dict from a relay)."""
-    if type(details) is dict:
-        return _int(details.get(name))
-    return _int(getattr(details, name, None))  # pydantic answers extra fields as attributes too
+    v = details.get(name) if type(details) is dict else getattr(details, name, None)  # pydantic: extras too
+    if v is None or (type(v) is int and v >= 0):
+        return v
+    return _int(v)
 
 
 def parse_body_bytes(route: Route, raw: bytes, info: ResponseInfo, capture: bool = False) -> bool:
