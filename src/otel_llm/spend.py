@@ -37,9 +37,10 @@ from otel_llm._parsers.usage import Usage
 
 __all__ = ["LEDGER", "LOCK", "MAX_KEYS", "MAX_OVERFLOW_KEYS", "OTHER", "ModelSpend", "Spend", "SpendLedger"]
 
-LOCK = threading.Lock()
+LOCK = threading.RLock()
 """The one lock of the in-process tallies: every ledger's, and the recorder's metric tallies (so that a call
-adds to all of them under a single acquisition)."""
+adds to all of them under a single acquisition). Re-entrant: a call may end inside a garbage collection (an
+abandoned stream, a response freed before its body was parsed), which can run while this thread holds it."""
 
 OTHER = "_OTHER"
 """Model (and, past :data:`MAX_OVERFLOW_KEYS`, provider) name that calls beyond the key limit are added under."""

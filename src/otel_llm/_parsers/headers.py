@@ -26,7 +26,7 @@ _KIND_NAMES = ("remaining", "limit", "reset")
 class _Names:
     """The names looked for, as ``str`` or as ``bytes`` (httpx's own header list)."""
 
-    __slots__ = ("all", "content_encoding", "content_type", "kinds", "rate", "relay_cost", "retry_after")
+    __slots__ = ("all", "content_encoding", "content_type", "kinds", "misc", "rate", "relay_cost", "retry_after")
 
     def __init__(self, conv: Any) -> None:
         self.rate = frozenset(conv(k) for k in _RATE)
@@ -36,9 +36,11 @@ class _Names:
             for code in range(3)
         )
         self.retry_after, self.relay_cost, self.content_type, self.content_encoding = (conv(k) for k in _OTHER)
+        self.misc = frozenset((self.retry_after, self.relay_cost))
         self.all = self.rate | {conv(k) for k in _OTHER}
 
 
+_RESOURCE_OF = {f"{_PREFIX}remaining_{res}": res for _, res in _RATE.values()}
 _STR = _Names(str)
 _BYTES = _Names(lambda k: k.encode("ascii"))
 _INF = float("inf")
@@ -51,37 +53,43 @@ class HeaderInfo:
     """Rate-limit headroom, retry-after, relay-reported cost and content type from the response headers.
 
     Built from the names looked for that the response has (found in C). What every call's end reads (the
-    remaining budgets, retry-after, a relay's cost) is decoded at once; budgets and reset times (read on a
-    failed call's span and by the gauges, at most once a second) when first read.
+    remaining budgets as span attributes, retry-after, a relay's cost) is decoded at once; budgets and reset
+    times (read on a failed call's span and by the gauges, at most once a second) when first read. The
+    fields a response rarely has keep their class defaults.
     """
 
-    __slots__ = (
-        "_found",
-        "_limit",
-        "_names",
-        "_reset",
-        "_values",
-        "rate_limited",
-        "relay_cost",
-        "remaining",
-        "remaining_attrs",
-        "retry_after",
-    )
+    rate_limited = False  # the response has rate-limit headers
+    remaining_attrs: dict[str, float] = _EMPTY  # remaining budgets as span attributes
+    retry_after: float | None = None
+    relay_cost: float | None = None
+    _limit: dict[str, float] | None = None
+    _reset: dict[str, str] | None = None
 
     def __init__(self, values: Mapping[Any, Any] | None = None, names: _Names = _STR) -> None:
-        self._values: Mapping[Any, Any] = values if values is not None else {}
+        if values is None:
+            values = {}
+        self._values = values
         self._names = names
-        found = self._found = names.all.intersection(self._values)
-        self.rate_limited = bool(found) and not found.isdisjoint(names.rate)  # the response has rate-limit headers
-        self.remaining: dict[str, float] = _EMPTY  # resource -> requests/tokens left in the window
-        self.remaining_attrs: dict[str, float] = _EMPTY  # the same as span attributes
-        self._limit: dict[str, float] | None = None
-        self._reset: dict[str, str] | None = None
-        self.retry_after: float | None = None
-        self.relay_cost: float | None = None
-        if found:  # what every call's end reads, decoded now
-            if self.rate_limited:
-                self.remaining, self.remaining_attrs = self._kind(_REMAINING)
+        found = self._found = names.all.intersection(values)
+        if not found:
+            return
+        if not found.isdisjoint(names.rate):
+            self.rate_limited = True
+            attrs: dict[str, float] = {}
+            table = names.kinds[_REMAINING]
+            for name in found.intersection(table):
+                v = values[name]
+                if type(v) is tuple:  # requests' (name as sent, value)
+                    v = v[1]
+                try:
+                    num = float(v)  # float() reads bytes as well as str
+                except ValueError:
+                    continue
+                if num >= 0 and num != _INF:  # NaN fails ">= 0"
+                    attrs[table[name][1]] = num
+            if attrs:
+                self.remaining_attrs = attrs
+        if not found.isdisjoint(names.misc):
             if names.retry_after in found:
                 self.retry_after = _number(self._text(names.retry_after))
             if names.relay_cost in found:
@@ -95,40 +103,44 @@ class HeaderInfo:
             v = v[1]
         return v.decode("latin-1") if type(v) is bytes else v
 
-    def _kind(self, kind: int) -> tuple[dict, dict]:
-        """(resource -> value, span attribute -> value) of one kind of rate-limit header."""
+    def _kind(self, kind: int) -> dict:
+        """resource -> value of one kind of rate-limit header (budget or reset time)."""
         out: dict = {}
-        attrs: dict = {}
         values = self._values
         table = self._names.kinds[kind]
         for name in self._found.intersection(table):
-            res, attr = table[name]
+            res = table[name][0]
             v = values[name]
             if type(v) is tuple:  # requests' (name as sent, value)
                 v = v[1]
             if kind == _RESET:
-                out[res] = attrs[attr] = v.decode("latin-1") if type(v) is bytes else v
+                out[res] = v.decode("latin-1") if type(v) is bytes else v
                 continue
             try:
                 num = float(v)  # float() reads bytes as well as str
             except ValueError:
                 continue
             if num >= 0 and num != _INF:  # NaN fails ">= 0"
-                out[res] = attrs[attr] = num
-        return out, attrs
+                out[res] = num
+        return out
+
+    @property
+    def remaining(self) -> dict[str, float]:
+        """resource -> requests/tokens left in the window, as the provider reports it."""
+        return {_RESOURCE_OF[attr]: v for attr, v in self.remaining_attrs.items()}
 
     @property
     def limit(self) -> dict[str, float]:
         """resource -> budget per window, as the provider reports it."""
         if self._limit is None:
-            self._limit = self._kind(_LIMIT)[0] if self.rate_limited else {}
+            self._limit = self._kind(_LIMIT) if self.rate_limited else {}
         return self._limit
 
     @property
     def reset(self) -> dict[str, str]:
         """resource -> when the window resets, as sent ("6m0s", RFC 3339, seconds)."""
         if self._reset is None:
-            self._reset = self._kind(_RESET)[0] if self.rate_limited else {}
+            self._reset = self._kind(_RESET) if self.rate_limited else {}
         return self._reset
 
     @property

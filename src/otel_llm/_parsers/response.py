@@ -7,7 +7,6 @@ ignored rather than guessed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from ._json import loads as _loads
@@ -18,13 +17,16 @@ from .usage import Usage
 __all__ = ["ResponseInfo", "apply_body", "apply_openai_object", "capture_output", "parse_body_bytes", "usage_from"]
 
 
-@dataclass(slots=True)
 class ResponseInfo:
-    """What a response said, filled in by the non-stream parser or incrementally by the stream parser."""
+    """What a response said, filled in by the non-stream parser or incrementally by the stream parser.
+
+    One per call, so it is made cheaply: every field but ``finish_reasons`` keeps its class default until a
+    parser sets it (a dataclass would store all thirteen in ``__init__``). Compares by its fields.
+    """
 
     model: str | None = None
     id: str | None = None
-    finish_reasons: list[str] = field(default_factory=list)
+    finish_reasons: list[str]
     usage: Usage | None = None
     relay_cost: float | None = None
     error_code: str | None = None  # provider error code from the body, e.g. "insufficient_quota"
@@ -36,6 +38,26 @@ class ResponseInfo:
     fetched: tuple[list, list] | None = None  # content capture, fetch_response: (instructions, tool definitions)
     # content capture only: the output messages of a whole body (a list), or a stream's StreamContent
     output: Any = None
+
+    def __init__(self, **fields: Any) -> None:
+        self.finish_reasons = []
+        for name, value in fields.items():
+            if name not in _INFO_FIELDS:
+                raise TypeError(f"ResponseInfo has no field {name!r}")
+            setattr(self, name, value)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ResponseInfo):
+            return NotImplemented
+        return all(getattr(self, f) == getattr(other, f) for f in _INFO_FIELDS)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return "ResponseInfo(" + ", ".join(f"{f}={getattr(self, f)!r}" for f in _INFO_FIELDS) + ")"
+
+
+_INFO_FIELDS = tuple(ResponseInfo.__annotations__)
 
 
 def _int(v: Any) -> int | None:
