@@ -10,8 +10,10 @@ from ._common import (
     CURRENT,
     attach,
     call_failed,
+    defer,
     detach,
     is_sse,
+    json_factory,
     observe_httpx_status,
     parse_read_body,
     start_http_call,
@@ -29,6 +31,7 @@ def targets(module_name: str) -> list[tuple[str, str, Any]]:
     return [
         (module_name, "Client.send", send_factory),
         (module_name, "AsyncClient.send", async_send_factory),
+        (module_name, "Response.json", json_factory),
     ]
 
 
@@ -50,9 +53,18 @@ def _observe(inv: Invocation, response: Any, tap_cls: type, own: bool) -> None:
         info = observe_httpx_status(inv, response.status_code, headers)
         if inv.from_result and response.status_code < 400:
             return  # the openai SDK layer reads what it needs from the SDK's own parsed result
-        if getattr(response, "_content", None) is not None or response.is_stream_consumed:
+        content = getattr(response, "_content", None)
+        if content is not None or response.is_stream_consumed:
             inv.from_chunks = False  # already read whole: its bytes say it all, now
-            parse_read_body(inv, getattr(response, "_content", None))
+            if (
+                own
+                and content
+                and not inv.recorder.capture
+                and "json" in info.content_type
+                and defer(inv, response, content)
+            ):
+                return  # ended by the caller's own response.json(), or from these bytes (see _common.defer)
+            parse_read_body(inv, content)
         elif response.status_code < 400 or own:
             tap = Tap(inv, is_sse(inv, info.content_type))
             response.stream = tap_cls(response.stream, tap, info.content_encoding)

@@ -12,8 +12,10 @@ from ._common import (
     URL_CACHE_SIZE,
     attach,
     call_failed,
+    defer,
     detach,
     is_sse,
+    json_factory,
     observe_requests_status,
     parse_read_body,
     path_of,
@@ -30,7 +32,7 @@ __all__ = ["send_factory", "targets"]
 
 
 def targets(module_name: str) -> list[tuple[str, str, Any]]:
-    return [(module_name, "Session.send", send_factory)]
+    return [(module_name, "Session.send", send_factory), ("requests.models", "Response.json", json_factory)]
 
 
 def _start(recorder: Recorder, parts: tuple[Any, str, str, int | None, str], request: Any) -> Invocation:
@@ -47,7 +49,18 @@ def _observe(inv: Invocation, response: Any, streamed: bool) -> None:
     try:
         info = observe_requests_status(inv, response.status_code, response.headers)
         if not streamed:
-            parse_read_body(inv, response._content if isinstance(response._content, bytes) else None)
+            content = response._content
+            if not isinstance(content, bytes):
+                content = None
+            elif (
+                content
+                and not inv.foreign
+                and not inv.recorder.capture
+                and "json" in info.content_type
+                and defer(inv, response, content)
+            ):
+                return  # ended by the caller's own response.json(), or from these bytes (see _common.defer)
+            parse_read_body(inv, content)
         else:
             tap = Tap(inv, is_sse(inv, info.content_type))
             response.raw = RequestsRawTap(response.raw, tap)
