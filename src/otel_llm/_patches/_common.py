@@ -6,6 +6,7 @@ import atexit
 import functools
 import json
 import logging
+import threading
 import time
 import weakref
 from collections.abc import Iterable
@@ -35,6 +36,7 @@ __all__ = [
     "detach",
     "flush_pending",
     "json_factory",
+    "sent_json",
     "observe_httpx_status",
     "observe_requests_status",
     "split_url",
@@ -278,9 +280,9 @@ def defer(inv: Invocation, response: Any, raw: bytes) -> bool:
     if not _exit_hook:  # registered once, when the first call is left open: after the SDK's providers
         _exit_hook.append(True)  # were made, so that it runs before their own exit shutdown (atexit is LIFO)
         atexit.register(flush_pending)
-    old = PENDING.pop(key, None)
-    PENDING[key] = ref
-    if old is not None:  # not expected (one send per response): the earlier call ends from its bytes
+    old = PENDING.setdefault(key, ref)
+    if old is not ref:  # not expected (one send per response): the earlier call ends from its bytes
+        PENDING[key] = ref
         _end_from_bytes(old)
     if len(PENDING) > MAX_PENDING:
         sweep()
@@ -352,7 +354,7 @@ def json_factory(recorder: Recorder, module: Any) -> Any:
     def json(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         if not PENDING:
             return wrapped(*args, **kwargs)
-        ref = _claim(id(instance))
+        ref = PENDING.pop(id(instance), None)  # taken: this .json() ends the call (a second one finds none)
         if ref is None:
             return wrapped(*args, **kwargs)
         if ref() is not instance:  # not expected while the response is alive: not ours after all
@@ -375,3 +377,49 @@ def json_factory(recorder: Recorder, module: Any) -> Any:
         return result
 
     return json
+
+
+# --------------------------------------------------------------------------------------------------
+# The caller's own ``json=`` object of a request, so that the bytes the client encoded from it are not
+# decoded again. The client's JSON encoder (httpx/httpx2) or body preparation (requests) notes, per
+# thread, the body it made and the object it made it from; the send that follows finds its own body
+# there by identity. Anything else (another body, a body replaced since, content capture on) takes the
+# bytes.
+
+_BUILT = threading.local()
+
+
+def note_json(body: Any, obj: Any) -> None:
+    """The client just encoded ``obj`` into ``body`` (its byte stream or bytes) for a request of this thread."""
+    _BUILT.last = (body, obj)
+
+
+def sent_json(body: Any) -> Any:
+    """The object the caller gave as ``json=`` for the request whose body is ``body``, or None. Only a plain
+    dict with a plain string model and no tuple values: parsed as the client's JSON of it would be."""
+    last = getattr(_BUILT, "last", None)
+    if last is None:
+        return None
+    _BUILT.last = None  # holds no caller's object past its send
+    obj = last[1]
+    if last[0] is not body or type(obj) is not dict or type(obj.get("model", "")) is not str:
+        return None
+    if tuple in map(type, obj.values()):  # a tuple is a JSON list in the bytes, not a list to the parser
+        return None
+    return obj
+
+
+def encode_json_factory(recorder: Recorder, module: Any) -> Any:
+    """httpx's and httpx2's ``_content.encode_json(json)`` -> (headers, ByteStream): every ``json=`` request."""
+    if recorder.capture or not recorder.config.http:  # content capture reads the request from its bytes
+        return lambda wrapped, instance, args, kwargs: wrapped(*args, **kwargs)
+
+    def encode_json(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        result = wrapped(*args, **kwargs)
+        try:
+            note_json(result[1], args[0] if args else kwargs["json"])
+        except Exception:
+            pass
+        return result
+
+    return encode_json

@@ -12,10 +12,12 @@ from ._common import (
     call_failed,
     defer,
     detach,
+    encode_json_factory,
     is_sse,
     json_factory,
     observe_httpx_status,
     parse_read_body,
+    sent_json,
     start_http_call,
 )
 
@@ -32,18 +34,21 @@ def targets(module_name: str) -> list[tuple[str, str, Any]]:
         (module_name, "Client.send", send_factory),
         (module_name, "AsyncClient.send", async_send_factory),
         (module_name, "Response.json", json_factory),
+        (f"{module_name}._content", "encode_json", encode_json_factory),
     ]
 
 
 def _start(recorder: Recorder, route: Any, request: Any) -> Invocation:
     url = request.url
+    path = url.raw_path.decode("ascii", "replace")
+    obj = sent_json(request.stream)  # the caller's json= object, when this request was built from one
+    if obj is not None:
+        return start_http_call(recorder, route, url.scheme, url.host, url.port, path, json_body=obj)
     try:
         raw = request.content  # bytes unless the body is a stream the caller has not read
     except Exception:
         raw = None
-    return start_http_call(
-        recorder, route, url.scheme, url.host, url.port, url.raw_path.decode("ascii", "replace"), raw_body=raw
-    )
+    return start_http_call(recorder, route, url.scheme, url.host, url.port, path, raw_body=raw)
 
 
 def _observe(inv: Invocation, response: Any, tap_cls: type, own: bool) -> None:

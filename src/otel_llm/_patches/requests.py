@@ -16,9 +16,11 @@ from ._common import (
     detach,
     is_sse,
     json_factory,
+    note_json,
     observe_requests_status,
     parse_read_body,
     path_of,
+    sent_json,
     split_url,
     start_http_call,
 )
@@ -32,12 +34,41 @@ __all__ = ["send_factory", "targets"]
 
 
 def targets(module_name: str) -> list[tuple[str, str, Any]]:
-    return [(module_name, "Session.send", send_factory), ("requests.models", "Response.json", json_factory)]
+    return [
+        (module_name, "Session.send", send_factory),
+        ("requests.models", "Response.json", json_factory),
+        ("requests.models", "PreparedRequest.prepare_body", prepare_body_factory),
+    ]
+
+
+def prepare_body_factory(recorder: Recorder, module: Any) -> Any:
+    """``PreparedRequest.prepare_body(data, files, json)``: notes the caller's ``json=`` object beside the body
+    made from it (see ``_common.sent_json``)."""
+    if recorder.capture or not recorder.config.http:  # content capture reads the request from its bytes
+        return lambda wrapped, instance, args, kwargs: wrapped(*args, **kwargs)
+
+    def prepare_body(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        result = wrapped(*args, **kwargs)
+        try:
+            obj = args[2] if len(args) > 2 else kwargs.get("json")
+            if obj is not None:
+                data = args[0] if args else kwargs.get("data")
+                files = args[1] if len(args) > 1 else kwargs.get("files")
+                if not data and not files:  # as requests decides: the body was made from json=
+                    note_json(instance.body, obj)
+        except Exception:
+            pass
+        return result
+
+    return prepare_body
 
 
 def _start(recorder: Recorder, parts: tuple[Any, str, str, int | None, str], request: Any) -> Invocation:
     route, scheme, host, port, path = parts
     body = request.body
+    obj = sent_json(body)  # the caller's json= object, when this body was made from one
+    if obj is not None:
+        return start_http_call(recorder, route, scheme, host, port, path, json_body=obj)
     if isinstance(body, str):
         body = body.encode("utf-8", "replace")
     elif not isinstance(body, (bytes, bytearray)):
