@@ -128,7 +128,7 @@ class LLMInstrumentor:
             except ImportError:
                 continue  # not this version's layout: nothing to patch
             owner_name, _, method = attr.rpartition(".")
-            owner = getattr(module, owner_name, None)
+            owner = getattr(module, owner_name, None) if owner_name else module  # a method, or a module function
             if owner is None or not hasattr(owner, method):
                 log.debug("otel_llm: %s.%s not found; skipped", module_name, attr)
                 continue
