@@ -15,7 +15,7 @@ from typing import Any
 
 from wrapt import register_post_import_hook, wrap_function_wrapper
 
-from ._patches import DEFERRED, TARGETS
+from ._patches import DEFERRED, TARGETS, flush_pending
 from .config import INSTRUMENTOR_ARGS, Config
 from .package import _instruments
 
@@ -128,7 +128,7 @@ class LLMInstrumentor:
             except ImportError:
                 continue  # not this version's layout: nothing to patch
             owner_name, _, method = attr.rpartition(".")
-            owner = getattr(module, owner_name, None)
+            owner = getattr(module, owner_name, None) if owner_name else module  # a method, or a module function
             if owner is None or not hasattr(owner, method):
                 log.debug("otel_llm: %s.%s not found; skipped", module_name, attr)
                 continue
@@ -144,6 +144,7 @@ class LLMInstrumentor:
             wrapped = getattr(current, "__wrapped__", None)
             if wrapped is not None:
                 setattr(owner, method, wrapped)
+        flush_pending()  # raw calls still open for their caller's .json() end now, from their bytes
         self.recorder = None
 
 
