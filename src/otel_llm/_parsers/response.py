@@ -118,15 +118,20 @@ def usage_from(api: str, u: Any) -> Usage | None:
             None,
             _int(_dict(u.get("output_tokens_details")).get("reasoning_tokens")),
         )
-    cached = _int(_dict(u.get("prompt_tokens_details")).get("cached_tokens"))
+    get = u.get
+    details = get("prompt_tokens_details")
+    cached = _int(details.get("cached_tokens")) if isinstance(details, dict) else None
     if cached is None:
-        cached = _int(u.get("prompt_cache_hit_tokens"))  # DeepSeek
+        cached = _int(get("prompt_cache_hit_tokens"))  # DeepSeek
+    details = get("completion_tokens_details")
+    tin = get("prompt_tokens")
+    tout = get("completion_tokens")
     return Usage(
-        _int(u.get("prompt_tokens")),
-        _int(u.get("completion_tokens")),
+        tin if type(tin) is int and tin >= 0 else _int(tin),  # _int's common case, without the call
+        tout if type(tout) is int and tout >= 0 else _int(tout),
         cached,
         None,
-        _int(_dict(u.get("completion_tokens_details")).get("reasoning_tokens")),
+        _int(details.get("reasoning_tokens")) if isinstance(details, dict) else None,
     )
 
 
@@ -230,8 +235,16 @@ def apply_body(route: Route, body: Any, info: ResponseInfo) -> None:
         if usage is not None:
             info.usage = usage  # cumulative in every chunk: the last one wins
         return
-    info.model = _str(body.get("model")) or info.model
-    info.id = _str(body.get("id")) or info.id
+    model = body.get("model")
+    if type(model) is str and model:
+        info.model = model
+    elif model is not None:
+        info.model = _str(model) or info.model
+    rid = body.get("id")
+    if type(rid) is str and rid:
+        info.id = rid
+    elif rid is not None:
+        info.id = _str(rid) or info.id
     if api == ANTHROPIC_MESSAGES:
         reason = body.get("stop_reason")
         if isinstance(reason, str):
@@ -279,10 +292,16 @@ def apply_body(route: Route, body: Any, info: ResponseInfo) -> None:
             info.service_tier = tier
     usage_obj = body.get("usage")
     if isinstance(usage_obj, dict):
-        _merge_usage(info, usage_from(api, usage_obj))
-        cost = _cost(usage_obj.get("cost"))  # OpenRouter
+        usage = usage_from(api, usage_obj)
+        if info.usage is None:
+            info.usage = usage
+        else:
+            _merge_usage(info, usage)
+        cost = usage_obj.get("cost")  # OpenRouter
         if cost is not None:
-            info.relay_cost = cost
+            cost = _cost(cost)
+            if cost is not None:
+                info.relay_cost = cost
 
 
 def _fields(obj: Any) -> dict | None:
