@@ -370,15 +370,29 @@ def apply_openai_object(route: Route, obj: Any, info: ResponseInfo) -> None:
         tier = get("service_tier")
         if isinstance(tier, str):
             info.service_tier = tier
-    u = _sub(body, "usage")  # its fields and extra fields (a relay's cost, DeepSeek's cache hits) as one dict
+    u = get("usage")
     if u is None:
         return
+    if type(u) is not dict:  # its fields and extra fields (a relay's cost, DeepSeek's cache hits) as one dict
+        u = _fields(u)
+        if u is None:
+            return
     get = u.get
     details = get("prompt_tokens_details")
-    cached = _detail(details, "cached_tokens") if details is not None else None
+    cached = None
+    if details is not None:
+        cached = details.get("cached_tokens") if type(details) is dict else getattr(details, "cached_tokens", None)
+        if cached is not None and not (type(cached) is int and cached >= 0):
+            cached = _int(cached)
     if cached is None:
         cached = _int(get("prompt_cache_hit_tokens"))  # DeepSeek
     details = get("completion_tokens_details")
+    reasoning = None
+    if details is not None:
+        name = "reasoning_tokens"
+        reasoning = details.get(name) if type(details) is dict else getattr(details, name, None)
+        if reasoning is not None and not (type(reasoning) is int and reasoning >= 0):
+            reasoning = _int(reasoning)
     tin = get("prompt_tokens")
     tout = get("completion_tokens")
     usage = Usage(
@@ -386,7 +400,7 @@ def apply_openai_object(route: Route, obj: Any, info: ResponseInfo) -> None:
         tout if type(tout) is int and tout >= 0 else _int(tout),
         cached,
         None,
-        _detail(details, "reasoning_tokens") if details is not None else None,
+        reasoning,
     )
     if info.usage is None:
         info.usage = usage
