@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from .. import _names as n
@@ -12,12 +11,24 @@ from .routes import ANTHROPIC_MESSAGES, GEMINI, OPENAI_EMBEDDINGS, OPENAI_RESPON
 __all__ = ["RequestInfo", "parse_fetch", "parse_request", "parse_request_bytes"]
 
 
-@dataclass(slots=True)
 class RequestInfo:
+    """What a request asked for. One per call: fields keep their class defaults until the parser sets them."""
+
     model: str | None = None
     stream: bool = False
     include_usage: bool = False  # the caller asked for stream usage itself
-    attributes: dict[str, Any] = field(default_factory=dict)
+    attributes: dict[str, Any]  # span attributes of the request's parameters
+
+    def __init__(self, stream: bool = False, attributes: dict[str, Any] | None = None) -> None:
+        self.attributes = {} if attributes is None else attributes
+        if stream:
+            self.stream = stream
+
+    def __repr__(self) -> str:
+        return (
+            f"RequestInfo(model={self.model!r}, stream={self.stream!r}, include_usage={self.include_usage!r}, "
+            f"attributes={self.attributes!r})"
+        )
 
 
 # (body key, attribute, expected python type)
@@ -64,9 +75,14 @@ def _params(attrs: dict[str, Any], src: dict, table: tuple, keys: frozenset[str]
     if len(hits) == 1:
         for key in hits:
             attr, kind = _BY_KEY[key]
-            v = _num(src[key], kind)
-            if v is not None:
-                attrs[attr] = v
+            v = src[key]
+            t = type(v)
+            if t is int or t is float:  # _num's common case, without the call
+                attrs[attr] = kind(v)
+            else:
+                v = _num(v, kind)
+                if v is not None:
+                    attrs[attr] = v
         return
     for key, attr, kind in table:  # in table order: of max_tokens / max_completion_tokens, the last one wins
         if key in src:
