@@ -132,6 +132,57 @@ async def test_an_async_stream_ends_its_span_once_when_exhausted(provider: FakeP
     assert telemetry.span().attributes["otel_llm.stream.outcome"] == "completed"
 
 
+def test_next_and_a_for_loop_read_one_stream_together_and_every_chunk_counts(
+    provider: FakeProvider, telemetry: Telemetry
+) -> None:
+    stream = client(provider).chat.completions.create(
+        model="gpt-4.1", messages=MSG, stream=True, extra_headers={"x-fake-chunks": "12"}
+    )
+    got = [next(stream), next(stream)]
+    for chunk in stream:
+        got.append(chunk)
+        if len(got) == 5:
+            break
+    got += list(stream)  # the rest, from where the loop stopped
+    with pytest.raises(StopIteration):
+        next(stream)
+    assert all(c.choices for c in got) and len(got) >= 12
+    assert got[0].choices[0].delta.role == "assistant" and got[-1].choices[0].finish_reason == "stop"
+    assert all(c.choices[0].finish_reason is None for c in got[:-1]), "no chunk lost or repeated at the seams"
+    a = telemetry.span().attributes
+    assert a["otel_llm.stream.outcome"] == "completed" and a["gen_ai.response.finish_reasons"] == ("stop",)
+    assert telemetry.point("gen_ai.client.operation.time_per_output_chunk").count == len(got) - 1
+
+
+async def test_async_anext_and_an_async_for_read_one_stream_together(
+    provider: FakeProvider, telemetry: Telemetry
+) -> None:
+    stream = await aclient(provider).chat.completions.create(
+        model="gpt-4.1", messages=MSG, stream=True, extra_headers={"x-fake-chunks": "12"}
+    )
+    got = [await stream.__anext__()]
+    async for chunk in stream:
+        got.append(chunk)
+    assert all(c.choices for c in got), "the usage-only chunk we asked for stays hidden"
+    a = telemetry.span().attributes
+    assert a["otel_llm.stream.outcome"] == "completed" and a["gen_ai.usage.output_tokens"] > 0
+    assert telemetry.point("gen_ai.client.operation.time_per_output_chunk").count == len(got) - 1
+
+
+def test_a_stream_of_several_choices_records_each_choice_and_every_chunk(
+    provider: FakeProvider, telemetry: Telemetry
+) -> None:
+    chunks = list(
+        client(provider).chat.completions.create(
+            model="gpt-4.1", messages=MSG, n=2, stream=True, extra_headers={"x-fake-chunks": "6"}
+        )
+    )
+    assert {c.choices[0].index for c in chunks} == {0, 1}
+    a = telemetry.span().attributes
+    assert a["gen_ai.response.finish_reasons"] == ("stop", "stop") and a["gen_ai.usage.output_tokens"] > 0
+    assert telemetry.point("gen_ai.client.operation.time_per_output_chunk").count == len(chunks) - 1
+
+
 def test_breaking_out_and_closing_a_stream_ends_the_span_as_closed_early(
     provider: FakeProvider, telemetry: Telemetry
 ) -> None:

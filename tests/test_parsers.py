@@ -207,8 +207,9 @@ def _stream(path: str, body: bytes, pieces: int = 7) -> tuple[ResponseInfo, Stre
     return info, parser, chunks
 
 
-def _sse(*events: object, done: bool = True, crlf: bool = False) -> bytes:
-    out = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events)
+def _sse(*events: object, done: bool = True, crlf: bool = False, compact: bool = False) -> bytes:
+    seps = (",", ":") if compact else None  # OpenAI's own spelling, or json.dumps' spaced one
+    out = b"".join(b"data: " + json.dumps(e, separators=seps).encode() + b"\n\n" for e in events)
     if done:
         out += b"data: [DONE]\n\n"
     return out.replace(b"\n", b"\r\n") if crlf else out
@@ -232,11 +233,14 @@ CHUNKS = [
 ]
 
 
+@pytest.mark.parametrize("compact", [False, True])
 @pytest.mark.parametrize("crlf", [False, True])
-def test_openai_stream_is_parsed_across_arbitrary_splits(crlf: bool) -> None:
+def test_openai_stream_is_parsed_across_arbitrary_splits(crlf: bool, compact: bool) -> None:
+    quoting = dict(CHUNKS[1], choices=[{"index": 0, "delta": {"content": 'a": b'}, "finish_reason": None}])
+    events = [CHUNKS[0], CHUNKS[1], quoting, *CHUNKS[2:]]  # content that spells '": ' inside compact JSON
     for pieces in (1, 3, 7, 50, 500):
-        info, parser, chunks = _stream("/v1/chat/completions", _sse(*CHUNKS, crlf=crlf), pieces)
-        assert parser.done and chunks == 3  # the usage-only chunk is not a content chunk
+        info, parser, chunks = _stream("/v1/chat/completions", _sse(*events, crlf=crlf, compact=compact), pieces)
+        assert parser.done and chunks == 4  # the usage-only chunk is not a content chunk
         assert info.usage == Usage(12, 2, None, None, None) and info.finish_reasons == ["stop"]
         assert info.model == "gpt-4.1-x"
 

@@ -88,10 +88,15 @@ class StreamParser:
                     and b'"usage":{' not in ev
                     and b'"error":' not in ev
                     and b'"choices":[]' not in ev
-                    and b'"finish_reason": "' not in ev
-                    and b'"usage": {' not in ev
-                    and b'"choices": []' not in ev
                     and b"\n" not in ev
+                    and (  # the spaced spellings each contain '": ': compact JSON (OpenAI's) skips their searches
+                        b'": ' not in ev
+                        or (
+                            b'"finish_reason": "' not in ev
+                            and b'"usage": {' not in ev
+                            and b'"choices": []' not in ev
+                        )
+                    )
                 ):
                     count += 1
                 else:  # the first event, the end marker, anything carrying what telemetry needs, other APIs

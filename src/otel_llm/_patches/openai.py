@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Iterator
 from time import perf_counter as _perf_counter
 from typing import TYPE_CHECKING, Any
 
@@ -265,21 +266,11 @@ def _stopped(inv: Invocation) -> None:
     inv.release()
 
 
-def _observe_chunk(inv: Invocation, chunk: Any) -> bool:
-    """One chunk of an SDK stream read from the SDK's own object (``inv.from_chunks``). A chunk in the
-    middle of the stream (one choice, no finish reason, no usage) only stamps its arrival time;
-    the chunks that carry what telemetry needs (the first, a finish reason, usage, an error) go through
-    ``apply_openai_object``. Every chunk with choices counts for time to first chunk and per output chunk.
-    True for a middle chunk (which is never the usage-only chunk)."""
-    try:
-        stamps = inv.stamps
-        (choice,) = chunk.choices
-        if stamps is not None and choice.finish_reason is None and chunk.usage is None:
-            if inv.recorder.chunk_timing:
-                stamps.append(_perf_counter())
-            return True
-    except Exception:  # not one choice (the usage chunk), or not the SDK's chunk type: the careful path
-        pass
+def _observe_chunk(inv: Invocation, chunk: Any) -> None:
+    """A chunk of an SDK stream read from the SDK's own object (``inv.from_chunks``) that is not a middle one
+    (the first, one with a finish reason, usage, an error, several choices): what telemetry needs goes
+    through ``apply_openai_object``. Every chunk with choices counts for time to first chunk and per output
+    chunk."""
     try:
         choices = getattr(chunk, "choices", None)
         wanted = inv.ttfc is None or getattr(chunk, "usage", None) is not None
@@ -294,7 +285,6 @@ def _observe_chunk(inv: Invocation, chunk: Any) -> bool:
             inv.chunks_arrived(1)
     except Exception:
         log.debug("otel_llm: reading an openai stream chunk failed", exc_info=True)
-    return False
 
 
 def _caller_failed(inv: Invocation, exc: BaseException | None) -> None:
@@ -308,31 +298,45 @@ def _caller_failed(inv: Invocation, exc: BaseException | None) -> None:
         log.debug("otel_llm: ending a stream failed", exc_info=True)
 
 
-class _SdkStream(wrapt.ObjectProxy):
-    """The SDK's own Stream (isinstance still passes). While the SDK works inside ``__next__`` the call
-    is held: a body closed because the SDK raised (bad JSON, bad UTF-8, an error event) ends as failed
-    with that exception, not as closed early. Minus the usage-only chunk when we asked for it."""
+# The chunk loops. While the SDK works inside its ``__next__`` the call is held: a body closed because the SDK
+# raised (bad JSON, bad UTF-8, an error event) ends as failed with that exception, not as closed early; a
+# close that comes meanwhile (the SDK closes the body after the end marker) takes effect once the SDK is
+# done. Between chunks nothing is held: a close, an exit or the collection of an abandoned stream ends the
+# call at once. A middle chunk costs one check and, with chunk timing on, one ``append(perf_counter())``:
+# no call of ours, no attribute read of a proxy (the sync loop is a generator, resumed per chunk).
 
-    def __init__(self, wrapped: Any, inv: Invocation) -> None:
-        super().__init__(wrapped)
-        self._self_inv = inv
 
-    def __iter__(self) -> Any:
-        return self
-
-    def __next__(self) -> Any:
-        inv = self._self_inv
+def _chunks(inv: Invocation, items: Iterator[Any]) -> Iterator[Any]:
+    """The SDK stream's chunks as the SDK hands them on, minus the usage-only chunk when we asked for it."""
+    step = items.__next__
+    observe = inv.from_chunks
+    timing = inv.recorder.chunk_timing
+    stamps = None  # inv.stamps once the first chunk was seen (only when reading the chunks)
+    while True:
         inv.held = True
         try:
-            chunk = self.__wrapped__.__next__()
-            if not (inv.from_chunks and _observe_chunk(inv, chunk)):
-                while inv.hide_usage and _is_usage_only(chunk):
-                    chunk = self.__wrapped__.__next__()
-                    if inv.from_chunks:
-                        _observe_chunk(inv, chunk)
+            chunk = step()
+            while True:
+                if stamps is not None:  # a middle chunk: one choice, no finish reason, no usage
+                    try:
+                        choices = chunk.choices
+                        if choices:
+                            (choice,) = choices
+                            if choice.finish_reason is None and chunk.usage is None:
+                                if timing:
+                                    stamps.append(_perf_counter())
+                                break
+                    except Exception:  # several choices, or not the SDK's chunk type: the careful path
+                        pass
+                if observe:
+                    _observe_chunk(inv, chunk)
+                    stamps = inv.stamps
+                if not (inv.hide_usage and _is_usage_only(chunk)):
+                    break
+                chunk = step()
         except StopIteration:
             _stopped(inv)
-            raise
+            return
         except GeneratorExit:
             inv.release()
             raise
@@ -343,7 +347,23 @@ class _SdkStream(wrapt.ObjectProxy):
             inv.held = False
         else:
             inv.release()
-        return chunk
+        yield chunk
+
+
+class _SdkStream(wrapt.ObjectProxy):
+    """The SDK's own Stream (isinstance still passes), read through ``_chunks``: ``for chunk in stream`` gets
+    that generator itself (as the SDK's ``__iter__`` gives a generator); ``next(stream)`` goes through it too."""
+
+    def __init__(self, wrapped: Any, inv: Invocation) -> None:
+        super().__init__(wrapped)
+        self._self_inv = inv
+        self._self_chunks = _chunks(inv, iter(wrapped))
+
+    def __iter__(self) -> Any:
+        return self._self_chunks
+
+    def __next__(self) -> Any:
+        return self._self_chunks.__next__()
 
     def __enter__(self) -> Any:
         self.__wrapped__.__enter__()
@@ -355,23 +375,43 @@ class _SdkStream(wrapt.ObjectProxy):
 
 
 class _AsyncSdkStream(wrapt.ObjectProxy):
+    """``_SdkStream`` for the SDK's ``AsyncStream``. Its ``__anext__`` is a coroutine of the proxy (not an async
+    generator of ours: one would be closed by the event loop's finalizer when the stream is dropped, a loop
+    turn after the caller let go, and keep the stream alive until then); the loop is ``_chunks``' loop."""
+
     def __init__(self, wrapped: Any, inv: Invocation) -> None:
         super().__init__(wrapped)
         self._self_inv = inv
+        # what each chunk needs, read from the proxy at once: (call, the SDK's __anext__, reading its chunks,
+        # chunk timing)
+        self._self_step = (inv, wrapped.__anext__, inv.from_chunks, inv.recorder.chunk_timing)
 
     def __aiter__(self) -> Any:
         return self
 
     async def __anext__(self) -> Any:
-        inv = self._self_inv
+        inv, step, observe, timing = self._self_step
         inv.held = True
         try:
-            chunk = await self.__wrapped__.__anext__()
-            if not (inv.from_chunks and _observe_chunk(inv, chunk)):
-                while inv.hide_usage and _is_usage_only(chunk):
-                    chunk = await self.__wrapped__.__anext__()
-                    if inv.from_chunks:
-                        _observe_chunk(inv, chunk)
+            chunk = await step()
+            while True:
+                if observe:
+                    stamps = inv.stamps
+                    if stamps is not None:  # a middle chunk: one choice, no finish reason, no usage
+                        try:
+                            choices = chunk.choices
+                            if choices:
+                                (choice,) = choices
+                                if choice.finish_reason is None and chunk.usage is None:
+                                    if timing:
+                                        stamps.append(_perf_counter())
+                                    break
+                        except Exception:  # several choices, or not the SDK's chunk type: the careful path
+                            pass
+                    _observe_chunk(inv, chunk)
+                if not (inv.hide_usage and _is_usage_only(chunk)):
+                    break
+                chunk = await step()
         except StopAsyncIteration:
             _stopped(inv)
             raise
@@ -397,8 +437,11 @@ class _AsyncSdkStream(wrapt.ObjectProxy):
 
 
 def _wrap_stream(result: Any, inv: Invocation) -> Any:
-    if hasattr(result, "__anext__"):
-        return _AsyncSdkStream(result, inv)
-    if hasattr(result, "__next__"):
-        return _SdkStream(result, inv)
+    try:
+        if hasattr(result, "__anext__"):
+            return _AsyncSdkStream(result, inv)
+        if hasattr(result, "__next__") and hasattr(result, "__iter__"):
+            return _SdkStream(result, inv)
+    except Exception:  # not iterable after all: the body tap alone ends the call
+        log.debug("otel_llm: wrapping an openai stream failed", exc_info=True)
     return result
