@@ -1299,3 +1299,62 @@ def test_instrumenting_again_on_the_same_meter_provider_goes_on_with_the_same_co
     assert sum(p.value for p in points("otel_llm.client.operation.cost.list_price")) == pytest.approx(2 * cost)
     assert [p.value for p in points("otel_llm.client.active_operations")] == [0]
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_every_call_of_a_model_is_charged_as_the_price_book_prices_it_from_its_first_call_on(
+    provider: FakeProvider, telemetry: Telemetry
+) -> None:
+    """After a model's first call its fixed rates are charged inline (the leaf's fast path); calls with cache
+    tokens take the price book's own path. Every span's cost is what ``PriceBook.price`` says for its tokens,
+    and the ledger, the cost histogram and the cost by token type add up to the spans'."""
+    from otel_llm._parsers.usage import Usage
+    from otel_llm.pricing import PriceBook
+    from otel_llm.spend import LEDGER
+
+    client = openai.OpenAI(base_url=provider.url + "/v1", api_key="sk-test", max_retries=0)
+    long_prompt = "Explain every metric of a GenAI dashboard in detail, one by one, with examples. " * 4
+    for prompt in (PROMPT, PROMPT, long_prompt, PROMPT):
+        client.chat.completions.create(model="gpt-4.1", messages=[{"role": "user", "content": prompt}])
+    spans = telemetry.spans()
+    assert len(spans) == 4
+    book = PriceBook.load(env={})
+    total = 0.0
+    for sp in spans:
+        a = sp.attributes
+        usage = Usage(
+            a["gen_ai.usage.input_tokens"],
+            a["gen_ai.usage.output_tokens"],
+            a.get("gen_ai.usage.cache_read.input_tokens"),
+            None,
+            a.get("gen_ai.usage.reasoning.output_tokens"),
+        )
+        want = book.price(provider="openai", model=a["gen_ai.response.model"], server_address="127.0.0.1", usage=usage)
+        if want is None:  # a dated response model the tables lack: priced as the model asked for
+            want = book.price(provider="openai", model="gpt-4.1", server_address="127.0.0.1", usage=usage)
+        assert want is not None and want.parts is not None
+        assert a["gen_ai.usage.cost.amount"] == want.amount
+        assert a["otel_llm.cost.origin"] == want.origin and a["gen_ai.usage.cost.source"] == "local"
+        parts = {f"otel_llm.cost.{t}": v for t, v in zip(_COST_TYPES, want.parts, strict=True) if v}
+        assert {k: v for k, v in a.items() if k.startswith("otel_llm.cost.") and k[14:] in _COST_TYPES} == parts
+        total += want.amount
+    assert any("gen_ai.usage.cache_read.input_tokens" in sp.attributes for sp in spans)  # the slow path ran too
+    assert telemetry.point("gen_ai.client.operation.cost").sum == pytest.approx(total, rel=1e-12)
+    assert sum(p.value for p in telemetry.points("otel_llm.client.token.cost")) == pytest.approx(total, rel=1e-12)
+    ledger = LEDGER.snapshot()
+    assert ledger.calls == 4 and ledger.total_usd == pytest.approx(total, rel=1e-12)
+
+
+def test_a_ledger_reset_keeps_the_recorders_slots_adding(provider: FakeProvider, telemetry: Telemetry) -> None:
+    """The recorder keeps each series' ledger slot; a reset zeroes the slots in place, so later calls still count
+    and a model with no call since the reset is left out."""
+    from otel_llm.spend import LEDGER
+
+    client = openai.OpenAI(base_url=provider.url + "/v1", api_key="sk-test", max_retries=0)
+    client.chat.completions.create(model="gpt-4.1", messages=MSG)
+    client.embeddings.create(model="text-embedding-3-small", input="hello")
+    assert LEDGER.snapshot().calls == 2
+    LEDGER.reset()
+    assert LEDGER.snapshot().calls == 0 and LEDGER.snapshot().models == ()
+    client.chat.completions.create(model="gpt-4.1", messages=MSG)
+    snap = LEDGER.snapshot()
+    assert snap.calls == 1 and [m.model for m in snap.models] == ["gpt-4.1"] and snap.total_usd > 0
