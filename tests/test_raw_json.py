@@ -302,3 +302,21 @@ def test_an_object_noted_for_a_request_that_was_never_sent_is_not_taken_for_the_
         c.build_request("POST", provider.url + "/v1/chat/completions", json={"model": "never-sent"})
         c.post(provider.url + "/v1/chat/completions", content=json.dumps(BODY).encode()).json()
     assert telemetry.span().attributes["gen_ai.request.model"] == "gpt-4.1"
+
+
+def test_a_call_left_open_with_no_call_after_it_is_ended_by_the_sweeper(
+    provider: FakeProvider, telemetry: Telemetry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last call before a pause, its response kept alive and never parsed with ``.json()``: no longer in
+    flight once its answer is in, and ended from its bytes by the sweeper thread a moment later."""
+    monkeypatch.setattr(_common, "MAX_WAIT", 0.1)
+    monkeypatch.setattr(_common, "SWEEP_EVERY", 0.1)
+    kept = _requests(provider.url + "/v1/chat/completions", BODY)
+    assert telemetry.in_flight() == 0  # answered: not in flight, though its span is still open
+    deadline = time.monotonic() + 10
+    while not telemetry.exporter.get_finished_spans() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    spans = telemetry.exporter.get_finished_spans()
+    assert len(spans) == 1
+    _assert_filled_from(spans[0].attributes, json.loads(kept.content))
+    assert spans[0].end_time < time.time_ns()

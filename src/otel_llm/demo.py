@@ -206,6 +206,16 @@ class _Clients:
             await self._aiohttp.close()
 
 
+def _answer(r: Any) -> Any:
+    """A raw answer read as an application reads it (its JSON), then checked."""
+    try:
+        body = r.json()
+    except ValueError:
+        body = None
+    _check(r.status_code)
+    return body
+
+
 def _check(status: int) -> None:
     if status == 429 or status >= 500:
         raise _Retryable(str(status))
@@ -241,7 +251,7 @@ async def _call(c: _Clients, kind: int, model: str, prompt: str) -> None:
             body = {"model": model, "max_tokens": 512, "messages": [{"role": "user", "content": prompt}]}
             headers = {"x-api-key": "sk-ant-demo", "anthropic-version": "2023-06-01"}
             r = await asyncio.to_thread(c.httpx.post, c.base + "/v1/messages", json=body, headers=headers)
-            _check(r.status_code)
+            _answer(r)
         elif kind == 5 and model.startswith("gemini"):
             session = await c.aiohttp_session()
             url = f"{c.base}/v1beta/models/{model}:generateContent"
@@ -257,7 +267,7 @@ async def _call(c: _Clients, kind: int, model: str, prompt: str) -> None:
                 return c.requests.post(c.base + "/v1/chat/completions", json=chat, timeout=c.timeout, headers=headers)
 
             r = await asyncio.to_thread(post)
-            _check(r.status_code)
+            _answer(r)
     except (
         openai.RateLimitError,
         openai.InternalServerError,

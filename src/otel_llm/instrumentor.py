@@ -7,9 +7,11 @@ which checks on each call whether the older ``httpx`` is loaded, does not find i
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import sys
+import types
 from collections.abc import Collection
 from typing import Any
 
@@ -34,6 +36,33 @@ def _on_import(module: Any) -> None:
             inst._patch(module.__name__.partition(".")[0])
     except Exception:
         log.debug("otel_llm: patching %s on import failed", getattr(module, "__name__", module), exc_info=True)
+
+
+_ASYNC_FLAGS = 0x80 | 0x100 | 0x200  # CO_COROUTINE, CO_ITERABLE_COROUTINE, CO_ASYNC_GENERATOR (inspect's, unimported)
+
+
+def _install_plain(owner: Any, name: str, wrapper: Any) -> bool:
+    """Patch a plain synchronous function or method with a plain function that calls ``wrapper(wrapped,
+    instance, args, kwargs)`` as wrapt would. These run on every LLM call and HTTP request of the process, and
+    a wrapt ``FunctionWrapper`` costs several thousand instructions a call on its own (a bound wrapper made per
+    attribute access, then its dispatch); a function costs a bound method. ``__wrapped__`` (and so
+    ``inspect.signature``, and uninstrument) still reach the original. Anything else (a coroutine function, a
+    classmethod, a descriptor another library put there) is left to wrapt: False."""
+    original = owner.__dict__.get(name) if isinstance(owner, (type, types.ModuleType)) else None
+    if type(original) is not types.FunctionType or original.__code__.co_flags & _ASYNC_FLAGS:
+        return False
+    get = original.__get__
+
+    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return wrapper(get(self), self, args, kwargs)
+
+    def function(*args: Any, **kwargs: Any) -> Any:
+        return wrapper(original, None, args, kwargs)
+
+    patched = method if isinstance(owner, type) else function
+    functools.update_wrapper(patched, original)
+    setattr(owner, name, patched)
+    return True
 
 
 class LLMInstrumentor:
@@ -134,7 +163,9 @@ class LLMInstrumentor:
                 continue
             if any(o is owner and m == method for o, m in self._patched):
                 continue
-            wrap_function_wrapper(module, attr, factory(recorder, sys.modules[root]))
+            wrapper = factory(recorder, sys.modules[root])
+            if not _install_plain(owner, method, wrapper):
+                wrap_function_wrapper(module, attr, wrapper)
             self._patched.append((owner, method))
 
     def _uninstrument(self, **kwargs: Any) -> None:

@@ -104,9 +104,15 @@ class Invocation:
 
     def mark_done(self) -> None:
         """The answer is complete now, though the call is ended later (a patch that waits for the caller's own
-        parse of the body): the duration and the span's end are taken from this moment."""
+        parse of the body): the duration and the span's end are taken from this moment, and the call is no
+        longer counted in flight."""
         self.done_at = time.perf_counter()
         self.done_ns = time.time_ns()
+        slot = self.active
+        if slot is not None:  # no longer in flight, though not ended yet
+            self.active = None
+            with _LOCK:
+                slot[1] -= 1
 
     def fail(self, exc: BaseException) -> None:
         """End as failed with the user's exception (which the caller re-raises unchanged)."""

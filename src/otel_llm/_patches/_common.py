@@ -247,6 +247,7 @@ def detach(token: object) -> None:
 
 MAX_PENDING = 64  # calls left open at once; past this the oldest is ended from its bytes
 MAX_WAIT = 1.0  # seconds a call stays open for the caller's .json() before the next call ends it
+SWEEP_EVERY = 1.0  # seconds between the sweeper thread's looks, while calls are open and no call comes
 
 
 class _Pending(weakref.ref):
@@ -280,6 +281,8 @@ def defer(inv: Invocation, response: Any, raw: bytes) -> bool:
     if not _exit_hook:  # registered once, when the first call is left open: after the SDK's providers
         _exit_hook.append(True)  # were made, so that it runs before their own exit shutdown (atexit is LIFO)
         atexit.register(flush_pending)
+    if not _sweeper:
+        _start_sweeper()
     old = PENDING.setdefault(key, ref)
     if old is not ref:  # not expected (one send per response): the earlier call ends from its bytes
         PENDING[key] = ref
@@ -287,6 +290,41 @@ def defer(inv: Invocation, response: Any, raw: bytes) -> bool:
     if len(PENDING) > MAX_PENDING:
         sweep()
     return True
+
+
+_sweeper: list[threading.Thread] = []
+_sweeper_lock = threading.Lock()
+
+
+def _start_sweeper() -> None:
+    """A daemon thread that ends, from their bytes, the calls that waited ``MAX_WAIT`` for their caller's
+    ``.json()`` while no other raw call came to do it (a last call, then a pause): every call ends within
+    about ``MAX_WAIT + SWEEP_EVERY`` of its answer. It exits once nothing is left open, and is started again by the next
+    call left open."""
+    with _sweeper_lock:
+        if _sweeper and _sweeper[0].is_alive():
+            return
+        _sweeper.clear()
+        thread = threading.Thread(target=_sweep_while_open, name="otel-llm-sweeper", daemon=True)
+        _sweeper.append(thread)
+        thread.start()
+
+
+def _sweep_while_open() -> None:
+    try:
+        while True:
+            time.sleep(SWEEP_EVERY)
+            try:
+                sweep()
+            except Exception:
+                log.debug("otel_llm: ending waiting calls failed", exc_info=True)
+            with _sweeper_lock:
+                if not PENDING:
+                    _sweeper.clear()  # the next call left open starts a new one
+                    return
+    except BaseException:  # interpreter shutdown: the exit flush ends what is left
+        with _sweeper_lock:
+            _sweeper.clear()
 
 
 def _claim(key: int, ref: _Pending | None = None) -> _Pending | None:
