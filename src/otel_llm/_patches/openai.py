@@ -16,6 +16,8 @@ from time import perf_counter as _perf_counter
 from typing import TYPE_CHECKING, Any
 
 import wrapt
+from opentelemetry.context import attach as _attach
+from opentelemetry.trace import set_span_in_context as _in_context
 
 from .._parsers.request import parse_fetch, parse_request
 from .._parsers.response import apply_openai_object
@@ -27,7 +29,7 @@ from .._parsers.routes import (
     OPENAI_RESPONSES,
     fetched_response_id,
 )
-from ._common import CURRENT, attach, detach
+from ._common import CURRENT, detach
 
 if TYPE_CHECKING:
     from ..recorder import Invocation, Recorder
@@ -77,13 +79,9 @@ def manager_exit_factory(recorder: Recorder, module: Any) -> Any:
     return exit_
 
 
-def _options(args: Any, kwargs: Any) -> Any:
-    return args[1] if len(args) > 1 else kwargs.get("options")
-
-
 def _begin(recorder: Recorder, instance: Any, args: Any, kwargs: Any) -> tuple[Invocation, Any, Any] | None:
     """Start the call, and add ``stream_options.include_usage`` when the caller did not set it."""
-    options = _options(args, kwargs)
+    options = args[1] if len(args) > 1 else kwargs.get("options")
     if options is None:
         return None
     if options.method != "post":
@@ -205,7 +203,7 @@ def request_factory(recorder: Recorder, module: Any) -> Any:
             return wrapped(*args, **kwargs)
         inv, args, kwargs = begun
         token = CURRENT.set(inv)
-        ctx = attach(inv)
+        ctx = _attach(_in_context(inv.span))
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
@@ -232,7 +230,7 @@ def async_request_factory(recorder: Recorder, module: Any) -> Any:
             return await wrapped(*args, **kwargs)
         inv, args, kwargs = begun
         token = CURRENT.set(inv)
-        ctx = attach(inv)
+        ctx = _attach(_in_context(inv.span))
         try:
             result = await wrapped(*args, **kwargs)
         except BaseException as exc:
