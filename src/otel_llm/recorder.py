@@ -276,9 +276,7 @@ class Recorder:
         inv.layer = layer
         inv.server_address = host
         inv.server_port = port
-        attrs = entry.fixed.copy()
-        if request.attributes:
-            attrs.update(request.attributes)
+        attrs = {**entry.fixed, **request.attributes}
         if url is not None:
             attrs[n.URL_FULL] = url
         if self.capture and body is not None:
