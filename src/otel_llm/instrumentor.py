@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-import inspect
 import logging
 import sys
 import types
@@ -39,33 +38,19 @@ def _on_import(module: Any) -> None:
         log.debug("otel_llm: patching %s on import failed", getattr(module, "__name__", module), exc_info=True)
 
 
-_COROUTINE = inspect.CO_COROUTINE | inspect.CO_ITERABLE_COROUTINE
-_ASYNC_GENERATOR = inspect.CO_ASYNC_GENERATOR
-
-
-def _mark_coroutine_function(fn: Any) -> None:
-    """``inspect.iscoroutinefunction`` true for a plain function that returns a coroutine (Python 3.12+), and
-    ``asyncio.iscoroutinefunction`` (3.11)."""
-    mark = getattr(inspect, "markcoroutinefunction", None)
-    if mark is not None:
-        mark(fn)
-    else:
-        import asyncio.coroutines
-
-        fn._is_coroutine = asyncio.coroutines._is_coroutine  # type: ignore[attr-defined]
+_ASYNC_FLAGS = 0x80 | 0x100 | 0x200  # CO_COROUTINE, CO_ITERABLE_COROUTINE, CO_ASYNC_GENERATOR (inspect is not imported)
 
 
 def _install_plain(owner: Any, name: str, wrapper: Any) -> bool:
-    """Patch a plain function or method (sync or ``async def``) with a plain function that calls
-    ``wrapper(wrapped, instance, args, kwargs)`` as wrapt would (for an ``async def``, the wrapper's coroutine
-    is what the call returns, and the function is marked as a coroutine function). These run on every LLM
-    call and HTTP request of the process, and a wrapt ``FunctionWrapper`` costs several thousand instructions
-    a call on its own (a bound wrapper made per attribute access, then its dispatch); a function costs a
-    bound method. ``__wrapped__`` (and so
-    ``inspect.signature``, and uninstrument) still reach the original. Anything else (an async generator, a
-    classmethod, a descriptor another library put there) is left to wrapt: False."""
+    """Patch a plain synchronous function or method with a plain function that calls ``wrapper(wrapped,
+    instance, args, kwargs)`` as wrapt would. These run on every LLM call and HTTP request of the process, and
+    a wrapt ``FunctionWrapper`` costs several thousand instructions a call on its own (a bound wrapper made per
+    attribute access, then its dispatch); a function costs a bound method. ``__wrapped__`` (and so
+    ``inspect.signature``, and uninstrument) still reach the original. Anything else (a coroutine function,
+    whose wrapt wrapper still answers ``inspect.iscoroutinefunction``; a classmethod; a descriptor another
+    library put there) is left to wrapt: False."""
     original = owner.__dict__.get(name) if isinstance(owner, (type, types.ModuleType)) else None
-    if type(original) is not types.FunctionType or original.__code__.co_flags & _ASYNC_GENERATOR:
+    if type(original) is not types.FunctionType or original.__code__.co_flags & _ASYNC_FLAGS:
         return False
     get = original.__get__
 
@@ -77,8 +62,6 @@ def _install_plain(owner: Any, name: str, wrapper: Any) -> bool:
 
     patched = method if isinstance(owner, type) else function
     functools.update_wrapper(patched, original)
-    if original.__code__.co_flags & _COROUTINE:  # the wrapper's coroutine is returned, as the original's was
-        _mark_coroutine_function(patched)
     setattr(owner, name, patched)
     return True
 
