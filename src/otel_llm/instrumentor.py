@@ -53,9 +53,18 @@ def _install_plain(owner: Any, name: str, wrapper: Any) -> bool:
     if type(original) is not types.FunctionType or original.__code__.co_flags & _ASYNC_FLAGS:
         return False
     get = original.__get__
+    passes = getattr(wrapper, "passes", None)  # (args, kwargs) -> True: not ours, the original alone, at once
+    if passes is not None and isinstance(owner, type):
 
-    def method(self: Any, *args: Any, **kwargs: Any) -> Any:
-        return wrapper(get(self), self, args, kwargs)
+        def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if passes(args, kwargs):
+                return original(self, *args, **kwargs)
+            return wrapper(get(self), self, args, kwargs)
+
+    else:
+
+        def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+            return wrapper(get(self), self, args, kwargs)
 
     def function(*args: Any, **kwargs: Any) -> Any:
         return wrapper(original, None, args, kwargs)

@@ -93,6 +93,13 @@ def _observe(inv: Invocation, response: Any, tap_cls: type, own: bool) -> None:
         inv.end()
 
 
+def _not_a_post(args: Any, kwargs: Any) -> bool:
+    """Not an LLM call (all but an SDK's ``responses.retrieve`` are POSTs; that one runs inside an SDK call):
+    the plain ``send`` (see ``instrumentor._install_plain``)."""
+    request = args[0] if args else kwargs.get("request")
+    return getattr(request, "method", None) != "POST" and CURRENT.get() is None
+
+
 def send_factory(recorder: Recorder, module: Any) -> Any:
     sync_tap, _ = tap_httpx_classes(module)
     enabled = recorder.config.http
@@ -129,6 +136,7 @@ def send_factory(recorder: Recorder, module: Any) -> Any:
         _observe(inv, response, sync_tap, own=not inv.foreign)
         return response
 
+    send.passes = _not_a_post  # type: ignore[attr-defined]
     return send
 
 

@@ -102,6 +102,12 @@ def _observe(inv: Invocation, response: Any, streamed: bool) -> None:
         inv.end()
 
 
+def _not_a_post(args: Any, kwargs: Any) -> bool:
+    """Not an LLM call (every one we know is a POST): the plain ``send`` (see ``instrumentor._install_plain``)."""
+    request = args[0] if args else kwargs.get("request")
+    return getattr(request, "method", None) != "POST"
+
+
 def send_factory(recorder: Recorder, module: Any) -> Any:
     enabled = recorder.config.http
     router = recorder.router
@@ -137,4 +143,5 @@ def send_factory(recorder: Recorder, module: Any) -> Any:
         _observe(inv, response, bool(kwargs.get("stream")))
         return response
 
+    send.passes = _not_a_post  # type: ignore[attr-defined]
     return send
