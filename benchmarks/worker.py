@@ -699,12 +699,18 @@ def _ab(patched: Callable[[], Any], original: Callable[[], Any], blocks: int = 6
 def _patch_cost(cls: type, name: str, arg: Any) -> tuple[bool, float]:
     """What a variant's patch of ``cls.name`` adds to one call that is not an LLM call.
 
-    The patch's wrapper (if the method is a wrapt wrapper) is put, the same way, around a method that
-    returns at once, and that is timed against the bare method: the difference is the wrapper's
-    dispatch plus its own checks, without the client's work around it (which would drown a
+    The patch's wrapper (if the method is a wrapt wrapper, or otel-llm's plain-function patch) is put, the
+    same way, around a method that returns at once, and that is timed against the bare method: the
+    difference is the wrapper's dispatch plus its own checks, without the client's work around it (which would drown a
     sub-microsecond difference in noise)."""
     current = cls.__dict__[name]
     wrapper = getattr(current, "_self_wrapper", None)
+    plain = False
+    if wrapper is None and getattr(current, "__wrapped__", None) is not None and getattr(current, "__closure__", None):
+        # otel-llm's plain-function patch (instrumentor._install_plain): the same wrapper, installed the same way
+        cells = dict(zip(current.__code__.co_freevars, current.__closure__, strict=True))
+        if "wrapper" in cells:
+            wrapper, plain = cells["wrapper"].cell_contents, True
     if wrapper is None:
         return False, 0.0
     import wrapt
@@ -713,10 +719,16 @@ def _patch_cost(cls: type, name: str, arg: Any) -> tuple[bool, float]:
         def send(self, request: Any, **kwargs: Any) -> Any:
             return request
 
-    class Patched(Bare):
-        pass
+    class Patched:
+        def send(self, request: Any, **kwargs: Any) -> Any:
+            return request
 
-    wrapt.wrap_function_wrapper(Patched, "send", wrapper)
+    if plain:
+        from otel_llm.instrumentor import _install_plain
+
+        _install_plain(Patched, "send", wrapper)
+    else:
+        wrapt.wrap_function_wrapper(Patched, "send", wrapper)
     bare, patched = Bare(), Patched()
     return True, _ab(lambda: patched.send(arg), lambda: bare.send(arg))
 
