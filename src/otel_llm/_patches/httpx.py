@@ -105,9 +105,9 @@ def send_factory(recorder: Recorder, module: Any) -> Any:
     enabled = recorder.config.http
 
     def send(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        if _not_a_post(args, kwargs):
+            return wrapped(*args, **kwargs)
         request = args[0] if args else kwargs.get("request")
-        if getattr(request, "method", None) != "POST" and CURRENT.get() is None:
-            return wrapped(*args, **kwargs)  # not an LLM call (all but an SDK's responses.retrieve are POSTs)
         sdk = CURRENT.get()
         if sdk is not None:
             sdk.attempts += 1
@@ -145,9 +145,9 @@ def async_send_factory(recorder: Recorder, module: Any) -> Any:
     enabled = recorder.config.http
 
     async def send(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        if _not_a_post(args, kwargs):
+            return await wrapped(*args, **kwargs)
         request = args[0] if args else kwargs.get("request")
-        if getattr(request, "method", None) != "POST" and CURRENT.get() is None:
-            return await wrapped(*args, **kwargs)  # not an LLM call (all but an SDK's responses.retrieve are POSTs)
         sdk = CURRENT.get()
         if sdk is not None:
             sdk.attempts += 1

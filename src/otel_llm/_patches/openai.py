@@ -16,8 +16,6 @@ from time import perf_counter as _perf_counter
 from typing import TYPE_CHECKING, Any
 
 import wrapt
-from opentelemetry.context import attach as _attach
-from opentelemetry.trace import set_span_in_context as _in_context
 
 from .._parsers.request import parse_fetch, parse_request
 from .._parsers.response import apply_openai_object
@@ -29,7 +27,7 @@ from .._parsers.routes import (
     OPENAI_RESPONSES,
     fetched_response_id,
 )
-from ._common import CURRENT, detach
+from ._common import CURRENT, attach, detach
 
 if TYPE_CHECKING:
     from ..recorder import Invocation, Recorder
@@ -203,7 +201,7 @@ def request_factory(recorder: Recorder, module: Any) -> Any:
             return wrapped(*args, **kwargs)
         inv, args, kwargs = begun
         token = CURRENT.set(inv)
-        ctx = _attach(_in_context(inv.span))
+        ctx = attach(inv)
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
@@ -230,7 +228,7 @@ def async_request_factory(recorder: Recorder, module: Any) -> Any:
             return await wrapped(*args, **kwargs)
         inv, args, kwargs = begun
         token = CURRENT.set(inv)
-        ctx = _attach(_in_context(inv.span))
+        ctx = attach(inv)
         try:
             result = await wrapped(*args, **kwargs)
         except BaseException as exc:

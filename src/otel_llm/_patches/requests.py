@@ -119,9 +119,9 @@ def send_factory(recorder: Recorder, module: Any) -> Any:
         return None if route is None else (route, *split_url(url))
 
     def send(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        if _not_a_post(args, kwargs) or not enabled or CURRENT.get() is not None:
+            return wrapped(*args, **kwargs)  # not an LLM call, or inside one already
         request = args[0] if args else kwargs.get("request")
-        if getattr(request, "method", None) != "POST" or not enabled or CURRENT.get() is not None:
-            return wrapped(*args, **kwargs)  # not an LLM call (every one we know is a POST), or already one
         try:
             parts = classify(request.url)
             inv = _start(recorder, parts, request) if parts is not None else None
