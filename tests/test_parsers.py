@@ -311,6 +311,50 @@ def test_rate_limit_headers_and_durations() -> None:
     assert parse_duration("soon") is None
 
 
+def test_header_plans_follow_each_answers_own_names() -> None:
+    """Headers are read by position through a plan cached per sequence of names: three sources (httpx's byte
+    list, requests' store, plain pairs) and a second answer with the same names but other values, another
+    order, a repeated name or one more header each read their own values."""
+    from otel_llm._parsers.headers import parse_header_list, parse_header_store
+
+    def httpx_list(pairs: list[tuple[str, str]]) -> list[tuple[bytes, bytes, bytes]]:
+        return [(k.encode(), k.lower().encode(), v.encode()) for k, v in pairs]
+
+    def store(pairs: list[tuple[str, str]]) -> dict[str, tuple[str, str]]:
+        return {k.lower(): (k, v) for k, v in pairs}
+
+    first = [
+        ("content-type", "application/json"),
+        ("x-ratelimit-remaining-requests", "59"),
+        ("x-ratelimit-limit-requests", "60"),
+        ("x-ratelimit-reset-requests", "1s"),
+    ]
+    second = [(k, "7" if k == "x-ratelimit-remaining-requests" else v) for k, v in first]
+    reordered = [first[2], first[1], first[0], first[3]]
+    one_more = [*first, ("retry-after", "3"), ("x-litellm-response-cost", "0.25")]
+    repeated = [*first, ("x-ratelimit-remaining-requests", "58")]
+    for parse in (
+        lambda p: parse_header_list(httpx_list(p)),
+        lambda p: parse_header_store(store(p)),
+        parse_headers,
+    ):
+        for _ in range(2):  # made, then cached
+            h = parse(first)
+            assert h.remaining == {"requests": 59.0} and h.limit == {"requests": 60.0}
+            assert h.reset == {"requests": "1s"} and h.content_type == "application/json"
+            assert h.retry_after is None and h.relay_cost is None and h.rate_limited
+            assert parse(second).remaining == {"requests": 7.0}
+            assert parse(reordered).remaining == {"requests": 59.0} and parse(reordered).limit == {"requests": 60.0}
+            h = parse(one_more)
+            assert h.retry_after == 3.0 and h.relay_cost == 0.25 and h.remaining == {"requests": 59.0}
+            if parse is not parse_header_store:  # a dict keeps one value a name; lists keep the last
+                assert parse(repeated).remaining == {"requests": 58.0}
+        h = parse([("content-type", "text/event-stream")])
+        assert not h.rate_limited and h.remaining == {} and h.limit == {} and h.content_type == "text/event-stream"
+        bad = parse([("x-ratelimit-remaining-tokens", "NaN"), ("x-ratelimit-limit-tokens", "lots")])
+        assert bad.rate_limited and bad.remaining == {} and bad.limit == {}
+
+
 def test_urls_lose_secrets() -> None:
     url = scrub_url("https", "g.example", None, "/v1/models/x:generateContent?key=SECRET&alt=sse&sig=S2&api-key=K")
     assert url == "https://g.example/v1/models/x:generateContent?alt=sse"

@@ -44,18 +44,47 @@ _RESOURCE_OF = {f"{_PREFIX}remaining_{res}": res for _, res in _RATE.values()}
 _STR = _Names(str)
 _BYTES = _Names(lambda k: k.encode("ascii"))
 _INF = float("inf")
-_second = itemgetter(1)
-_third = itemgetter(2)
 _EMPTY: dict = {}
+_first = itemgetter(0)
+_second = itemgetter(1)
+
+
+class _Plan:
+    """Where the names looked for sit in one sequence of header names, made once per sequence (a provider
+    sends the same headers in the same order on every answer) and cached: an answer's headers are then read
+    by position, not by a lookup of every header."""
+
+    __slots__ = ("misc", "rate_limited", "remaining", "where")
+
+    def __init__(self, names: Sequence[Any], table: _Names) -> None:
+        wanted = table.all
+        self.where = {name: i for i, name in enumerate(names) if name in wanted}  # the last of a repeated name
+        self.rate_limited = not table.rate.isdisjoint(self.where)
+        remaining = table.kinds[_REMAINING]
+        self.remaining = tuple((i, remaining[name][1]) for name, i in self.where.items() if name in remaining)
+        self.misc = tuple((i, name == table.retry_after) for name, i in self.where.items() if name in table.misc)
+
+
+_NO_PLAN = _Plan((), _STR)
+_PLANS: dict[tuple, _Plan] = {}
+_MAX_PLANS = 256
+
+
+def _plan(names: tuple, table: _Names) -> _Plan:
+    plan = _PLANS.get(names)
+    if plan is None:
+        plan = _Plan(names, table)
+        if len(_PLANS) < _MAX_PLANS:
+            _PLANS[names] = plan
+    return plan
 
 
 class HeaderInfo:
     """Rate-limit headroom, retry-after, relay-reported cost and content type from the response headers.
 
-    Built from the names looked for that the response has (found in C). What every call's end reads (the
-    remaining budgets as span attributes, retry-after, a relay's cost) is decoded at once; budgets and reset
-    times (read on a failed call's span and by the gauges, at most once a second) when first read. The
-    fields a response rarely has keep their class defaults.
+    Read by position through the headers' cached plan (``_Plan``). What every call's end reads (the remaining
+    budgets as span attributes, retry-after, a relay's cost) is decoded at once; budgets, reset times and the
+    content type when first read. The fields a response rarely has keep their class defaults.
     """
 
     rate_limited = False  # the response has rate-limit headers
@@ -65,63 +94,55 @@ class HeaderInfo:
     _limit: dict[str, float] | None = None
     _reset: dict[str, str] | None = None
 
-    def __init__(self, values: Mapping[Any, Any] | None = None, names: _Names = _STR) -> None:
-        if values is None:
-            values = {}
-        self._values = values
-        self._names = names
-        found = self._found = names.all.intersection(values)
-        if not found:
-            return
-        if not found.isdisjoint(names.rate):
+    def __init__(self, items: Sequence[Sequence[Any]] = (), plan: _Plan = _NO_PLAN, table: _Names = _STR) -> None:
+        """``items``: the headers as sequences whose last element is the value (``(name, value)``, or httpx's
+        ``(raw name, lowercase name, value)``), in the order ``plan`` was made for."""
+        self._items = items
+        self._plan = plan
+        self._names = table
+        if plan.rate_limited:
             self.rate_limited = True
-            attrs: dict[str, float] = {}
-            table = names.kinds[_REMAINING]
-            for name in found.intersection(table):
-                v = values[name]
-                if type(v) is tuple:  # requests' (name as sent, value)
-                    v = v[1]
+            attrs: dict[str, float] | None = None
+            for i, attr in plan.remaining:
                 try:
-                    num = float(v)  # float() reads bytes as well as str
+                    num = float(items[i][-1])  # float() reads bytes as well as str
                 except ValueError:
                     continue
                 if num >= 0 and num != _INF:  # NaN fails ">= 0"
-                    attrs[table[name][1]] = num
-            if attrs:
-                self.remaining_attrs = attrs
-        if not found.isdisjoint(names.misc):
-            if names.retry_after in found:
-                self.retry_after = _number(self._text(names.retry_after))
-            if names.relay_cost in found:
-                self.relay_cost = _number(self._text(names.relay_cost))
+                    if attrs is None:
+                        attrs = self.remaining_attrs = {}
+                    attrs[attr] = num
+        if plan.misc:
+            for i, is_retry_after in plan.misc:
+                number = _number(_decode(items[i][-1]))
+                if is_retry_after:
+                    self.retry_after = number
+                else:
+                    self.relay_cost = number
 
     def _text(self, name: Any) -> Any:
-        if name not in self._found:
-            return None
-        v = self._values[name]
-        if type(v) is tuple:  # requests' (name as sent, value)
-            v = v[1]
-        return v.decode("latin-1") if type(v) is bytes else v
+        i = self._plan.where.get(name)
+        return None if i is None else _decode(self._items[i][-1])
 
     def _kind(self, kind: int) -> dict:
         """resource -> value of one kind of rate-limit header (budget or reset time)."""
         out: dict = {}
-        values = self._values
+        items = self._items
         table = self._names.kinds[kind]
-        for name in self._found.intersection(table):
-            res = table[name][0]
-            v = values[name]
-            if type(v) is tuple:  # requests' (name as sent, value)
-                v = v[1]
+        for name, i in self._plan.where.items():
+            hit = table.get(name)
+            if hit is None:
+                continue
+            v = _decode(items[i][-1])
             if kind == _RESET:
-                out[res] = v.decode("latin-1") if type(v) is bytes else v
+                out[hit[0]] = v
                 continue
             try:
-                num = float(v)  # float() reads bytes as well as str
+                num = float(v)
             except ValueError:
                 continue
             if num >= 0 and num != _INF:  # NaN fails ">= 0"
-                out[res] = num
+                out[hit[0]] = num
         return out
 
     @property
@@ -150,6 +171,10 @@ class HeaderInfo:
     @property
     def content_encoding(self) -> str | None:
         return self._text(self._names.content_encoding)
+
+
+def _decode(v: Any) -> Any:
+    return v.decode("latin-1") if type(v) is bytes else v
 
 
 def parse_duration(text: str) -> float | None:
@@ -195,14 +220,15 @@ def _number(v: str) -> float | None:
 
 def parse_headers(items: Iterable[tuple[str, str]]) -> HeaderInfo:
     """From ``(name, value)`` pairs, names in any case."""
-    return HeaderInfo({k.lower(): v for k, v in items})
+    pairs = tuple((k.lower(), v) for k, v in items)
+    return HeaderInfo(pairs, _plan(tuple(map(_first, pairs)), _STR), _STR)
 
 
 def parse_header_store(store: Mapping[str, tuple[str, str]]) -> HeaderInfo:
     """From requests' ``CaseInsensitiveDict._store`` (lowercase name -> (name as sent, value)), as is."""
-    return HeaderInfo(store, _STR)
+    return HeaderInfo(tuple(store.values()), _plan(tuple(store), _STR), _STR)
 
 
 def parse_header_list(items: Sequence[tuple[bytes, bytes, bytes]]) -> HeaderInfo:
-    """From httpx's own header list, ``(raw name, lowercase name, value)`` as bytes, indexed in C."""
-    return HeaderInfo(dict(zip(map(_second, items), map(_third, items), strict=True)), _BYTES)
+    """From httpx's own header list, ``(raw name, lowercase name, value)`` as bytes."""
+    return HeaderInfo(items, _plan(tuple(map(_second, items)), _BYTES), _BYTES)
