@@ -535,11 +535,12 @@ class Recorder:
                 self._token_details(series, usage)  # type: ignore[arg-type]
             if not fetch and self.prices is not None:
                 fast = leaf.fast
-                if fast is not None and relay is None and not details and tin is not None and tout is not None:
-                    # a model priced at fixed list rates, input and output only: charge's arithmetic, inline
+                if fast is not None and relay is None and not details and (tin is not None or tout is not None):
+                    # a model priced at fixed list rates, input and output only (an embedding has no output):
+                    # charge's arithmetic, inline
                     r_in, r_out, fee, const = fast
-                    p_in = tin * r_in / 1_000_000 if tin > 0 else 0.0
-                    p_out = tout * r_out / 1_000_000 if tout > 0 else 0.0
+                    p_in = tin * r_in / 1_000_000 if tin else 0.0
+                    p_out = tout * r_out / 1_000_000 if tout else 0.0
                     amount = p_in + p_out + fee
                     parts = (p_in, p_out, 0.0, 0.0, 0.0, fee)
                     attrs[n.COST_AMOUNT] = amount
