@@ -54,9 +54,10 @@ class _Plan:
     sends the same headers in the same order on every answer) and cached: an answer's headers are then read
     by position, not by a lookup of every header."""
 
-    __slots__ = ("misc", "rate_limited", "remaining", "where")
+    __slots__ = ("misc", "names", "rate_limited", "remaining", "where")
 
-    def __init__(self, names: Sequence[Any], table: _Names) -> None:
+    def __init__(self, names: tuple, table: _Names) -> None:
+        self.names = names
         wanted = table.all
         self.where = {name: i for i, name in enumerate(names) if name in wanted}  # the last of a repeated name
         self.rate_limited = not table.rate.isdisjoint(self.where)
@@ -68,14 +69,22 @@ class _Plan:
 _NO_PLAN = _Plan((), _STR)
 _PLANS: dict[tuple, _Plan] = {}
 _MAX_PLANS = 256
+_LAST: dict[int, _Plan] = {}  # number of headers -> the plan used last for that many
 
 
 def _plan(names: tuple, table: _Names) -> _Plan:
+    """The plan of a sequence of header names. The one used last for as many headers is checked first, by
+    comparing the names: httpx's names are new ``bytes`` on every answer, and hashing them costs more."""
+    count = len(names)
+    plan = _LAST.get(count)
+    if plan is not None and plan.names == names:
+        return plan
     plan = _PLANS.get(names)
     if plan is None:
         plan = _Plan(names, table)
         if len(_PLANS) < _MAX_PLANS:
             _PLANS[names] = plan
+    _LAST[count] = plan
     return plan
 
 
