@@ -525,8 +525,6 @@ class Recorder:
         self.duration.record(now - inv.start, mattrs)
         amount: float | None = None  # the call's cost, USD; its parts by token type; its list price
         parts: tuple[float, ...] | None = None
-        inline = False  # charged inline: its parts are p_in, p_out and fee
-        p_in = p_out = fee = 0.0
         list_amount: float | None = None
         if error is None:
             if tin is not None:
@@ -544,7 +542,7 @@ class Recorder:
                     p_in = tin * r_in / 1_000_000 if tin else 0.0
                     p_out = tout * r_out / 1_000_000 if tout else 0.0
                     amount = p_in + p_out + fee
-                    inline = True
+                    parts = (p_in, p_out, 0.0, 0.0, 0.0, fee)
                     attrs[n.COST_AMOUNT] = amount
                     attrs.update(const)
                     if p_in:
@@ -585,13 +583,7 @@ class Recorder:
         with _LOCK:
             if active is not None:  # the one way out of every call: no longer in flight
                 active[1] -= 1
-            if inline:
-                totals = series.part_totals
-                totals[0] += p_in
-                totals[1] += p_out
-                if fee:
-                    totals[5] += fee
-            elif parts is not None:
+            if parts is not None:
                 totals = series.part_totals
                 totals[0] += parts[0]
                 totals[1] += parts[1]

@@ -51,19 +51,6 @@ def _start(recorder: Recorder, route: Any, request: Any) -> Invocation:
     return start_http_call(recorder, route, url.scheme, url.host, url.port, path, raw_body=raw)
 
 
-def _answered(inv: Invocation, response: Any) -> bool:
-    """An SDK call read from the SDK's own result (``from_result``): an answer that is not an error needs only
-    its status and headers here (the common case, kept short). False: observe it in full."""
-    try:
-        status = response.status_code
-        if status >= 400:
-            return False
-        observe_httpx_status(inv, status, response.headers)
-        return True
-    except Exception:
-        return False
-
-
 def _observe(inv: Invocation, response: Any, tap_cls: type, own: bool) -> None:
     """Status, headers and body of one response. Ends an own call unless a tap now owns its end."""
     try:
@@ -112,8 +99,7 @@ def send_factory(recorder: Recorder, module: Any) -> Any:
         if sdk is not None:
             sdk.attempts += 1
             response = wrapped(*args, **kwargs)
-            if not (sdk.from_result and _answered(sdk, response)):
-                _observe(sdk, response, sync_tap, own=False)
+            _observe(sdk, response, sync_tap, own=False)
             return response
         if not enabled:
             return wrapped(*args, **kwargs)
@@ -152,8 +138,7 @@ def async_send_factory(recorder: Recorder, module: Any) -> Any:
         if sdk is not None:
             sdk.attempts += 1
             response = await wrapped(*args, **kwargs)
-            if not (sdk.from_result and _answered(sdk, response)):
-                _observe(sdk, response, async_tap, own=False)
+            _observe(sdk, response, async_tap, own=False)
             return response
         if not enabled:
             return await wrapped(*args, **kwargs)
