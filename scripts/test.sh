@@ -22,7 +22,13 @@ fi
 # Tests start their own Prometheus on free loopback ports; a running Debian service does not get in the way.
 
 PY=${PYTHON:-python3}
-[ -x .venv/bin/python ] || "$PY" -m venv .venv
+if [ ! -x .venv/bin/python ] && ! "$PY" -m venv .venv; then
+  # Debian's own python3 ships venv (ensurepip) separately
+  [ "$(id -u)" = 0 ] || { echo "cannot create .venv: install python3-venv" >&2; exit 1; }
+  rm -rf .venv
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+  "$PY" -m venv .venv
+fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e '.[demo,test]'
 
