@@ -26,7 +26,9 @@ if [ ! -x .venv/bin/python ] && ! "$PY" -m venv .venv; then
   # Debian's own python3 ships venv (ensurepip) separately
   [ "$(id -u)" = 0 ] || { echo "cannot create .venv: install python3-venv" >&2; exit 1; }
   rm -rf .venv
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
