@@ -59,11 +59,36 @@ def test_a_chat_completion_gives_one_span_with_the_conventions_attributes(
     assert list(duration.explicit_bounds)[:3] == [0.01, 0.02, 0.04]
 
 
-def test_the_span_is_current_during_the_http_request(provider: FakeProvider, telemetry: Telemetry) -> None:
-    from opentelemetry.propagate import set_global_textmap  # noqa: F401 - default W3C propagation
+@pytest.mark.parametrize("runtime", ["own ContextVar", "API calls"])
+def test_the_span_is_current_during_the_http_request_and_not_after(
+    provider: FakeProvider, telemetry: Telemetry, runtime: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opentelemetry import trace
 
-    client(provider).chat.completions.create(model="gpt-4.1", messages=MSG)
-    assert telemetry.span().context.is_valid
+    from otel_llm._patches import _common
+
+    if runtime == "API calls":  # a runtime context other than the SDK's ContextVar one: attach through the API
+        monkeypatch.setattr(_common, "_VAR", None)
+    seen = []
+    http = openai.DefaultHttpxClient(event_hooks={"request": [lambda request: seen.append(trace.get_current_span())]})
+    with telemetry.tracer_provider.get_tracer("app").start_as_current_span("handler") as parent:
+        client(provider, http_client=http).chat.completions.create(model="gpt-4.1", messages=MSG)
+        assert trace.get_current_span() is parent  # detached: the caller's span is current again
+    span = telemetry.span()
+    assert len(seen) == 1 and seen[0].get_span_context().span_id == span.context.span_id
+    assert span.parent is not None and span.parent.span_id == parent.get_span_context().span_id
+    assert trace.get_current_span() is trace.INVALID_SPAN
+
+
+def test_a_client_whose_base_url_changes_is_recorded_at_its_new_server(
+    provider: FakeProvider, telemetry: Telemetry
+) -> None:
+    c = client(provider)
+    c.chat.completions.create(model="gpt-4.1", messages=MSG)
+    c.base_url = f"http://localhost:{provider.port}/v1"
+    c.chat.completions.create(model="gpt-4.1", messages=MSG)
+    servers = [s.attributes["server.address"] for s in telemetry.exporter.get_finished_spans()]
+    assert servers == ["127.0.0.1", "localhost"]
 
 
 async def test_an_async_chat_completion_is_recorded_the_same_way(provider: FakeProvider, telemetry: Telemetry) -> None:

@@ -10,7 +10,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -98,7 +98,13 @@ def path_of(url: str) -> str:
 def _foreign_genai_span() -> Any:
     """A recording GenAI span made by someone else (anthropic 2.x's own call span, another
     instrumentation) that this HTTP request belongs to, or None."""
-    span = trace.get_current_span()
+    var = _VAR
+    if var is not None and context._RUNTIME_CONTEXT is _RUNTIME:
+        span = var.get().get(_SPAN_KEY)  # what trace.get_current_span() reads, without its three calls
+        if span is None:
+            return None
+    else:
+        span = trace.get_current_span()
     if not span.is_recording():
         return None
     attrs = getattr(span, "attributes", None)
@@ -224,13 +230,45 @@ def is_sse(inv: Invocation, content_type: str) -> bool:
     return inv.request.stream and inv.route.api != GEMINI
 
 
+def _runtime_var() -> tuple[Any, Any, Any, Any]:
+    """(the SDK's runtime context, its ContextVar, ``Context``, the current-span key) when the runtime context is
+    the SDK's own ``ContextVarsRuntimeContext`` (the default), else Nones: ``attach`` then sets that ContextVar
+    itself, which is what ``context.attach(trace.set_span_in_context(span))`` comes down to there, without its
+    five Python calls on every LLM call."""
+    try:
+        from opentelemetry.context.context import Context
+        from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
+        from opentelemetry.trace.propagation import _SPAN_KEY
+
+        runtime = context._RUNTIME_CONTEXT
+        var = getattr(runtime, "_current_context", None)
+        if type(runtime) is ContextVarsRuntimeContext and isinstance(var, ContextVar) and isinstance(_SPAN_KEY, str):
+            return runtime, var, Context, _SPAN_KEY
+    except Exception:  # another API version's layout: the API's own calls
+        pass
+    return None, None, None, None
+
+
+_RUNTIME, _VAR, _CONTEXT, _SPAN_KEY = _runtime_var()
+
+
 def attach(inv: Invocation) -> object:
+    """Make the call's span the current span (its token for ``detach``): HTTP spans and logs of the call nest
+    under it, and the trace context sent on is its own."""
+    var = _VAR
+    if var is not None and context._RUNTIME_CONTEXT is _RUNTIME:
+        values = var.get().copy()
+        values[_SPAN_KEY] = inv.span
+        return var.set(_CONTEXT(values))
     return context.attach(trace.set_span_in_context(inv.span))
 
 
 def detach(token: object) -> None:
     try:
-        context.detach(token)  # type: ignore[arg-type]
+        if type(token) is Token and token.var is _VAR:
+            _VAR.reset(token)
+        else:
+            context.detach(token)  # type: ignore[arg-type]
     except Exception:
         pass
 

@@ -38,9 +38,9 @@ def targets(module_name: str) -> list[tuple[str, str, Any]]:
     ]
 
 
-def _start(recorder: Recorder, route: Any, request: Any) -> Invocation:
+def _start(recorder: Recorder, route: Any, request: Any, raw_path: bytes) -> Invocation:
     url = request.url
-    path = url.raw_path.decode("ascii", "replace")
+    path = raw_path.decode("ascii", "replace")
     obj = sent_json(request.stream)  # the caller's json= object, when this request was built from one
     if obj is not None:
         return start_http_call(recorder, route, url.scheme, url.host, url.port, path, json_body=obj)
@@ -104,8 +104,9 @@ def send_factory(recorder: Recorder, module: Any) -> Any:
         if not enabled:
             return wrapped(*args, **kwargs)
         try:
-            route = recorder.router.match_bytes(request.url.raw_path)
-            inv = _start(recorder, route, request) if route is not None else None
+            raw_path = request.url.raw_path
+            route = recorder.router.match_bytes(raw_path)
+            inv = _start(recorder, route, request, raw_path) if route is not None else None
         except Exception:
             log.debug("otel_llm: starting an httpx call failed", exc_info=True)
             inv = None
@@ -143,8 +144,9 @@ def async_send_factory(recorder: Recorder, module: Any) -> Any:
         if not enabled:
             return await wrapped(*args, **kwargs)
         try:
-            route = recorder.router.match_bytes(request.url.raw_path)
-            inv = _start(recorder, route, request) if route is not None else None
+            raw_path = request.url.raw_path
+            route = recorder.router.match_bytes(raw_path)
+            inv = _start(recorder, route, request, raw_path) if route is not None else None
         except Exception:
             log.debug("otel_llm: starting an httpx call failed", exc_info=True)
             inv = None

@@ -90,12 +90,10 @@ def _begin(recorder: Recorder, instance: Any, args: Any, kwargs: Any) -> tuple[I
     body = options.json_data
     sent = body
     extra = options.extra_json  # ``extra_body``: sent merged into the body, so read as part of it
-    if extra and isinstance(extra, dict) and isinstance(body, dict):
+    if isinstance(extra, dict) and extra and isinstance(body, dict):  # (NotGiven's truth is a Python call)
         sent = {**body, **extra}
     request = parse_request(route, sent)
-    url = instance.base_url
-    host = url.host
-    port = url.port
+    host, port = _server(instance)
     hide_usage = False
     config = recorder.config
     if (
@@ -140,9 +138,29 @@ def _begin_fetch(
         return None
     params = options.params
     stream = kwargs.get("stream") is True or (isinstance(params, dict) and params.get("stream") is True)
-    base = instance.base_url
-    inv = recorder.start(FETCH, parse_fetch(rid, params, stream), base.host, base.port, "sdk")
+    host, port = _server(instance)
+    inv = recorder.start(FETCH, parse_fetch(rid, params, stream), host, port, "sdk")
     return inv, args, kwargs
+
+
+_SERVERS: dict[int, tuple[Any, str, int | None]] = {}  # id(a client's base URL) -> (that URL, host, port)
+
+
+def _server(instance: Any) -> tuple[str, int | None]:
+    """(host, port) of an SDK client's base URL, remembered per URL object. The client's ``base_url`` property
+    returns its ``_base_url`` (openai 1.x to 3.x), in 3.x through an import inside the property, and the URL's
+    ``host`` is a property too: those ran on every call."""
+    url = getattr(instance, "_base_url", None)
+    if url is None:
+        url = instance.base_url
+    hit = _SERVERS.get(id(url))
+    if hit is not None and hit[0] is url:  # the same object (held by the entry, so its id is not reused)
+        return hit[1], hit[2]
+    host, port = url.host, url.port
+    if len(_SERVERS) >= 64:  # clients made and dropped by the hundred: start over, never grow
+        _SERVERS.clear()
+    _SERVERS[id(url)] = (url, host, port)
+    return host, port
 
 
 _OBJECT_APIS = (OPENAI_CHAT, OPENAI_COMPLETIONS, OPENAI_EMBEDDINGS, OPENAI_RESPONSES)
@@ -168,6 +186,8 @@ def _is_model_class(cast_to: Any) -> bool:
 
 def _raw_response(options: Any) -> bool:
     headers = options.headers
+    if type(headers) is dict:  # the common case, without NotGiven's truth (a Python call)
+        return _RAW_RESPONSE_HEADER in headers
     return bool(headers) and not isinstance(headers, type) and _RAW_RESPONSE_HEADER in headers
 
 
