@@ -54,12 +54,21 @@ def _install_plain(owner: Any, name: str, wrapper: Any) -> bool:
         return False
     get = original.__get__
     passes = getattr(wrapper, "passes", None)  # (args, kwargs) -> True: not ours, the original alone, at once
-    if passes is not None and isinstance(owner, type):
+    idle = getattr(wrapper, "idle", None)  # a container: while it is empty, the original alone, at once
+    if idle is not None and isinstance(owner, type):
+
+        def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if not idle:
+                return original(self, *args, **kwargs)
+            return wrapper(get(self), self, args, kwargs)
+
+    elif passes is not None and isinstance(owner, type):
+        inner = getattr(wrapper, "after_passes", wrapper)  # the wrapper without its own copy of that check
 
         def method(self: Any, *args: Any, **kwargs: Any) -> Any:
             if passes(args, kwargs):
                 return original(self, *args, **kwargs)
-            return wrapper(get(self), self, args, kwargs)
+            return inner(get(self), self, args, kwargs)
 
     else:
 

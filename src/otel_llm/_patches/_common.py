@@ -422,11 +422,6 @@ def flush_pending() -> None:
             _end_from_bytes(ref)
 
 
-def _none_waiting(args: Any, kwargs: Any) -> bool:
-    """No call waits for a caller's ``.json()``: the plain ``.json()`` (see ``instrumentor._install_plain``)."""
-    return not PENDING
-
-
 def json_factory(recorder: Recorder, module: Any) -> Any:
     """``Response.json`` of httpx, httpx2 and requests: the caller's own parse of a body whose call is open
     ends that call, from the object the caller gets (returned as is, never altered). On any other
@@ -457,7 +452,7 @@ def json_factory(recorder: Recorder, module: Any) -> Any:
             log.debug("otel_llm: ending a call failed", exc_info=True)
         return result
 
-    json.passes = _none_waiting  # type: ignore[attr-defined]
+    json.idle = PENDING  # type: ignore[attr-defined]  # none waiting: the plain .json() (see instrumentor._install_plain)
     return json
 
 

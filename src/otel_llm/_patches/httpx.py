@@ -94,6 +94,9 @@ def send_factory(recorder: Recorder, module: Any) -> Any:
     def send(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         if _not_a_post(args, kwargs):
             return wrapped(*args, **kwargs)
+        return post(wrapped, instance, args, kwargs)
+
+    def post(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         request = args[0] if args else kwargs.get("request")
         sdk = CURRENT.get()
         if sdk is not None:
@@ -124,6 +127,7 @@ def send_factory(recorder: Recorder, module: Any) -> Any:
         return response
 
     send.passes = _not_a_post  # type: ignore[attr-defined]
+    send.after_passes = post  # type: ignore[attr-defined]
     return send
 
 

@@ -119,8 +119,13 @@ def send_factory(recorder: Recorder, module: Any) -> Any:
         return None if route is None else (route, *split_url(url))
 
     def send(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        if _not_a_post(args, kwargs) or not enabled or CURRENT.get() is not None:
-            return wrapped(*args, **kwargs)  # not an LLM call, or inside one already
+        if _not_a_post(args, kwargs):
+            return wrapped(*args, **kwargs)  # not an LLM call
+        return post(wrapped, instance, args, kwargs)
+
+    def post(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        if not enabled or CURRENT.get() is not None:
+            return wrapped(*args, **kwargs)  # inside an LLM call already
         request = args[0] if args else kwargs.get("request")
         try:
             parts = classify(request.url)
@@ -144,4 +149,5 @@ def send_factory(recorder: Recorder, module: Any) -> Any:
         return response
 
     send.passes = _not_a_post  # type: ignore[attr-defined]
+    send.after_passes = post  # type: ignore[attr-defined]
     return send
