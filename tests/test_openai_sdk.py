@@ -499,3 +499,33 @@ def test_rate_limit_gauges_are_set_once_per_interval(provider: FakeProvider, ins
     with pytest.raises(ConfigError, match="OTEL_LLM_RATE_LIMIT_INTERVAL"):
         Config.load(env={"OTEL_LLM_RATE_LIMIT_INTERVAL": "-1"})
     assert Config.load({"rate_limit_interval": "0.5"}).rate_limit_interval == 0.5
+
+
+def test_async_request_stays_a_coroutine_function_alone_or_over_another_wrapper(
+    provider: FakeProvider, monkeypatch: pytest.MonkeyPatch, instrument  # type: ignore[no-untyped-def]
+) -> None:
+    import inspect
+
+    import wrapt
+    from openai._base_client import AsyncAPIClient
+
+    original = AsyncAPIClient.__dict__["request"]
+    seen: list[str] = []
+
+    async def theirs(wrapped, instance, args, kwargs):  # type: ignore[no-untyped-def]
+        seen.append("theirs")
+        return await wrapped(*args, **kwargs)
+
+    telemetry = instrument()
+    assert inspect.iscoroutinefunction(AsyncAPIClient.request) and AsyncAPIClient.request.__wrapped__ is original
+    telemetry.instrumentor.uninstrument()
+    assert AsyncAPIClient.__dict__["request"] is original
+
+    # over another library's wrapt wrapper: both run, one span
+    monkeypatch.setattr(AsyncAPIClient, "request", wrapt.FunctionWrapper(original, theirs))
+    telemetry = instrument()
+    assert inspect.iscoroutinefunction(AsyncAPIClient.request)
+    asyncio.run(aclient(provider).chat.completions.create(model="gpt-4.1", messages=MSG))
+    assert seen == ["theirs"]
+    assert [s.name for s in telemetry.spans()] == ["chat gpt-4.1"]
+    assert telemetry.span().attributes["gen_ai.usage.output_tokens"] > 0
