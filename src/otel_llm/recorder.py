@@ -55,9 +55,6 @@ class Invocation:
     # Defaults live on the class: a call sets only what differs (no __slots__, so that creating one per
     # call does not store two dozen fields that mostly keep their default).
     headers: HeaderInfo | None = None
-    server_address: str | None = None
-    server_port: int | None = None
-    layer = "http"
     span: Any = None
     start = 0.0
     ttfc: float | None = None
@@ -81,13 +78,14 @@ class Invocation:
     done_at: float | None = None  # perf_counter() when the answer was complete, for an end recorded later
     done_ns: int | None = None  # ... and the same moment as a span end time (time_ns())
 
-    def __init__(self, recorder: Recorder, route: Route, request: RequestInfo, entry: _Start) -> None:
-        self.recorder = recorder
-        self.route = route
-        self.request = request
-        self.entry = entry
-        self.provider = entry.provider
-        self.info = ResponseInfo()
+    # Made by ``Recorder.start`` only, without an ``__init__``: on Python 3.11 calling a class whose ``__init__``
+    # is Python code re-enters the interpreter from C, and a call makes three such records (this, its
+    # ``ResponseInfo`` and its ``RequestInfo``).
+    recorder: Recorder
+    route: Route
+    request: RequestInfo
+    entry: _Start  # what the calls of its route, provider, layer, model, server and stream flag share
+    info: ResponseInfo
 
     # --- stream progress (called by the stream tees) ---
     def chunks_arrived(self, count: int) -> None:
@@ -272,10 +270,13 @@ class Recorder:
         entry = self._starts.get(key)
         if entry is None or entry.route is not route or self.providers.by_url:
             entry = self._start_entry(key, route, request, host, port, layer, url)
-        inv = Invocation(self, route, request, entry)
-        inv.layer = layer
-        inv.server_address = host
-        inv.server_port = port
+        inv = _new(Invocation)
+        inv.recorder = self
+        inv.route = route
+        inv.request = request
+        inv.entry = entry
+        info = inv.info = _new(ResponseInfo)  # ResponseInfo() without its keyword __init__
+        info.finish_reasons = []
         attrs = {**entry.fixed, **request.attributes}
         if url is not None:
             attrs[n.URL_FULL] = url
@@ -648,12 +649,12 @@ class Recorder:
         prices: PriceBook = self.prices  # type: ignore[assignment]
         entry = leaf.price
         if entry is _UNRESOLVED:
-            entry = leaf.price = prices.entry(inv.provider, model, inv.server_address, relay is None)
+            entry = leaf.price = prices.entry(inv.entry.provider, model, inv.entry.host, relay is None)
         cost = charge(entry, model, usage, relay)
         if cost is None and asked and model != asked:
             entry = leaf.asked_price
             if entry is _UNRESOLVED:
-                entry = leaf.asked_price = prices.entry(inv.provider, asked, inv.server_address)
+                entry = leaf.asked_price = prices.entry(inv.entry.provider, asked, inv.entry.host)
             cost = charge(entry, asked, usage, relay)
         if cost is not None and relay is None and leaf.fast is None and entry is not None:
             leaf.fast = _fast_rates(entry, cost, inv.info.model or asked)
@@ -686,6 +687,7 @@ class Recorder:
 
 
 _UNRESOLVED: Any = object()
+_new = object.__new__
 _PART_IN, _PART_OUT = n.COST_PART_ATTRIBUTES[:2]
 _PART_FEE = n.COST_PART_ATTRIBUTES[5]
 

@@ -54,6 +54,9 @@ _GEMINI_PARAMS = (
 )
 
 
+_new = object.__new__
+
+
 def _num(value: Any, kind: type) -> float | int | None:
     # bool is an int subclass: never a temperature
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -106,7 +109,8 @@ def _output_type(attrs: dict[str, Any], fmt: Any) -> None:
 
 def parse_request(route: Route, body: Any, path_model: str | None = None) -> RequestInfo:
     """Parse a decoded JSON request body. Anything unexpected leaves fields unset; never raises."""
-    info = RequestInfo()
+    info = _new(RequestInfo)  # RequestInfo() without its __init__ (a Python __init__ is a re-entry from C)
+    info.attributes = {}
     if not isinstance(body, dict):
         info.model = path_model
         info.stream = route.stream
