@@ -354,6 +354,20 @@ def test_header_plans_follow_each_answers_own_names() -> None:
         assert bad.rate_limited and bad.remaining == {} and bad.limit == {}
 
 
+def test_records_made_without_init_equal_the_constructed_ones() -> None:
+    """The parsers make their ``Usage`` and ``HeaderInfo`` without the classes' Python ``__init__``: the same
+    values, equality and defaults as the constructors give."""
+    from otel_llm._parsers.headers import HeaderInfo
+    from otel_llm._parsers.usage import new_usage
+
+    assert new_usage(10, 5) == Usage(10, 5) and new_usage(10, 5, 2, 1, 3) == Usage(10, 5, 2, 1, 3)
+    assert new_usage(None, None).is_empty() and new_usage(1, None, 1) != Usage(1, None, None)
+    empty = HeaderInfo()
+    assert not empty.rate_limited and empty.remaining == {} and empty.limit == {} and empty.content_type == ""
+    made = parse_headers([("x-ratelimit-remaining-tokens", "12"), ("retry-after", "1.5")])
+    assert made.remaining == {"tokens": 12.0} and made.retry_after == 1.5 and made.relay_cost is None
+
+
 def test_urls_lose_secrets() -> None:
     url = scrub_url("https", "g.example", None, "/v1/models/x:generateContent?key=SECRET&alt=sse&sig=S2&api-key=K")
     assert url == "https://g.example/v1/models/x:generateContent?alt=sse"

@@ -102,32 +102,14 @@ class HeaderInfo:
     relay_cost: float | None = None
     _limit: dict[str, float] | None = None
     _reset: dict[str, str] | None = None
+    _items: Sequence[Sequence[Any]]  # set by _fill (the parses below make a HeaderInfo without __init__)
+    _plan: _Plan
+    _names: _Names
 
     def __init__(self, items: Sequence[Sequence[Any]] = (), plan: _Plan = _NO_PLAN, table: _Names = _STR) -> None:
         """``items``: the headers as sequences whose last element is the value (``(name, value)``, or httpx's
         ``(raw name, lowercase name, value)``), in the order ``plan`` was made for."""
-        self._items = items
-        self._plan = plan
-        self._names = table
-        if plan.rate_limited:
-            self.rate_limited = True
-            attrs: dict[str, float] | None = None
-            for i, attr in plan.remaining:
-                try:
-                    num = float(items[i][-1])  # float() reads bytes as well as str
-                except ValueError:
-                    continue
-                if num >= 0 and num != _INF:  # NaN fails ">= 0"
-                    if attrs is None:
-                        attrs = self.remaining_attrs = {}
-                    attrs[attr] = num
-        if plan.misc:
-            for i, is_retry_after in plan.misc:
-                number = _number(_decode(items[i][-1]))
-                if is_retry_after:
-                    self.retry_after = number
-                else:
-                    self.relay_cost = number
+        _fill(self, items, plan, table)
 
     def _text(self, name: Any) -> Any:
         i = self._plan.where.get(name)
@@ -182,6 +164,36 @@ class HeaderInfo:
         return self._text(self._names.content_encoding)
 
 
+def _fill(info: HeaderInfo, items: Sequence[Sequence[Any]], plan: _Plan, table: _Names) -> HeaderInfo:
+    """``HeaderInfo.__init__``'s work, also done on an instance made without it (see the parses below)."""
+    info._items = items
+    info._plan = plan
+    info._names = table
+    if plan.rate_limited:
+        info.rate_limited = True
+        attrs: dict[str, float] | None = None
+        for i, attr in plan.remaining:
+            try:
+                num = float(items[i][-1])  # float() reads bytes as well as str
+            except ValueError:
+                continue
+            if num >= 0 and num != _INF:  # NaN fails ">= 0"
+                if attrs is None:
+                    attrs = info.remaining_attrs = {}
+                attrs[attr] = num
+    if plan.misc:
+        for i, is_retry_after in plan.misc:
+            number = _number(_decode(items[i][-1]))
+            if is_retry_after:
+                info.retry_after = number
+            else:
+                info.relay_cost = number
+    return info
+
+
+_new = object.__new__  # a parse below makes its HeaderInfo without the Python __init__ (a re-entry from C)
+
+
 def _decode(v: Any) -> Any:
     return v.decode("latin-1") if type(v) is bytes else v
 
@@ -230,14 +242,14 @@ def _number(v: str) -> float | None:
 def parse_headers(items: Iterable[tuple[str, str]]) -> HeaderInfo:
     """From ``(name, value)`` pairs, names in any case."""
     pairs = tuple((k.lower(), v) for k, v in items)
-    return HeaderInfo(pairs, _plan(tuple(map(_first, pairs)), _STR), _STR)
+    return _fill(_new(HeaderInfo), pairs, _plan(tuple(map(_first, pairs)), _STR), _STR)
 
 
 def parse_header_store(store: Mapping[str, tuple[str, str]]) -> HeaderInfo:
     """From requests' ``CaseInsensitiveDict._store`` (lowercase name -> (name as sent, value)), as is."""
-    return HeaderInfo(tuple(store.values()), _plan(tuple(store), _STR), _STR)
+    return _fill(_new(HeaderInfo), tuple(store.values()), _plan(tuple(store), _STR), _STR)
 
 
 def parse_header_list(items: Sequence[tuple[bytes, bytes, bytes]]) -> HeaderInfo:
     """From httpx's own header list, ``(raw name, lowercase name, value)`` as bytes."""
-    return HeaderInfo(items, _plan(tuple(map(_second, items)), _BYTES), _BYTES)
+    return _fill(_new(HeaderInfo), items, _plan(tuple(map(_second, items)), _BYTES), _BYTES)

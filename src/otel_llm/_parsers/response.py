@@ -12,7 +12,7 @@ from typing import Any
 from ._json import loads as _loads
 from .messages import StreamContent, request_content, response_messages
 from .routes import ANTHROPIC_MESSAGES, FETCH_RESPONSE, GEMINI, OPENAI_EMBEDDINGS, OPENAI_RESPONSES, Route
-from .usage import Usage
+from .usage import Usage, new_usage
 
 __all__ = ["ResponseInfo", "apply_body", "apply_openai_object", "capture_output", "parse_body_bytes", "usage_from"]
 
@@ -101,7 +101,7 @@ def usage_from(api: str, u: Any) -> Usage | None:
         read = _int(u.get("cache_read_input_tokens"))
         write = _int(u.get("cache_creation_input_tokens"))
         total = None if base is None else base + (read or 0) + (write or 0)
-        return Usage(total, _int(u.get("output_tokens")), read, write, None)
+        return new_usage(total, _int(u.get("output_tokens")), read, write, None)
     if api == GEMINI:
         out = _int(u.get("candidatesTokenCount"))
         thoughts = _int(u.get("thoughtsTokenCount"))
@@ -109,9 +109,9 @@ def usage_from(api: str, u: Any) -> Usage | None:
             out += thoughts
         elif out is None:
             out = thoughts
-        return Usage(_int(u.get("promptTokenCount")), out, _int(u.get("cachedContentTokenCount")), None, thoughts)
+        return new_usage(_int(u.get("promptTokenCount")), out, _int(u.get("cachedContentTokenCount")), None, thoughts)
     if api == OPENAI_RESPONSES:
-        return Usage(
+        return new_usage(
             _int(u.get("input_tokens")),
             _int(u.get("output_tokens")),
             _int(_dict(u.get("input_tokens_details")).get("cached_tokens")),
@@ -126,7 +126,7 @@ def usage_from(api: str, u: Any) -> Usage | None:
     details = get("completion_tokens_details")
     tin = get("prompt_tokens")
     tout = get("completion_tokens")
-    return Usage(
+    return new_usage(
         tin if type(tin) is int and tin >= 0 else _int(tin),  # _int's common case, without the call
         tout if type(tout) is int and tout >= 0 else _int(tout),
         cached,
@@ -395,7 +395,7 @@ def apply_openai_object(route: Route, obj: Any, info: ResponseInfo) -> None:
             reasoning = _int(reasoning)
     tin = get("prompt_tokens")
     tout = get("completion_tokens")
-    usage = Usage(
+    usage = new_usage(
         tin if type(tin) is int and tin >= 0 else _int(tin),  # _int's common case, without the call
         tout if type(tout) is int and tout >= 0 else _int(tout),
         cached,
@@ -444,7 +444,7 @@ def _apply_responses_object(body: dict, info: ResponseInfo) -> None:
     details = get("input_tokens_details")
     cached = _detail(details, "cached_tokens") if details is not None else None
     details = get("output_tokens_details")
-    usage = Usage(
+    usage = new_usage(
         _int(get("input_tokens")),
         _int(get("output_tokens")),
         cached,
