@@ -353,6 +353,17 @@ def test_header_plans_follow_each_answers_own_names() -> None:
         bad = parse([("x-ratelimit-remaining-tokens", "NaN"), ("x-ratelimit-limit-tokens", "lots")])
         assert bad.rate_limited and bad.remaining == {} and bad.limit == {}
 
+    # requests' own store is an OrderedDict, read through dict's views: names and values stay paired even
+    # after its linked order was changed
+    from collections import OrderedDict
+
+    ordered = OrderedDict((k.lower(), (k, v)) for k, v in one_more)
+    ordered.move_to_end("x-ratelimit-remaining-requests")
+    ordered.move_to_end("content-type", last=False)
+    h = parse_header_store(ordered)
+    assert h.remaining == {"requests": 59.0} and h.limit == {"requests": 60.0} and h.reset == {"requests": "1s"}
+    assert h.retry_after == 3.0 and h.relay_cost == 0.25 and h.content_type == "application/json"
+
 
 def test_records_made_without_init_equal_the_constructed_ones() -> None:
     """The parsers make their ``Usage`` and ``HeaderInfo`` without the classes' Python ``__init__``: the same

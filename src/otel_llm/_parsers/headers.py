@@ -191,6 +191,8 @@ def _fill(info: HeaderInfo, items: Sequence[Sequence[Any]], plan: _Plan, table: 
     return info
 
 
+_keys = dict.keys
+_values = dict.values
 _new = object.__new__  # a parse below makes its HeaderInfo without the Python __init__ (a re-entry from C)
 
 
@@ -246,7 +248,12 @@ def parse_headers(items: Iterable[tuple[str, str]]) -> HeaderInfo:
 
 
 def parse_header_store(store: Mapping[str, tuple[str, str]]) -> HeaderInfo:
-    """From requests' ``CaseInsensitiveDict._store`` (lowercase name -> (name as sent, value)), as is."""
+    """From requests' ``CaseInsensitiveDict._store`` (lowercase name -> (name as sent, value)), as is. That store
+    is an ``OrderedDict``: a plain one is read through ``dict``'s own views, which walk its table rather than the
+    ordered dict's linked list (both orders agree unless ``move_to_end`` ran, and names and values are read in
+    the same one)."""
+    if isinstance(store, dict):
+        return _fill(_new(HeaderInfo), tuple(_values(store)), _plan(tuple(_keys(store)), _STR), _STR)
     return _fill(_new(HeaderInfo), tuple(store.values()), _plan(tuple(store), _STR), _STR)
 
 
