@@ -450,3 +450,31 @@ def test_random_model_names_are_bounded_on_metrics_but_kept_on_spans(
         assert "_OTHER" in values, key
         assert len(values - {"_OTHER"}) <= 20, (key, len(values))
     assert series <= 21 * 2 * 5, series  # per model label: a handful of series (and at most 21 labels each)
+
+
+def test_in_flight_tally_counts_exactly_across_threads() -> None:
+    """The in-flight tally takes no lock per call (two counters, started and done): threads entering and
+    leaving at once lose no step, and a count read meanwhile is never negative."""
+    from otel_llm.recorder import _InFlight
+
+    slot = _InFlight({"gen_ai.request.model": "m"})
+    assert slot.count() == 0
+    slot.enter()
+    slot.enter()
+    slot.leave()
+    assert slot.count() == 1
+    seen: list[int] = []
+
+    def work() -> None:
+        for i in range(20_000):
+            slot.enter()
+            if i % 1000 == 0:
+                seen.append(slot.count())
+            slot.leave()
+
+    threads = [threading.Thread(target=work) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert slot.count() == 1 and min(seen) >= 1
