@@ -366,15 +366,21 @@ def test_header_plans_follow_each_answers_own_names() -> None:
 
 
 def test_records_made_without_init_equal_the_constructed_ones() -> None:
-    """The parsers make their ``Usage`` and ``HeaderInfo`` without the classes' Python ``__init__``: the same
-    values, equality and defaults as the constructors give."""
+    """The parsers make their ``Usage``, ``HeaderInfo`` and ``ResponseInfo`` without the classes' Python
+    ``__init__``: the same values, equality and defaults as the constructors give."""
     from otel_llm._parsers.headers import HeaderInfo
+    from otel_llm._parsers.response import new_response_info
     from otel_llm._parsers.usage import new_usage
 
     assert new_usage(10, 5) == Usage(10, 5) and new_usage(10, 5, 2, 1, 3) == Usage(10, 5, 2, 1, 3)
     assert new_usage(None, None).is_empty() and new_usage(1, None, 1) != Usage(1, None, None)
     empty = HeaderInfo()
     assert not empty.rate_limited and empty.remaining == {} and empty.limit == {} and empty.content_type == ""
+    info = new_response_info()
+    assert info == ResponseInfo() and info.finish_reasons == [] and info.model is None and not info.compacted
+    assert ResponseInfo(model="m", compacted=True) != info and info.finish_reasons is not ResponseInfo().finish_reasons
+    with pytest.raises(TypeError):
+        ResponseInfo(nonsense=1)
     made = parse_headers([("x-ratelimit-remaining-tokens", "12"), ("retry-after", "1.5")])
     assert made.remaining == {"tokens": 12.0} and made.retry_after == 1.5 and made.relay_cost is None
 

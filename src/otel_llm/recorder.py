@@ -24,7 +24,7 @@ from ._errors import error_type_of
 from ._parsers.headers import HeaderInfo
 from ._parsers.messages import request_content
 from ._parsers.request import RequestInfo
-from ._parsers.response import ResponseInfo
+from ._parsers.response import ResponseInfo, new_response_info
 from ._parsers.routes import CHAT, FETCH_RESPONSE, GENERATE_CONTENT, TEXT_COMPLETION, Route
 from ._parsers.usage import Usage
 from .pricing import ORIGIN_RELAY, Cost, _relay_amount, charge
@@ -53,40 +53,67 @@ _RL_REMAINING = {
 class Invocation:
     """One logical LLM call: what was asked, what came back, and its span. Ends exactly once."""
 
-    # Defaults live on the class: a call sets only what differs (no __slots__, so that creating one per
-    # call does not store two dozen fields that mostly keep their default).
-    headers: HeaderInfo | None = None
-    span: Any = None
-    start = 0.0
-    ttfc: float | None = None
-    stamps: list[float] | None = None  # perf_counter() at each chunk's arrival, from the first; None: no chunk yet
-    attempts = 0
-    status_code: int | None = None
-    error_type: str | None = None
-    outcome: str | None = None
-    owned_by_stream = False
-    hide_usage = False  # we added stream_options.include_usage: hide its extra chunk
-    foreign = False  # the span belongs to someone else (a provider SDK's own GenAI span)
-    from_result = False  # response data comes from the openai SDK's parsed result, not the body
-    from_chunks = False  # ... from the openai SDK's parsed stream chunks, not the SSE events
-    held = False  # an SDK stream is inside __next__: its own exception, if any, decides the end
-    pending: str | None = None  # the end asked for while held
-    _ended = False
-    _metric_key: tuple | None = None
-    active: _InFlight | None = None  # its calls-in-flight tally: taken off once, at its end
-    start_attrs: dict[str, Any] | None = None  # events on: the span's start attributes, for the event
-    content_in: tuple[list, list, list] | None = None  # event content on: (input, system instructions, tools)
-    done_at: float | None = None  # perf_counter() when the answer was complete, for an end recorded later
-    done_ns: int | None = None  # ... and the same moment as a span end time (time_ns())
+    # Slots, all set by ``Recorder.start`` (the one maker, without an ``__init__``: on Python 3.11 a class call
+    # whose ``__init__`` is Python code re-enters the interpreter from C). A slot is read and written by the
+    # interpreter's specialised slot access; a default left on the class would be read through the generic
+    # attribute lookup on every call that keeps it (most calls keep most of these).
+    __slots__ = (
+        "_ended",
+        "active",
+        "attempts",
+        "content_in",
+        "done_at",
+        "done_ns",
+        "entry",
+        "error_type",
+        "foreign",
+        "from_chunks",
+        "from_result",
+        "headers",
+        "held",
+        "hide_usage",
+        "info",
+        "outcome",
+        "owned_by_stream",
+        "pending",
+        "recorder",
+        "request",
+        "route",
+        "span",
+        "stamps",
+        "start",
+        "start_attrs",
+        "status_code",
+        "ttfc",
+    )
 
-    # Made by ``Recorder.start`` only, without an ``__init__``: on Python 3.11 calling a class whose ``__init__``
-    # is Python code re-enters the interpreter from C, and a call makes three such records (this, its
-    # ``ResponseInfo`` and its ``RequestInfo``).
     recorder: Recorder
     route: Route
     request: RequestInfo
     entry: _Start  # what the calls of its route, provider, layer, model, server and stream flag share
     info: ResponseInfo
+    span: Any
+    start: float
+    headers: HeaderInfo | None
+    ttfc: float | None
+    stamps: list[float] | None  # perf_counter() at each chunk's arrival, from the first; None: no chunk yet
+    attempts: int
+    status_code: int | None
+    error_type: str | None
+    outcome: str | None
+    owned_by_stream: bool
+    hide_usage: bool  # we added stream_options.include_usage: hide its extra chunk
+    foreign: bool  # the span belongs to someone else (a provider SDK's own GenAI span)
+    from_result: bool  # response data comes from the openai SDK's parsed result, not the body
+    from_chunks: bool  # ... from the openai SDK's parsed stream chunks, not the SSE events
+    held: bool  # an SDK stream is inside __next__: its own exception, if any, decides the end
+    pending: str | None  # the end asked for while held
+    _ended: bool
+    active: _InFlight | None  # its calls-in-flight tally: taken off once, at its end
+    start_attrs: dict[str, Any] | None  # events on: the span's start attributes, for the event
+    content_in: tuple[list, list, list] | None  # event content on: (input, system instructions, tools)
+    done_at: float | None  # perf_counter() when the answer was complete, for an end recorded later
+    done_ns: int | None  # ... and the same moment as a span end time (time_ns())
 
     # --- stream progress (called by the stream tees) ---
     def chunks_arrived(self, count: int) -> None:
@@ -269,16 +296,20 @@ class Recorder:
         entry = self._starts.get(key)
         if entry is None or entry.route is not route or self.providers.by_url:
             entry = self._start_entry(key, route, request, host, port, layer, url)
-        inv = _new(Invocation)
+        inv = _new(Invocation)  # every slot set here (see Invocation)
         inv.recorder = self
         inv.route = route
         inv.request = request
         inv.entry = entry
-        info = inv.info = _new(ResponseInfo)  # ResponseInfo() without its keyword __init__
-        info.finish_reasons = []
+        inv.info = new_response_info()
+        inv.headers = inv.ttfc = inv.stamps = inv.status_code = inv.error_type = inv.outcome = inv.pending = None
+        inv.content_in = inv.done_at = inv.done_ns = None
+        inv.owned_by_stream = inv.hide_usage = inv.from_result = inv.from_chunks = inv.held = inv._ended = False
+        inv.attempts = 0
         attrs = {**entry.fixed, **request.attributes}
         if url is not None:
             attrs[n.URL_FULL] = url
+        inv.start_attrs = None
         if self.capture and body is not None:
             self._capture_input(inv, attrs, route, body)
         if self.emit_event and route.operation in _EVENT_OPERATIONS:
@@ -288,6 +319,7 @@ class Recorder:
             inv.foreign = True
         else:
             inv.span = self.tracer.start_span(entry.name, kind=_CLIENT, attributes=attrs)
+            inv.foreign = False
         slot = inv.active = entry.active
         slot.enter()
         inv.start = time.perf_counter()

@@ -14,33 +14,56 @@ from .messages import StreamContent, request_content, response_messages
 from .routes import ANTHROPIC_MESSAGES, FETCH_RESPONSE, GEMINI, OPENAI_EMBEDDINGS, OPENAI_RESPONSES, Route
 from .usage import Usage, new_usage
 
-__all__ = ["ResponseInfo", "apply_body", "apply_openai_object", "capture_output", "parse_body_bytes", "usage_from"]
+__all__ = [
+    "ResponseInfo",
+    "apply_body",
+    "apply_openai_object",
+    "capture_output",
+    "new_response_info",
+    "parse_body_bytes",
+    "usage_from",
+]
 
 
 class ResponseInfo:
     """What a response said, filled in by the non-stream parser or incrementally by the stream parser.
+    Compares by its fields. One per call: slots, read and written by the interpreter's specialised slot access
+    (defaults left on the class would be read through the generic lookup on every call); the per-call maker is
+    ``new_response_info``, without the keyword ``__init__``."""
 
-    One per call, so it is made cheaply: every field but ``finish_reasons`` keeps its class default until a
-    parser sets it (a dataclass would store all thirteen in ``__init__``). Compares by its fields.
-    """
+    __slots__ = (
+        "compacted",
+        "embedding_dimensions",
+        "error_code",
+        "fetched",
+        "finish_reasons",
+        "id",
+        "model",
+        "output",
+        "relay_cost",
+        "service_tier",
+        "status",
+        "system_fingerprint",
+        "usage",
+    )
 
-    model: str | None = None
-    id: str | None = None
+    model: str | None
+    id: str | None
     finish_reasons: list[str]
-    usage: Usage | None = None
-    relay_cost: float | None = None
-    error_code: str | None = None  # provider error code from the body, e.g. "insufficient_quota"
-    system_fingerprint: str | None = None
-    service_tier: str | None = None
-    embedding_dimensions: int | None = None
-    status: str | None = None  # a Responses answer's status
-    compacted: bool = False  # a Responses answer carries a compaction item
-    fetched: tuple[list, list] | None = None  # content capture, fetch_response: (instructions, tool definitions)
+    usage: Usage | None
+    relay_cost: float | None
+    error_code: str | None  # provider error code from the body, e.g. "insufficient_quota"
+    system_fingerprint: str | None
+    service_tier: str | None
+    embedding_dimensions: int | None
+    status: str | None  # a Responses answer's status
+    compacted: bool  # a Responses answer carries a compaction item
+    fetched: tuple[list, list] | None  # content capture, fetch_response: (instructions, tool definitions)
     # content capture only: the output messages of a whole body (a list), or a stream's StreamContent
-    output: Any = None
+    output: Any
 
     def __init__(self, **fields: Any) -> None:
-        self.finish_reasons = []
+        _defaults(self)
         for name, value in fields.items():
             if name not in _INFO_FIELDS:
                 raise TypeError(f"ResponseInfo has no field {name!r}")
@@ -57,6 +80,20 @@ class ResponseInfo:
         return "ResponseInfo(" + ", ".join(f"{f}={getattr(self, f)!r}" for f in _INFO_FIELDS) + ")"
 
 
+def _defaults(info: ResponseInfo) -> ResponseInfo:
+    info.model = info.id = info.usage = info.relay_cost = info.error_code = info.system_fingerprint = None
+    info.service_tier = info.embedding_dimensions = info.status = info.fetched = info.output = None
+    info.compacted = False
+    info.finish_reasons = []
+    return info
+
+
+def new_response_info() -> ResponseInfo:
+    """``ResponseInfo()`` without its Python ``__init__`` (a re-entry from C on Python 3.11): one per call."""
+    return _defaults(_new(ResponseInfo))
+
+
+_new = object.__new__
 _INFO_FIELDS = tuple(ResponseInfo.__annotations__)
 
 
