@@ -93,16 +93,29 @@ class HeaderInfo:
 
     Read by position through the headers' cached plan (``_Plan``). What every call's end reads (the remaining
     budgets as span attributes, retry-after, a relay's cost) is decoded at once; budgets, reset times and the
-    content type when first read. The fields a response rarely has keep their class defaults.
+    content type when first read. Slots, every one set by ``_fill`` (the parses below make a HeaderInfo without
+    the Python ``__init__``).
     """
 
-    rate_limited = False  # the response has rate-limit headers
-    remaining_attrs: dict[str, float] = _EMPTY  # remaining budgets as span attributes
-    retry_after: float | None = None
-    relay_cost: float | None = None
-    _limit: dict[str, float] | None = None
-    _reset: dict[str, str] | None = None
-    _items: Sequence[Sequence[Any]]  # set by _fill (the parses below make a HeaderInfo without __init__)
+    __slots__ = (
+        "_items",
+        "_limit",
+        "_names",
+        "_plan",
+        "_reset",
+        "rate_limited",
+        "relay_cost",
+        "remaining_attrs",
+        "retry_after",
+    )
+
+    rate_limited: bool  # the response has rate-limit headers
+    remaining_attrs: dict[str, float]  # remaining budgets as span attributes
+    retry_after: float | None
+    relay_cost: float | None
+    _limit: dict[str, float] | None
+    _reset: dict[str, str] | None
+    _items: Sequence[Sequence[Any]]
     _plan: _Plan
     _names: _Names
 
@@ -169,8 +182,10 @@ def _fill(info: HeaderInfo, items: Sequence[Sequence[Any]], plan: _Plan, table: 
     info._items = items
     info._plan = plan
     info._names = table
+    info.remaining_attrs = _EMPTY
+    info.retry_after = info.relay_cost = info._limit = info._reset = None
+    info.rate_limited = plan.rate_limited
     if plan.rate_limited:
-        info.rate_limited = True
         attrs: dict[str, float] | None = None
         for i, attr in plan.remaining:
             try:

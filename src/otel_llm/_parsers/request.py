@@ -12,17 +12,21 @@ __all__ = ["RequestInfo", "parse_fetch", "parse_request", "parse_request_bytes"]
 
 
 class RequestInfo:
-    """What a request asked for. One per call: fields keep their class defaults until the parser sets them."""
+    """What a request asked for. One per call (``parse_request`` makes it without the Python ``__init__`` and sets
+    every slot)."""
 
-    model: str | None = None
-    stream: bool = False
-    include_usage: bool = False  # the caller asked for stream usage itself
+    __slots__ = ("attributes", "include_usage", "model", "stream")
+
+    model: str | None
+    stream: bool
+    include_usage: bool  # the caller asked for stream usage itself
     attributes: dict[str, Any]  # span attributes of the request's parameters
 
     def __init__(self, stream: bool = False, attributes: dict[str, Any] | None = None) -> None:
         self.attributes = {} if attributes is None else attributes
-        if stream:
-            self.stream = stream
+        self.stream = stream
+        self.model = None
+        self.include_usage = False
 
     def __repr__(self) -> str:
         return (
@@ -111,6 +115,8 @@ def parse_request(route: Route, body: Any, path_model: str | None = None) -> Req
     """Parse a decoded JSON request body. Anything unexpected leaves fields unset; never raises."""
     info = _new(RequestInfo)  # RequestInfo() without its __init__ (a Python __init__ is a re-entry from C)
     info.attributes = {}
+    info.model = None
+    info.stream = info.include_usage = False
     if not isinstance(body, dict):
         info.model = path_model
         info.stream = route.stream
