@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from operator import itemgetter
 from typing import Any
 
@@ -262,14 +262,12 @@ def parse_headers(items: Iterable[tuple[str, str]]) -> HeaderInfo:
     return _fill(_new(HeaderInfo), pairs, _plan(tuple(map(_first, pairs)), _STR), _STR)
 
 
-def parse_header_store(store: Mapping[str, tuple[str, str]]) -> HeaderInfo:
+def parse_header_store(store: dict[str, Any]) -> HeaderInfo:
     """From requests' ``CaseInsensitiveDict._store`` (lowercase name -> (name as sent, value)), as is. That store
-    is an ``OrderedDict``: a plain one is read through ``dict``'s own views, which walk its table rather than the
-    ordered dict's linked list (both orders agree unless ``move_to_end`` ran, and names and values are read in
-    the same one)."""
-    if isinstance(store, dict):
-        return _fill(_new(HeaderInfo), tuple(_values(store)), _plan(tuple(_keys(store)), _STR), _STR)
-    return _fill(_new(HeaderInfo), tuple(store.values()), _plan(tuple(store), _STR), _STR)
+    is an ``OrderedDict``: it is read through ``dict``'s own views, which walk its table rather than the ordered
+    dict's linked list (both orders agree unless ``move_to_end`` ran, and names and values are read in the same
+    one)."""
+    return _fill(_new(HeaderInfo), tuple(_values(store)), _plan(tuple(_keys(store)), _STR), _STR)
 
 
 def parse_header_list(items: Sequence[tuple[bytes, bytes, bytes]]) -> HeaderInfo:
