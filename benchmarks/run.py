@@ -753,12 +753,18 @@ CG_N = {
     "non_llm_get": (10, 90),
 }
 CG_WARMUP = 12  # calls before callgrind's instrumentation is switched on (they run ~5x faster uncounted)
-# Each fresh process lays its objects out anew (address-space randomisation: hashes by id, the allocator's pools), and
-# that moves a non-streamed call's count by up to ~0.015 M from one process to the next with the same code (the
-# floor, whose code never changes, measured +0.738 and +0.754 M in two runs). The verdicts compare otel-llm with
-# the floor on that scale, so for non-streamed scenarios the baseline, the floor and otel-llm are counted in
-# CG_REPEATS independent pairs of processes and the median per-call count is used.
-CG_REPEATS = 3
+# A non-streamed call's count moves with the process's memory layout, and under valgrind that layout is not random:
+# every process of the same code gets the same addresses, so repeats alone would count one layout again and again
+# (they did: three repeats of a scenario agreed within ~0.003 M). Python's allocator checks on every free whether a
+# block lies in one of its 1 MiB arenas, at a cost that depends on where the arenas fall against 1 MiB boundaries,
+# and which pools fill and empty during a call depends on the same layout: over the 3,000-6,000 frees of a call,
+# this alone moved an embeddings call's own work from 9% to 18% of the floor between three layouts of the same
+# code, and the variants, with different allocations, land differently in each. So each repeat starts valgrind's
+# address space at another offset within a MiB (--aspace-minaddr), the same for every variant of that repeat,
+# and the verdicts use the median over CG_REPEATS layouts (RESULTS.md shows each one).
+CG_REPEATS = 5
+CG_LAYOUT_BASE = 0x10000000
+CG_LAYOUT_STEP = 0x33000  # 204 KiB: repeats at 0, 204, 408, 612 and 816 KiB past a MiB boundary
 CG_REPEATED = ("baseline", "floor", "otel-llm")
 CG_PARALLEL = 2  # counts do not move with load: two valgrind processes at a time on this 2-core machine
 NO_CHUNK_TIMING = "otel-llm, chunk_timing=False"  # otel-llm with OTEL_LLM_CHUNK_TIMING=false (stream scenarios)
@@ -816,6 +822,7 @@ def run_counted(
         out = cg_dir / f"{scenario}.{label.replace(' ', '').replace(',', '.').replace('=', '-')}.{n}{tag}.out"
         out.unlink(missing_ok=True)
         prefix = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}"]
+        prefix.append(f"--aspace-minaddr={CG_LAYOUT_BASE + rep * CG_LAYOUT_STEP:#x}")
         extra = ["--callgrind", "--cg-toggle", "--warmup", str(CG_WARMUP)]
         r = run_worker(infos[variant]["python"], variant, scenario, n, url, extra, 1200, prefix, env)
         if "error" not in r:
@@ -1193,12 +1200,13 @@ def render_counted(data: dict[str, Any]) -> list[str]:
         "",
         "Machine instructions per call, counted by valgrind's callgrind over the whole worker process (every "
         "thread) from after its warm-up to its exit, in two fresh processes with n1 and n2 calls: "
-        "(Ir(n2) - Ir(n1)) / (n2 - n1). Counts do not move with the machine's load; they move a little with each "
-        "process's memory layout, so non-streamed scenarios count the baseline, the floor and otel-llm in "
-        f"{CG_REPEATS} independent pairs of processes and use the median. Overhead = the variant's "
-        "count - the baseline's; own work = otel-llm's overhead - the floor's (the SDK's cost of exactly the span "
-        "attributes and metric points otel-llm records for that call, checked per scenario: same span attribute "
-        "keys, same measurements per instrument).",
+        "(Ir(n2) - Ir(n1)) / (n2 - n1). Counts do not move with the machine's load; they move with each "
+        "process's memory layout, which valgrind does not randomise, so non-streamed scenarios count the baseline, "
+        f"the floor and otel-llm in {CG_REPEATS} pairs of processes, each pair with its address space started at "
+        "another offset within a MiB (the same for every variant of a repeat), and use the median. "
+        "Overhead = the variant's count - the baseline's; own work = otel-llm's overhead - the floor's (the SDK's "
+        "cost of exactly the span attributes and metric points otel-llm records for that call, checked per "
+        "scenario: same span attribute keys, same measurements per instrument).",
         "",
         "| target | measured | result |",
         "| --- | --- | --- |",
