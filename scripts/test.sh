@@ -42,5 +42,6 @@ OTELCOL_LLM_BIN=$(sed -n 's/^otelcol-llm=//p' <<<"$go_bins")
 JAEGER_BIN=$(sed -n 's/^jaeger=//p' <<<"$go_bins")
 
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 .venv/bin/mypy
 .venv/bin/python -m pytest "$@"

@@ -463,9 +463,10 @@ def test_chunk_timing_off_on_a_raw_httpx_stream(provider: FakeProvider, instrume
 
     t = instrument(chunk_timing=False)
     body = {"model": "gpt-4.1", "messages": MSG, "stream": True, "stream_options": {"include_usage": True}}
-    with httpx.Client() as c, c.stream(
-        "POST", provider.url + "/v1/chat/completions", json=body, headers={"x-fake-chunks": "9"}
-    ) as r:
+    with (
+        httpx.Client() as c,
+        c.stream("POST", provider.url + "/v1/chat/completions", json=body, headers={"x-fake-chunks": "9"}) as r,
+    ):
         for _ in r.iter_lines():
             pass
     a = t.span().attributes
@@ -502,7 +503,9 @@ def test_rate_limit_gauges_are_set_once_per_interval(provider: FakeProvider, ins
 
 
 def test_async_request_stays_a_coroutine_function_alone_or_over_another_wrapper(
-    provider: FakeProvider, monkeypatch: pytest.MonkeyPatch, instrument  # type: ignore[no-untyped-def]
+    provider: FakeProvider,
+    monkeypatch: pytest.MonkeyPatch,
+    instrument,  # type: ignore[no-untyped-def]
 ) -> None:
     import inspect
 

@@ -91,11 +91,7 @@ class StreamParser:
                     and b"\n" not in ev
                     and (  # the spaced spellings each contain '": ': compact JSON (OpenAI's) skips their searches
                         b'": ' not in ev
-                        or (
-                            b'"finish_reason": "' not in ev
-                            and b'"usage": {' not in ev
-                            and b'"choices": []' not in ev
-                        )
+                        or (b'"finish_reason": "' not in ev and b'"usage": {' not in ev and b'"choices": []' not in ev)
                     )
                 ):
                     count += 1
