@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import gc
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,8 +26,10 @@ from otel_llm.fakeprovider import FakeProvider
 from otel_llm.spend import LEDGER
 
 # The price cache (see otel_llm.pricing._DiskMemory) of this test session, for it and its subprocesses:
-# never the user's own ~/.cache.
-os.environ["OTEL_LLM_CACHE_DIR"] = tempfile.mkdtemp(prefix="otel-llm-test-cache-")
+# never the user's own ~/.cache. Removed when the session's process exits.
+_CACHE_DIR = tempfile.mkdtemp(prefix="otel-llm-test-cache-")
+os.environ["OTEL_LLM_CACHE_DIR"] = _CACHE_DIR
+atexit.register(shutil.rmtree, _CACHE_DIR, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
