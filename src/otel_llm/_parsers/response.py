@@ -159,13 +159,15 @@ def usage_from(api: str, u: Any) -> Usage | None:
     details = get("prompt_tokens_details")
     cached = _int(details.get("cached_tokens")) if isinstance(details, dict) else None
     if cached is None:
-        cached = _int(get("prompt_cache_hit_tokens"))  # DeepSeek
+        cached = get("prompt_cache_hit_tokens")  # DeepSeek
+        if cached is not None:
+            cached = _int(cached)
     details = get("completion_tokens_details")
     tin = get("prompt_tokens")
     tout = get("completion_tokens")
     return new_usage(
         tin if type(tin) is int and tin >= 0 else _int(tin),  # _int's common case, without the call
-        tout if type(tout) is int and tout >= 0 else _int(tout),
+        tout if tout is None or (type(tout) is int and tout >= 0) else _int(tout),  # (an embedding has none)
         cached,
         None,
         _int(details.get("reasoning_tokens")) if isinstance(details, dict) else None,
@@ -422,7 +424,9 @@ def apply_openai_object(route: Route, obj: Any, info: ResponseInfo) -> None:
         if cached is not None and not (type(cached) is int and cached >= 0):
             cached = _int(cached)
     if cached is None:
-        cached = _int(get("prompt_cache_hit_tokens"))  # DeepSeek
+        cached = get("prompt_cache_hit_tokens")  # DeepSeek
+        if cached is not None:
+            cached = _int(cached)
     details = get("completion_tokens_details")
     reasoning = None
     if details is not None:
@@ -434,7 +438,7 @@ def apply_openai_object(route: Route, obj: Any, info: ResponseInfo) -> None:
     tout = get("completion_tokens")
     usage = new_usage(
         tin if type(tin) is int and tin >= 0 else _int(tin),  # _int's common case, without the call
-        tout if type(tout) is int and tout >= 0 else _int(tout),
+        tout if tout is None or (type(tout) is int and tout >= 0) else _int(tout),  # (an embedding has none)
         cached,
         None,
         reasoning,
