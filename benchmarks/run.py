@@ -762,9 +762,9 @@ CG_WARMUP = 12  # calls before callgrind's instrumentation is switched on (they 
 # code, and the variants, with different allocations, land differently in each. So each repeat starts valgrind's
 # address space at another offset within a MiB (--aspace-minaddr), the same for every variant of that repeat,
 # and the verdicts use the median over CG_REPEATS layouts (RESULTS.md shows each one).
-CG_REPEATS = 5
+CG_REPEATS = 7
 CG_LAYOUT_BASE = 0x10000000
-CG_LAYOUT_STEP = 0x33000  # 204 KiB: repeats at 0, 204, 408, 612 and 816 KiB past a MiB boundary
+CG_LAYOUT_STEP = 0x24000  # 144 KiB: repeats at 0, 144, ... 864 KiB past a MiB boundary
 CG_REPEATED = ("baseline", "floor", "otel-llm")
 CG_PARALLEL = 2  # counts do not move with load: two valgrind processes at a time on this 2-core machine
 NO_CHUNK_TIMING = "otel-llm, chunk_timing=False"  # otel-llm with OTEL_LLM_CHUNK_TIMING=false (stream scenarios)
