@@ -907,6 +907,13 @@ def _records(row: dict[str, Any]) -> bool:
     return row.get("spans_per_call", 0.0) >= 0.99
 
 
+def _telemetry(row: dict[str, Any]) -> str:
+    """What a variant records per call, as its totals compare: span attributes (of its last span) and metric
+    measurements (per call, as counted on the check calls; the rate-limit gauges left out, see floor_match)."""
+    points = sum(_counted_measurements(row).values())
+    return f"{len(row.get('span_keys') or [])} span attributes, {points:g} metric points"
+
+
 def _run_spread(rows: dict[str, Any]) -> str:
     """The own-work share of each independent pair of processes (baseline, floor and otel-llm of the same
     repeat), when the scenario was counted more than once: the verdict uses the medians."""
@@ -950,7 +957,8 @@ def counted_targets(counted: dict[str, Any], startup: dict[str, Any] | None) -> 
                 (
                     f"{scenario}: below the official genai-openai's total overhead",
                     f"otel-llm {ours['over_baseline'] / 1e6:+.3f} M vs genai-openai "
-                    f"{official['over_baseline'] / 1e6:+.3f} M = {x:.2f}x",
+                    f"{official['over_baseline'] / 1e6:+.3f} M = {x:.2f}x"
+                    f" (telemetry per call: otel-llm {_telemetry(ours)}, genai-openai {_telemetry(official)})",
                     "PASS" if ours["over_baseline"] < official["over_baseline"] else "FAIL",
                 )
             )
