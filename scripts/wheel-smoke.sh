@@ -14,7 +14,8 @@ PY=${PYTHON:-.venv/bin/python}
 start=$SECONDS
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/otel-llm-wheel.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+demo_pid=
+trap '[ -z "$demo_pid" ] || kill "$demo_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 fail() {
   echo "wheel-smoke: $1" >&2
   shift
@@ -33,9 +34,8 @@ wheel=$(echo "$work"/dist/*.whl)
 
 # Every file of the package in the checkout must be in the sdist and in the wheel (a file a build setting
 # leaves out fails here, by name, even if no smoke run below happens to load it).
-if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-  git ls-files src/otel_llm >"$work/sources"
-else # an unpacked sdist: no git
+git ls-files src/otel_llm >"$work/sources" 2>/dev/null || true
+if [ ! -s "$work/sources" ]; then # not a git checkout (an unpacked sdist)
   find src/otel_llm -type f ! -path '*/__pycache__/*' ! -name '*.pyc' >"$work/sources"
 fi
 "$PY" - "$sdist" "$wheel" "$work/sources" <<'EOF'
@@ -79,6 +79,7 @@ OTEL_SERVICE_NAME=wheel-smoke OTEL_TRACES_EXPORTER=console OTEL_METRICS_EXPORTER
   venv/bin/opentelemetry-instrument venv/bin/python app.py >app.log 2>&1 || fail "the instrumented app failed" app.log
 demo_rc=0
 wait "$demo_pid" || demo_rc=$?
+demo_pid=
 
 grep -q "^otel_llm from: $work/venv/" app.log || fail "the app did not import otel_llm from the wheel's venv" app.log
 for want in '"name": "chat gpt-4.1"' '"name": "embeddings text-embedding-3-small"' '"gen_ai.usage.input_tokens": ' \
