@@ -44,4 +44,6 @@ JAEGER_BIN=$(sed -n 's/^jaeger=//p' <<<"$go_bins")
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
+# The release artefacts: sdist and wheel built, metadata checked, the wheel installed in a fresh venv and run.
+bash scripts/wheel-smoke.sh
 .venv/bin/python -m pytest "$@"
