@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -236,3 +237,33 @@ def test_a_caller_that_asks_for_usage_receives_the_usage_chunk(
     assert _usage_items(bare) == 1
     assert seen == bare
     _check_usage(t, plain, "chat")
+
+
+@pytest.mark.parametrize("read", ["parse", "lines", "bytes"])
+def test_a_raw_stream_whose_usage_event_is_cut_hands_each_event_on_as_it_arrives(
+    plain: FakeProvider, telemetry: Telemetry, read: str
+) -> None:
+    """The bytes of a ``with_streaming_response`` stream pass the cut as they come: the first event reaches the
+    caller while the provider still waits before sending the next one."""
+    gap = 0.6  # the provider waits this long before each event after the first
+    headers = {"x-fake-fault": "slow-chunks", "x-fake-delay": str(gap), "x-fake-chunks": "3"}
+    c = openai.OpenAI(base_url=plain.url + "/v1", api_key=KEY, max_retries=0)
+    with (
+        c,
+        c.chat.completions.with_streaming_response.create(
+            model="gpt-4.1", messages=MSG, stream=True, extra_headers=headers
+        ) as response,
+    ):
+        if read == "parse":
+            pieces: Iterator[Any] = iter(response.parse())
+        elif read == "lines":
+            pieces = response.iter_lines()
+        else:
+            pieces = response.iter_bytes()
+        began = time.monotonic()
+        first = next(pieces)
+        waited = time.monotonic() - began
+    assert first
+    assert waited < gap / 2, waited  # not held back until a later event (or the end) arrived
+    assert plain.requests[-1].json()["stream_options"] == {"include_usage": True}
+    assert telemetry.span().attributes["otel_llm.stream.outcome"] == "closed_early"
