@@ -10,6 +10,7 @@ client library's body type (httpx/httpx2 byte streams, urllib3 raw responses, ai
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from typing import Any
@@ -17,19 +18,102 @@ from typing import Any
 import wrapt
 
 from ._parsers.response import parse_body_bytes
+from ._parsers.routes import OPENAI_CHAT, OPENAI_COMPLETIONS
 from ._parsers.sse import StreamParser
 
-__all__ = ["AiohttpContentTap", "RequestsRawTap", "Tap", "tap_httpx_classes"]
+__all__ = ["UNASKED_USAGE", "AiohttpContentTap", "RequestsRawTap", "Tap", "UsageCut", "tap_httpx_classes"]
 
 log = logging.getLogger("otel_llm")
 
 _MAX_JSON = 16 << 20  # past this a non-SSE body is not kept for parsing
 
+# (host, port) -> the recorder that saw that server stream usage nobody asked for (a relay that always sends it):
+# that recorder no longer adds ``stream_options.include_usage`` for it, so it never hides a chunk of it. Bounded.
+UNASKED_USAGE: dict[tuple[str | None, int | None], Any] = {}
+_UNASKED_MAX = 256
+_USAGE_APIS = (OPENAI_CHAT, OPENAI_COMPLETIONS)
+
+
+def _learn_unasked(inv: Any) -> None:
+    """A stream we did not add ``include_usage`` to, whose caller did not ask for usage either, brought usage:
+    its server sends it on its own."""
+    request = inv.request
+    if inv.hide_usage or request.include_usage or not request.stream or inv.info.usage is None:
+        return
+    if inv.route.api not in _USAGE_APIS:
+        return
+    entry = inv.entry
+    key = (entry.host, entry.port)
+    if UNASKED_USAGE.get(key) is inv.recorder:
+        return
+    if len(UNASKED_USAGE) >= _UNASKED_MAX:
+        UNASKED_USAGE.clear()  # servers by the hundred: start over, never grow
+    UNASKED_USAGE[key] = inv.recorder
+
+
+class UsageCut:
+    """Takes the usage-only event that otel-llm's own ``stream_options.include_usage`` made the server send out of
+    an SSE body's bytes, as they pass: nothing is held back. Each piece is handed on at once, minus the
+    complete lines of that event (its one ``data:`` line, and the blank line that closes it). A line that
+    arrives split over two reads is handed on as it comes (it cannot be told apart before its end): should
+    that be the usage event's line, it passes uncut."""
+
+    __slots__ = ("blank", "done", "mid", "start")
+
+    def __init__(self) -> None:
+        self.done = False  # the usage event is gone: nothing more to cut
+        self.mid = False  # inside a line whose beginning was handed on
+        self.start = True  # the next line begins an event
+        self.blank = False  # the usage event's data line was taken: take the blank line that ends it
+
+    def __call__(self, data: bytes) -> bytes:
+        out: list[bytes] = []
+        pos = 0
+        size = len(data)
+        while pos < size:
+            nl = data.find(b"\n", pos)
+            if nl < 0:  # the rest of this read has no line end yet: hand it on
+                out.append(data[pos:])
+                self.mid = True
+                self.blank = self.start = False
+                break
+            end = nl + 1
+            line = data[pos:end]
+            pos = end
+            if self.mid:  # the end of a line already handed on in part
+                self.mid = False
+                out.append(line)
+            elif line == b"\n" or line == b"\r\n":
+                self.start = True
+                if self.blank:  # the end of the usage event: taken too, and the cut is done
+                    self.blank = False
+                    self.done = True
+                    out.append(data[pos:])
+                    break
+                out.append(line)
+            elif self.start and line.startswith(b"data:") and _usage_only(line):
+                self.blank = True
+                self.start = False
+            else:
+                self.blank = self.start = False
+                out.append(line)
+        return out[0] if len(out) == 1 else b"".join(out)
+
+
+def _usage_only(line: bytes) -> bool:
+    if b'"choices":[]' not in line and b'"choices": []' not in line:
+        return False
+    try:
+        chunk = json.loads(line[5:])
+    except ValueError:
+        return False
+    return isinstance(chunk, dict) and chunk.get("choices") == [] and isinstance(chunk.get("usage"), dict)
+
 
 class Tap:
     """Feeds body bytes to the call's parser and ends the call once."""
 
-    __slots__ = ("buf", "done", "inv", "parser", "size")
+    __slots__ = ("buf", "cut", "done", "inv", "parser", "size")
 
     def __init__(self, inv: Any, sse: bool) -> None:
         self.inv = inv
@@ -37,10 +121,13 @@ class Tap:
         self.size = 0
         self.parser: StreamParser | None = None
         self.buf: list[bytes] | None = None
+        self.cut: UsageCut | None = None  # the bytes a caller reads lose the usage event we asked for
         if inv.from_chunks and sse:
             pass  # the openai SDK's own chunks give the data (see _patches.openai): the bytes only pass by
         elif sse:
             self.parser = StreamParser(inv.route, inv.info, inv.recorder.capture)
+            if inv.hide_usage:
+                self.cut = UsageCut()
         else:
             self.buf = []
         inv.owned_by_stream = True
@@ -110,6 +197,7 @@ class Tap:
                     sse.flush()
                     if sse.done and outcome == "closed_early":
                         outcome = "completed"
+            _learn_unasked(inv)
         except Exception:
             log.debug("otel_llm: parsing a response body failed", exc_info=True)
         if exc is not None:
@@ -182,6 +270,15 @@ def tap_httpx_classes(module: Any) -> tuple[type, type]:
             try:
                 if tap.passive:
                     yield from self._inner  # handed on in C
+                elif tap.cut is not None and decode is None:
+                    cut = tap.cut
+                    for chunk in self._inner:
+                        tap.feed(chunk)
+                        if not cut.done:
+                            chunk = cut(chunk)
+                            if not chunk:
+                                continue  # the piece was the usage event alone
+                        yield chunk
                 else:
                     for chunk in self._inner:
                         tap.feed(chunk if decode is None else decode(chunk))
@@ -218,6 +315,15 @@ def tap_httpx_classes(module: Any) -> tuple[type, type]:
             try:
                 if tap.passive:
                     async for chunk in self._inner:
+                        yield chunk
+                elif tap.cut is not None and decode is None:
+                    cut = tap.cut
+                    async for chunk in self._inner:
+                        tap.feed(chunk)
+                        if not cut.done:
+                            chunk = cut(chunk)
+                            if not chunk:
+                                continue  # the piece was the usage event alone
                         yield chunk
                 else:
                     async for chunk in self._inner:

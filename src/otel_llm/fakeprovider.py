@@ -151,6 +151,9 @@ class FakeConfig:
     stall_s: float = 5.0
     seed: int | None = None
     profiles: dict[str, ModelProfile] = field(default_factory=default_profiles)
+    relay_usage: bool = False
+    """Behave like a relay that always streams usage: every Chat Completions and legacy Completions stream ends
+    with the usage-only chunk, whether or not the request asked for ``stream_options.include_usage``."""
 
     def __post_init__(self) -> None:
         rates = (self.error_rate, self.rate_limit_rate, self.timeout_rate)
@@ -1778,6 +1781,8 @@ class FakeProvider:
             raise _InvalidRequest("'n' must be an integer between 1 and 128.", "n")
         options = body.get("stream_options")
         include_usage = stream and isinstance(options, dict) and options.get("include_usage") is True
+        if stream and self.config.relay_usage and api in ("chat", "completions"):
+            include_usage = True  # a relay that sends usage unasked
         max_tokens = _max_tokens(api, body)
         reasoning = _wants_reasoning(api, (requested, model), body)
         chunks = _int_header(headers, "x-fake-chunks", None, 1, 100_000)

@@ -27,6 +27,7 @@ from .._parsers.routes import (
     OPENAI_RESPONSES,
     fetched_response_id,
 )
+from .._stream import UNASKED_USAGE
 from ._common import CURRENT, attach, detach
 
 if TYPE_CHECKING:
@@ -78,7 +79,13 @@ def manager_exit_factory(recorder: Recorder, module: Any) -> Any:
 
 
 def _begin(recorder: Recorder, instance: Any, args: Any, kwargs: Any) -> tuple[Invocation, Any, Any] | None:
-    """Start the call, and add ``stream_options.include_usage`` when the caller did not set it."""
+    """Start the call, and add ``stream_options.include_usage`` when the caller did not set it.
+
+    Every form of the call gets it (``create``, ``with_raw_response``, ``with_streaming_response``): the usage
+    event it makes the server send is taken out again, from the SDK's chunks (``_SdkStream``) or from the body's
+    bytes (``_stream.UsageCut``), so the caller gets what it would have got without us. A server seen sending
+    usage unasked (``_stream.UNASKED_USAGE``) does not get it: its usage event is its own and reaches the
+    caller."""
     options = args[1] if len(args) > 1 else kwargs.get("options")
     if options is None:
         return None
@@ -104,7 +111,7 @@ def _begin(recorder: Recorder, instance: Any, args: Any, kwargs: Any) -> tuple[I
         and isinstance(body, dict)
         and "stream_options" not in body
         and host not in config.include_usage_skip_hosts
-        and not _raw_response(options)
+        and UNASKED_USAGE.get((host, port)) is not recorder
     ):
         new_options = copy.copy(options)
         new_body = dict(body)

@@ -1,0 +1,269 @@
+"""Tokens on every openai SDK stream, and the caller's chunks untouched.
+
+Every way the SDK hands a stream over (``create(stream=True)``, ``with_raw_response`` + ``parse()``,
+``with_streaming_response`` + ``parse()`` / ``iter_lines()`` / ``iter_bytes()``), sync and async, Chat
+Completions and legacy Completions: the call's tokens and cost are the provider's usage, and the caller
+receives exactly what an uninstrumented client receives from the same provider. Only the usage-only chunk
+otel-llm itself asked for (``stream_options.include_usage``) is hidden; one the provider sends on its own (a
+relay that always streams usage, a caller that asked) reaches the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import openai
+import pytest
+
+from otel_llm.fakeprovider import FakeConfig, FakeProvider
+
+from .conftest import Telemetry
+
+KEY = "sk-test-SECRET"
+MSG = [{"role": "user", "content": "Count the stars in the sky, briefly, please."}]
+APIS = {"chat": "gpt-4.1", "completions": "gpt-3.5-turbo-instruct"}
+FORMS = ("create", "raw-parse", "streaming-parse", "streaming-lines", "streaming-bytes")
+
+
+@pytest.fixture(scope="module")
+def plain() -> Iterator[FakeProvider]:
+    with FakeProvider() as p:
+        yield p
+
+
+@pytest.fixture
+def relay() -> Iterator[FakeProvider]:
+    """A relay that ends every stream with the usage-only chunk, asked or not (a fresh server each test)."""
+    with FakeProvider(config=FakeConfig(relay_usage=True)) as p:
+        yield p
+
+
+def _blank(value: Any, key: str = "") -> Any:
+    """The answer's shape: the text and the token numbers depend on the exact request bytes (the fake provider
+    draws them from a hash of the body, and otel-llm adds ``stream_options`` to it)."""
+    if isinstance(value, dict):
+        return {k: _blank(v, k) for k, v in value.items() if k not in ("id", "created")}  # drawn per answer
+    if isinstance(value, list):
+        return [_blank(v, key) for v in value]
+    if key in ("content", "text") and isinstance(value, str):
+        return "<text>"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return 0 if key != "index" else value
+    return value
+
+
+def _canon_json(data: dict[str, Any]) -> str:
+    return json.dumps(_blank(data), sort_keys=True)
+
+
+def _canon_line(line: str) -> str:
+    if line.startswith("data: {"):
+        return "data: " + _canon_json(json.loads(line[6:]))
+    return line
+
+
+def _canon_chunk(chunk: Any) -> str:
+    return _canon_json(chunk.model_dump(mode="json"))
+
+
+def _resource(c: Any, api: str, variant: str | None) -> Any:
+    res = c.chat.completions if api == "chat" else c.completions
+    return res if variant is None else getattr(res, variant)
+
+
+def _kwargs(api: str, extra: dict[str, Any]) -> dict[str, Any]:
+    kw: dict[str, Any] = {"model": APIS[api], "stream": True, "extra_headers": {"x-fake-chunks": "4"}, **extra}
+    if api == "chat":
+        kw["messages"] = MSG
+    else:
+        kw["prompt"] = "Count the stars in the sky, briefly, please."
+    return kw
+
+
+def run_sync(url: str, api: str, form: str, **extra: Any) -> list[str]:
+    """What the caller received, in order, each item made comparable across two answers."""
+    kw = _kwargs(api, extra)
+    with openai.OpenAI(base_url=url + "/v1", api_key=KEY, max_retries=0) as c:
+        if form == "create":
+            return [_canon_chunk(x) for x in _resource(c, api, None).create(**kw)]
+        if form == "raw-parse":
+            return [_canon_chunk(x) for x in _resource(c, api, "with_raw_response").create(**kw).parse()]
+        with _resource(c, api, "with_streaming_response").create(**kw) as response:
+            if form == "streaming-parse":
+                return [_canon_chunk(x) for x in response.parse()]
+            if form == "streaming-lines":
+                return [_canon_line(line) for line in response.iter_lines()]
+            body = b"".join(response.iter_bytes()).decode()
+            return [_canon_line(line) for line in body.split("\n")]
+
+
+async def _run_async(url: str, api: str, form: str, **extra: Any) -> list[str]:
+    kw = _kwargs(api, extra)
+    async with openai.AsyncOpenAI(base_url=url + "/v1", api_key=KEY, max_retries=0) as c:
+        if form == "create":
+            return [_canon_chunk(x) async for x in await _resource(c, api, None).create(**kw)]
+        if form == "raw-parse":
+            raw = await _resource(c, api, "with_raw_response").create(**kw)
+            return [_canon_chunk(x) async for x in raw.parse()]
+        async with _resource(c, api, "with_streaming_response").create(**kw) as response:
+            if form == "streaming-parse":
+                return [_canon_chunk(x) async for x in await response.parse()]
+            if form == "streaming-lines":
+                return [_canon_line(line) async for line in response.iter_lines()]
+            body = b"".join([b async for b in response.iter_bytes()]).decode()
+            return [_canon_line(line) for line in body.split("\n")]
+
+
+def run_async(url: str, api: str, form: str, **extra: Any) -> list[str]:
+    return asyncio.run(_run_async(url, api, form, **extra))
+
+
+RUNNERS = {"sync": run_sync, "async": run_async}
+
+
+def _usage_items(items: list[str]) -> int:
+    return sum('"usage": {' in item for item in items)
+
+
+def _check_usage(t: Telemetry, provider: FakeProvider, api: str) -> None:
+    """Span and metrics carry exactly the usage the provider sent, and a cost."""
+    totals = provider.totals()
+    (model,) = totals
+    sent = totals[model]
+    assert sent["calls"] == 1
+    a = t.span().attributes
+    assert a["gen_ai.usage.input_tokens"] == sent["input_tokens"]
+    assert a["gen_ai.usage.output_tokens"] == sent["output_tokens"]
+    assert a["otel_llm.stream.outcome"] == "completed"
+    assert t.point("gen_ai.client.token.usage", gen_ai__token__type="input").sum == sent["input_tokens"]
+    assert t.point("gen_ai.client.token.usage", gen_ai__token__type="output").sum == sent["output_tokens"]
+    cost = a["gen_ai.usage.cost.amount"]
+    assert cost > 0
+    assert t.point("gen_ai.client.operation.cost").sum == pytest.approx(cost)
+
+
+def _compare(
+    provider: FakeProvider,
+    instrument: Callable[..., Telemetry],
+    mode: str,
+    api: str,
+    form: str,
+    **extra: Any,
+) -> tuple[list[str], list[str], Telemetry]:
+    run = RUNNERS[mode]
+    provider.reset()
+    bare = run(provider.url, api, form, **extra)  # not instrumented yet
+    provider.reset()
+    t = instrument()
+    seen = run(provider.url, api, form, **extra)
+    return bare, seen, t
+
+
+def _without_null_usage(items: list[str]) -> list[str]:
+    """Lines with the ``"usage": null`` member taken out: what a server that honours ``include_usage`` adds to each
+    chunk when asked (the only trace of otel-llm's question a reader of the raw bytes sees)."""
+    out = []
+    for item in items:
+        if item.startswith("data: {"):
+            data = json.loads(item[6:])
+            if "usage" in data and data["usage"] is None:
+                del data["usage"]
+            item = "data: " + json.dumps(data, sort_keys=True)
+        out.append(item)
+    return out
+
+
+@pytest.mark.parametrize("mode", RUNNERS)
+@pytest.mark.parametrize("api", APIS)
+@pytest.mark.parametrize("form", FORMS)
+def test_every_stream_form_gets_the_providers_tokens_and_the_callers_chunks_unchanged(
+    plain: FakeProvider, instrument: Callable[..., Telemetry], mode: str, api: str, form: str
+) -> None:
+    bare, seen, t = _compare(plain, instrument, mode, api, form)
+    assert _usage_items(bare) == 0  # nobody asked: the provider sends no usage to a bare client
+    if form in ("streaming-lines", "streaming-bytes"):
+        assert _without_null_usage(seen) == bare  # the usage event is cut out of the bytes, nothing else
+        assert sum('"usage": null' in line for line in seen) == sum(line.startswith("data: {") for line in bare)
+    else:
+        assert seen == bare
+    body = plain.requests[-1].json()
+    assert body["stream_options"] == {"include_usage": True}  # what otel-llm asked for, hidden again
+    _check_usage(t, plain, api)
+
+
+def _teach(provider: FakeProvider, mode: str, api: str) -> None:
+    """One stream whose caller says it wants no usage: the relay sends it all the same."""
+    RUNNERS[mode](provider.url, api, "create", stream_options={"include_usage": False})
+
+
+@pytest.mark.parametrize("mode", RUNNERS)
+@pytest.mark.parametrize("api", APIS)
+@pytest.mark.parametrize("form", FORMS)
+def test_a_relay_seen_streaming_usage_unasked_keeps_its_usage_chunk(
+    relay: FakeProvider, instrument: Callable[..., Telemetry], mode: str, api: str, form: str
+) -> None:
+    relay.reset()
+    bare = RUNNERS[mode](relay.url, api, form)  # not instrumented
+    assert _usage_items(bare) == 1  # the relay's own usage chunk, unasked
+    t = instrument()
+    _teach(relay, mode, api)
+    t.exporter.clear()
+    t.reader.get_metrics_data()  # (cumulative: read the points of the lesson now, compare the rest below)
+    relay.reset()
+    points_before = {k: t.point("gen_ai.client.token.usage", gen_ai__token__type=k).sum for k in ("input", "output")}
+    seen = RUNNERS[mode](relay.url, api, form)
+    assert seen == bare  # every byte as the relay sent it, its usage event included
+    assert "stream_options" not in relay.requests[-1].json()  # nothing asked of a server that sends it anyway
+    sent = relay.totals()[APIS[api] if api == "completions" else "gpt-4.1-2025-04-14"]
+    a = t.span().attributes
+    assert a["gen_ai.usage.input_tokens"] == sent["input_tokens"]
+    assert a["gen_ai.usage.output_tokens"] == sent["output_tokens"]
+    assert a["gen_ai.usage.cost.amount"] > 0
+    for kind, key in (("input", "input_tokens"), ("output", "output_tokens")):
+        point = t.point("gen_ai.client.token.usage", gen_ai__token__type=kind)
+        assert point.sum - points_before[kind] == sent[key]
+
+
+@pytest.mark.parametrize("mode", RUNNERS)
+@pytest.mark.parametrize("form", FORMS)
+def test_a_caller_that_asks_for_usage_receives_the_usage_chunk(
+    plain: FakeProvider, instrument: Callable[..., Telemetry], mode: str, form: str
+) -> None:
+    bare, seen, t = _compare(plain, instrument, mode, "chat", form, stream_options={"include_usage": True})
+    assert _usage_items(bare) == 1
+    assert seen == bare
+    _check_usage(t, plain, "chat")
+
+
+@pytest.mark.parametrize("read", ["parse", "lines", "bytes"])
+def test_a_raw_stream_whose_usage_event_is_cut_hands_each_event_on_as_it_arrives(
+    plain: FakeProvider, telemetry: Telemetry, read: str
+) -> None:
+    """The bytes of a ``with_streaming_response`` stream pass the cut as they come: the first event reaches the
+    caller while the provider still waits before sending the next one."""
+    gap = 0.6  # the provider waits this long before each event after the first
+    headers = {"x-fake-fault": "slow-chunks", "x-fake-delay": str(gap), "x-fake-chunks": "3"}
+    c = openai.OpenAI(base_url=plain.url + "/v1", api_key=KEY, max_retries=0)
+    with (
+        c,
+        c.chat.completions.with_streaming_response.create(
+            model="gpt-4.1", messages=MSG, stream=True, extra_headers=headers
+        ) as response,
+    ):
+        if read == "parse":
+            pieces: Iterator[Any] = iter(response.parse())
+        elif read == "lines":
+            pieces = response.iter_lines()
+        else:
+            pieces = response.iter_bytes()
+        began = time.monotonic()
+        first = next(pieces)
+        waited = time.monotonic() - began
+    assert first
+    assert waited < gap / 2, waited  # not held back until a later event (or the end) arrived
+    assert plain.requests[-1].json()["stream_options"] == {"include_usage": True}
+    assert telemetry.span().attributes["otel_llm.stream.outcome"] == "closed_early"
