@@ -747,7 +747,7 @@ def _spoiled_frame(data: bytes) -> bytes:
 
 
 def _fingerprint(model: str) -> str:
-    return "fp_" + hashlib.blake2b(model.encode(), digest_size=5).hexdigest()
+    return "fp_" + hashlib.blake2b(model.encode("utf-8", "surrogatepass"), digest_size=5).hexdigest()
 
 
 def _sse(payload: dict[str, Any], event: str | None = None, kind: str = "meta", sent: _Sent | None = None) -> _Frame:
