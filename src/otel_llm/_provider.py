@@ -117,11 +117,12 @@ class ProviderResolver:
             return hit
         name = self._resolve(host, port, api, model, url)
         if api == OPENAI_RESPONSES and host:
+            server = (host.lower(), port)
             if model:
-                if name != "_OTHER" and len(self._responses) < 256:
-                    self._responses[(host.lower(), port)] = name
+                if name != "_OTHER" and (server in self._responses or len(self._responses) < 256):
+                    self._responses[server] = name
             elif name == "_OTHER":  # a fetch: not cached, a create on this server may come later
-                return self._responses.get((host.lower(), port), name)
+                return self._responses.get(server, name)
         if len(self._cache) < 4096:
             self._cache[key] = name
         return name
