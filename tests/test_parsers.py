@@ -184,7 +184,7 @@ def test_responses_usage_and_status() -> None:
 
 def test_numbers_sent_as_strings_are_ignored_not_guessed() -> None:
     info = _info("/v1/chat/completions", {"usage": {"prompt_tokens": "10", "completion_tokens": None}})
-    assert info.usage == Usage(None, None, None, None, None)
+    assert info.usage == Usage(None, None, None, None, None, invalid=True)  # no count, and the call is marked
 
 
 def test_relay_cost_and_error_codes_are_read() -> None:

@@ -918,3 +918,70 @@ def test_a_relay_reported_cost_is_split_like_its_list_price_and_sums_to_it_exact
 def test_a_relay_cost_for_a_model_no_table_prices_has_no_split_and_no_list_price(book: PriceBook) -> None:
     cost = book.price(provider="openrouter", model="acme/x", server_address=None, usage=usage(5, 5), relay_cost=0.2)
     assert cost == Cost(0.2, "relay", "acme/x", "relay", None, None)
+
+
+AUDIO_USAGES = [
+    {"input_tokens": 2_000, "input_audio_tokens": 700, "output_tokens": 900, "output_audio_tokens": 400},
+    {
+        "input_tokens": 10_000,
+        "cache_read_tokens": 3_000,
+        "cache_write_tokens": 1_500,
+        "input_audio_tokens": 2_000,
+        "output_tokens": 5_000,
+        "output_reasoning_tokens": 1_000,
+        "output_audio_tokens": 2_500,
+    },
+    {"input_tokens": 300_000, "cache_read_tokens": 50_000, "input_audio_tokens": 80_000, "output_tokens": 100},
+]
+
+
+def _genai_usage(raw: dict[str, int]) -> genai_prices.Usage:
+    """genai-prices' Usage of one of ours: a usage does not say how many cache reads or writes were audio, so
+    cached audio is none (explicitly, where genai-prices would otherwise refuse to guess)."""
+    extra = {}
+    if raw.get("input_audio_tokens"):
+        extra = {"cache_audio_read_tokens": 0, "cache_audio_write_tokens": 0}
+    return genai_prices.Usage(**raw, **extra)
+
+
+def test_audio_tokens_are_priced_as_genai_prices_prices_them_for_every_model_in_the_snapshot(
+    snapshot: DataSnapshot,
+) -> None:
+    checked = audio_priced = 0
+    for provider in snapshot.providers:
+        for model in provider.models:
+            model_prices = [model.prices] if isinstance(model.prices, ModelPrice) else [c.prices for c in model.prices]
+            for mp in model_prices:
+                compiled = pricing._compile_model_price(mp)
+                if compiled is None:
+                    continue
+                if compiled.base.input_audio is not None or compiled.base.output_audio is not None:
+                    audio_priced += 1
+                for raw in AUDIO_USAGES:
+                    ours = pricing._amount(
+                        compiled,
+                        Usage(
+                            raw.get("input_tokens"),
+                            raw.get("output_tokens"),
+                            raw.get("cache_read_tokens"),
+                            raw.get("cache_write_tokens"),
+                            raw.get("output_reasoning_tokens"),
+                            raw.get("input_audio_tokens"),
+                            raw.get("output_audio_tokens"),
+                        ),
+                    )
+                    theirs = mp.calc_price(_genai_usage(raw))["total_price"]
+                    assert ours == pytest.approx(float(theirs), rel=1e-12, abs=1e-15), (provider.id, model.id, raw)
+                    checked += 1
+    assert checked > 5_000 and audio_priced >= 10
+
+
+def test_gpt_audio_charges_audio_tokens_at_their_own_rates(book: PriceBook, snapshot: DataSnapshot) -> None:
+    mp = snapshot_prices(snapshot, "openai", "gpt-audio")
+    assert mp.input_audio_mtok is not None and mp.output_audio_mtok is not None  # type: ignore[attr-defined]
+    u = Usage(1_000, 500, audio_input_tokens=400, audio_output_tokens=200)
+    cost = cost_of(book, "openai", "gpt-audio", u)
+    want = (600 * mp.input_mtok + 400 * mp.input_audio_mtok + 300 * mp.output_mtok + 200 * mp.output_audio_mtok) / 10**6  # type: ignore[attr-defined]
+    assert cost.amount == pytest.approx(float(want), rel=1e-12)
+    assert cost.parts is not None and sum(cost.parts) == cost.amount
+    assert cost.amount > cost_of(book, "openai", "gpt-audio", Usage(1_000, 500)).amount  # audio costs more

@@ -123,6 +123,8 @@ def test_as_dict_is_plain_json() -> None:
                 "cache_write_tokens": 0,
                 "reasoning_tokens": 1,
                 "cost_usd": 0.5,
+                "audio_input_tokens": 0,
+                "audio_output_tokens": 0,
             }
         ],
     }

@@ -39,8 +39,12 @@ CONVERSATION_COMPACTED = "gen_ai.conversation.compacted"
 USAGE_INPUT = "gen_ai.usage.input_tokens"
 USAGE_OUTPUT = "gen_ai.usage.output_tokens"
 USAGE_CACHE_READ = "gen_ai.usage.cache_read.input_tokens"
-USAGE_CACHE_WRITE = "gen_ai.usage.cache_write.input_tokens"
+USAGE_CACHE_WRITE = "gen_ai.usage.cache_creation.input_tokens"  # tokens written to the provider's cache
 USAGE_REASONING = "gen_ai.usage.reasoning.output_tokens"
+# Audio tokens (OpenAI's prompt/completion_tokens_details.audio_tokens): the conventions have no name yet; named
+# after their cache_read / reasoning ones. Parts of gen_ai.usage.input_tokens / output_tokens.
+USAGE_AUDIO_INPUT = "gen_ai.usage.audio.input_tokens"
+USAGE_AUDIO_OUTPUT = "gen_ai.usage.audio.output_tokens"
 INPUT_MESSAGES = "gen_ai.input.messages"
 OUTPUT_MESSAGES = "gen_ai.output.messages"
 SYSTEM_INSTRUCTIONS = "gen_ai.system_instructions"
@@ -71,6 +75,9 @@ COST_PRICED_MODEL = "otel_llm.cost.model"
 COST_PART_TYPES = ("input", "output", "cache_read", "cache_write", "reasoning", "request")  # token.type values
 COST_PART_ATTRIBUTES = tuple(f"otel_llm.cost.{t}" for t in COST_PART_TYPES)  # otel_llm.cost.input, ...
 COST_LIST_PRICE = "otel_llm.cost.list_price"
+# The provider reported a token count outside any real range (negative, fractional, not a number, above
+# MAX_TOKENS): no token counts, cost or spend for the call, and the unpriced reason INVALID_USAGE.
+USAGE_INVALID = "otel_llm.usage.invalid"
 STREAM_OUTCOME = "otel_llm.stream.outcome"  # completed | closed_early | abandoned | failed
 INSTRUMENTED_LAYER = "otel_llm.layer"  # sdk | http
 RATE_LIMIT_PREFIX = "gen_ai.rate_limit."  # + "remaining_requests", "limit_tokens", "reset_requests", ...
@@ -79,7 +86,10 @@ RETRY_AFTER = "gen_ai.rate_limit.retry_after"
 # Metric-only attribute keys.
 TOKEN_TYPE = "gen_ai.token.type"
 RATE_LIMIT_RESOURCE = "gen_ai.rate_limit.resource"  # requests | tokens | input_tokens | output_tokens
-UNPRICED_REASON = "otel_llm.unpriced.reason"  # unknown_model | no_usage
+UNPRICED_REASON = "otel_llm.unpriced.reason"  # unknown_model | no_usage | invalid_usage
+UNKNOWN_MODEL, NO_USAGE, INVALID_USAGE = "unknown_model", "no_usage", "invalid_usage"  # its values
+# gen_ai.token.type values of the token-detail counter (TOKEN_DETAIL)
+DETAIL_TOKEN_TYPES = ("cache_read", "cache_write", "reasoning", "audio_input", "audio_output")
 
 # --- events (log records through the OpenTelemetry Logs API) ---
 EVENT_INFERENCE_DETAILS = "gen_ai.client.inference.operation.details"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ._parsers.routes import ANTHROPIC_MESSAGES, GEMINI
+from ._parsers.routes import ANTHROPIC_MESSAGES, GEMINI, OPENAI_RESPONSES
 
 __all__ = ["ProviderResolver", "provider_from_model"]
 
@@ -90,7 +90,7 @@ def provider_from_model(model: str | None) -> str | None:
 class ProviderResolver:
     """Resolves and caches the provider of (host, port, wire format, model)."""
 
-    __slots__ = ("_cache", "_user_hosts", "_user_urls", "by_url")
+    __slots__ = ("_cache", "_responses", "_user_hosts", "_user_urls", "by_url")
 
     def __init__(self, user_map: Mapping[str, str] | None = None) -> None:
         self._user_hosts: dict[str, str] = {}
@@ -106,6 +106,9 @@ class ProviderResolver:
         self._user_urls.sort(key=lambda p: -len(p[0]))
         self.by_url = bool(self._user_urls)  # providers told apart by URL prefix: resolved per call
         self._cache: dict[tuple, str] = {}
+        # (host, port) -> the provider of the Responses calls made there with a model: a ``responses.retrieve``
+        # (no model) on that server is the same provider's, not ``_OTHER``
+        self._responses: dict[tuple[str, int | None], str] = {}
 
     def resolve(self, host: str | None, port: int | None, api: str, model: str | None, url: str | None = None) -> str:
         key = (host, port, api, model)
@@ -113,6 +116,13 @@ class ProviderResolver:
         if hit is not None and not self._user_urls:
             return hit
         name = self._resolve(host, port, api, model, url)
+        if api == OPENAI_RESPONSES and host:
+            server = (host.lower(), port)
+            if model:
+                if name != "_OTHER" and (server in self._responses or len(self._responses) < 256):
+                    self._responses[server] = name
+            elif name == "_OTHER":  # a fetch: not cached, a create on this server may come later
+                return self._responses.get(server, name)
         if len(self._cache) < 4096:
             self._cache[key] = name
         return name

@@ -48,6 +48,13 @@ Request headers that steer one call:
                           as DeepSeek sends it, an Anthropic ``thinking`` block, a Responses reasoning summary).
 ``x-fake-tool-calls``     with ``tool_call``: how many calls the model makes at once (chat and Responses;
                           default 1, at most 8), each with other arguments; a stream sends them one after another.
+``x-fake-usage``          a JSON object merged into the usage block the answer sends (OpenAI chat, completions and
+                          Responses, Gemini), objects merged key by key: usage details such as
+                          ``{"prompt_tokens_details": {"cache_write_tokens": 300, "audio_tokens": 200}}``, or counts
+                          no provider sends (``{"prompt_tokens": -5}``). ``totals()`` still counts the planned usage.
+``x-fake-surrogates``     ``1``: the answer's model, ids, finish reasons, system fingerprint and text each carry a
+                          lone surrogate, sent as the JSON escape ``\\ud800`` (valid JSON; not encodable as UTF-8 once
+                          decoded), in whole and streamed answers alike.
 
 ``GET /v1/responses/{id}`` (``responses.retrieve``) answers a stored, completed response with that id (a
 streamed one with ``?stream=true``); ``x-fake-status: incomplete`` makes it an incomplete one.
@@ -257,6 +264,8 @@ class _Call:
     answer: str = "text"  # text | tool_call | refusal (x-fake-answer)
     tool_calls: int = 1  # parallel tool calls (x-fake-tool-calls)
     response_id: str | None = None  # a fetched stored response: its id is the one asked for
+    usage_extra: dict[str, Any] | None = None  # x-fake-usage: merged into the usage block
+    surrogates: bool = False  # x-fake-surrogates: lone surrogates in names, ids, reasons and text
 
     @property
     def output_tokens(self) -> int:
@@ -675,7 +684,65 @@ def _gemini_usage(c: _Call, final: bool) -> tuple[dict[str, Any] | None, _Sent |
 def _finish_usage(c: _Call, usage: dict[str, Any]) -> dict[str, Any]:
     if c.relay_cost is not None and c.api != "gemini":
         usage["cost"] = c.relay_cost
-    return _stringify(usage) if c.fault == "string-numbers" else usage
+    if c.fault == "string-numbers":
+        usage = _stringify(usage)
+    return usage if c.usage_extra is None else _merged(usage, c.usage_extra)
+
+
+def _merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``extra``'s keys set, objects merged key by key (a new dict; ``base`` is left as it is)."""
+    out = dict(base)
+    for key, value in extra.items():
+        old = out.get(key)
+        out[key] = _merged(old, value) if isinstance(old, dict) and isinstance(value, dict) else value
+    return out
+
+
+def _usage_header(headers: dict[str, str]) -> dict[str, Any] | None:
+    raw = headers.get("x-fake-usage", "").strip()
+    if not raw:
+        return None
+    try:
+        extra = json.loads(raw)
+    except ValueError:
+        extra = None
+    if not isinstance(extra, dict):
+        raise _InvalidRequest("x-fake-usage must be a JSON object.")
+    return extra
+
+
+_LONE = "\ud800"
+# keys whose string values x-fake-surrogates spoils, in every wire format's spelling
+_SPOILED_KEYS = frozenset(
+    {
+        "model", "id", "finish_reason", "system_fingerprint", "content", "text", "delta", "refusal",
+        "stop_reason", "modelVersion", "responseId", "finishReason",
+    }
+)  # fmt: skip
+
+
+def _spoiled(obj: Any) -> Any:
+    """``obj`` with a lone surrogate added to the string values of ``_SPOILED_KEYS``, recursively."""
+    if isinstance(obj, dict):
+        return {
+            k: v + _LONE if k in _SPOILED_KEYS and isinstance(v, str) and v else _spoiled(v) for k, v in obj.items()
+        }
+    if isinstance(obj, list):
+        return [_spoiled(v) for v in obj]
+    return obj
+
+
+def _spoiled_frame(data: bytes) -> bytes:
+    """One SSE event with its JSON spoiled (``_spoiled``); anything else (``[DONE]``, a JSON array piece) as is."""
+    i = data.find(b"data: ")
+    if i < 0:
+        return data
+    end = data.rfind(b"\n\n")
+    try:
+        payload = json.loads(data[i + 6 : end if end > i else len(data)])
+    except ValueError:
+        return data
+    return data[: i + 6] + _dumps(_spoiled(payload)) + b"\n\n"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -683,7 +750,7 @@ def _finish_usage(c: _Call, usage: dict[str, Any]) -> dict[str, Any]:
 
 
 def _fingerprint(model: str) -> str:
-    return "fp_" + hashlib.blake2b(model.encode(), digest_size=5).hexdigest()
+    return "fp_" + hashlib.blake2b(model.encode("utf-8", "surrogatepass"), digest_size=5).hexdigest()
 
 
 def _sse(payload: dict[str, Any], event: str | None = None, kind: str = "meta", sent: _Sent | None = None) -> _Frame:
@@ -1720,6 +1787,8 @@ class FakeProvider:
             payload, sent = _messages_body(call)
         else:
             payload, sent = _gemini_body(call)
+        if call.surrogates:
+            payload = _spoiled(payload)
         self._send(h, call, _dumps(payload, pretty and fault != "huge"), out_headers, sent)
 
     def _retrieve(self, h: _Handler, path: str, query: dict[str, str], headers: dict[str, str]) -> None:
@@ -1818,6 +1887,8 @@ class FakeProvider:
             answer=_answer_kind(headers),
             tool_calls=_int_header(headers, "x-fake-tool-calls", 1, 1, 8) or 1,
             max_tokens=max_tokens,
+            usage_extra=_usage_header(headers),
+            surrogates=headers.get("x-fake-surrogates", "").strip() == "1",
         )
         return call, inputs
 
@@ -1879,6 +1950,8 @@ class FakeProvider:
             data = frame.data
             if fault == "non-utf8" and frame.kind == "content":
                 data = data.replace(_SENTINEL_JSON, _INVALID_UTF8)
+            if call.surrogates and sse:
+                data = _spoiled_frame(data)
             self._write_counted(functools.partial(h.chunk, data), call.model, frame.sent)
         if fault == "reset":
             self._wait(0.05)

@@ -39,11 +39,16 @@ includes cache reads and cache writes, ``output_tokens`` includes reasoning. gen
 reads its ``Usage`` the same way (``cache_read_tokens`` / ``cache_write_tokens`` are descendants of
 ``input_tokens`` in its unit registry and are subtracted from it), so each token is charged once::
 
-    cost = (input - cache_read - cache_write) x input_rate + cache_read x cache_read_rate
-         + cache_write x cache_write_rate + (output - reasoning) x output_rate
-         + reasoning x reasoning_rate [+ per-request fee]
+    cost = (input - cache_read - cache_write - audio_input) x input_rate + cache_read x cache_read_rate
+         + cache_write x cache_write_rate + audio_input x input_audio_rate
+         + (output - reasoning - audio_output) x output_rate
+         + reasoning x reasoning_rate + audio_output x output_audio_rate [+ per-request fee]
 
-where a part without its own rate stays in its parent (is not subtracted). Should the parts exceed
+where a part without its own rate stays in its parent (is not subtracted). Audio tokens are genai-prices'
+``input_audio_tokens`` / ``output_audio_tokens``; a usage does not say how many cache reads were audio
+(OpenAI's chat usage has ``cached_tokens`` and ``audio_tokens`` side by side), so cached audio is taken as
+none: genai-prices' ``cache_audio_read_tokens`` is 0, and a model's audio cache-read price never applies.
+The audio parts are in the cost split's ``input`` and ``output`` parts (:data:`COST_PARTS`). Should the parts exceed
 the total (a provider bug), the uncached remainder counts as zero rather than negative. Context-size
 tiers follow genai-prices' "cliff" rule: when the call's total ``input_tokens`` exceeds a tier's
 start, that tier's rates apply to every token of the call, output included. Prices that change with
@@ -194,7 +199,7 @@ class Cost(NamedTuple):
 class _Rates:
     """Prices of one tier, USD per million tokens (``None``: not priced separately) plus a USD per-call fee."""
 
-    __slots__ = ("cache_read", "cache_write", "input", "output", "reasoning", "request")
+    __slots__ = ("cache_read", "cache_write", "input", "input_audio", "output", "output_audio", "reasoning", "request")
 
     def __init__(
         self,
@@ -204,6 +209,8 @@ class _Rates:
         cache_write: float | None = None,
         reasoning: float | None = None,
         request: float = 0.0,
+        input_audio: float | None = None,
+        output_audio: float | None = None,
     ) -> None:
         self.input = input
         self.output = output
@@ -211,6 +218,8 @@ class _Rates:
         self.cache_write = cache_write
         self.reasoning = reasoning
         self.request = request
+        self.input_audio = input_audio
+        self.output_audio = output_audio
 
 
 class _Prices:
@@ -251,14 +260,17 @@ def _parts(prices: _Prices, usage: Usage) -> tuple[float, float, float, float, f
     """USD before multipliers, split as :data:`COST_PARTS`; see the module docstring for the formula.
 
     Tokens without a rate of their own stay in their parent's part (cache reads without a cache-read
-    price are paid as input), so each token is in exactly one part.
+    price are paid as input), so each token is in exactly one part. Audio tokens at their own rates are
+    in the input and output parts.
     """
     inp = usage.input_tokens or 0
     out = usage.output_tokens or 0
     cr = usage.cache_read_tokens or 0
     cw = usage.cache_write_tokens or 0
     rates = prices.base
-    if not (cr or cw or usage.reasoning_tokens or prices.tiers):  # the common call: input and output only
+    if not (
+        cr or cw or usage.reasoning_tokens or prices.tiers or usage.audio_input_tokens or usage.audio_output_tokens
+    ):  # the common call: input and output only
         return (
             inp * rates.input / 1_000_000 if inp > 0 else 0.0,
             out * rates.output / 1_000_000 if out > 0 else 0.0,
@@ -286,8 +298,23 @@ def _parts(prices: _Prices, usage: Usage) -> tuple[float, float, float, float, f
         if rs:
             out -= rs
             p_rs = rs * rates.reasoning / 1_000_000
+    p_ain = p_aout = 0.0
+    if rates.input_audio is not None:
+        ain = usage.audio_input_tokens or 0
+        if ain:
+            rest -= ain
+            p_ain = ain * rates.input_audio / 1_000_000
+    if rates.output_audio is not None:
+        aout = usage.audio_output_tokens or 0
+        if aout:
+            out -= aout
+            p_aout = aout * rates.output_audio / 1_000_000
     p_in = rest * rates.input / 1_000_000 if rest > 0 else 0.0
     p_out = out * rates.output / 1_000_000 if out > 0 else 0.0
+    if p_ain:
+        p_in += p_ain
+    if p_aout:
+        p_out += p_aout
     return (p_in, p_out, p_cr, p_cw, p_rs, rates.request)
 
 
@@ -388,20 +415,20 @@ def _genai_version_name() -> str:
 CACHE_DIR_ENV = "OTEL_LLM_CACHE_DIR"
 """Where resolved genai-prices entries are remembered between processes (``off``: nowhere)."""
 
-_DISK_FORMAT = 1  # bump when what a resolution yields changes (compilation, PROVIDER_IDS, matching rules)
+_DISK_FORMAT = 2  # bump when what a resolution yields changes (compilation, PROVIDER_IDS, matching rules)
 _DISK_MAX = 512  # entries kept on disk
 _DYNAMIC = "dynamic"  # a price that depends on the time of the call: genai-prices decides at call time
 
 
 def _rates_to_list(r: _Rates) -> list[float | None]:
-    return [r.input, r.output, r.cache_read, r.cache_write, r.reasoning, r.request]
+    return [r.input, r.output, r.cache_read, r.cache_write, r.reasoning, r.request, r.input_audio, r.output_audio]
 
 
 def _rates_from_list(v: list[Any]) -> _Rates:
     def opt(x: Any) -> float | None:
         return None if x is None else float(x)
 
-    return _Rates(float(v[0]), float(v[1]), opt(v[2]), opt(v[3]), opt(v[4]), float(v[5]))
+    return _Rates(float(v[0]), float(v[1]), opt(v[2]), opt(v[3]), opt(v[4]), float(v[5]), opt(v[6]), opt(v[7]))
 
 
 class _DiskMemory:
@@ -500,9 +527,9 @@ def _rate_at(value: Any, threshold: int | None) -> Any:
 def _compile_model_price(mp: ModelPrice) -> _Prices | None:
     """Float rates per tier from a genai-prices ModelPrice; ``None`` if it prices no token or call.
 
-    Only the keys our usage can make non-zero matter: input/output tokens, their cache and
-    reasoning parts, and a per-request fee (genai-prices counts every call as one request). Keys
-    for audio, image, searches ... see zero units from us, as they do in genai-prices.
+    Only the keys our usage can make non-zero matter: input/output tokens, their cache, reasoning
+    and audio parts, and a per-request fee (genai-prices counts every call as one request). Keys
+    for cached audio, images, searches ... see zero units from us, as they do in genai-prices.
     """
     from genai_prices.types import TieredPrices
 
@@ -519,6 +546,8 @@ def _compile_model_price(mp: ModelPrice) -> _Prices | None:
         "cache_write": values.get("cache_write_mtok"),
         "reasoning": values.get("output_reasoning_mtok"),
         "request": req,
+        "input_audio": values.get("input_audio_mtok"),
+        "output_audio": values.get("output_audio_mtok"),
     }
     starts = sorted({t.start for v in keyed.values() if isinstance(v, TieredPrices) for t in v.tiers})
 
@@ -531,6 +560,8 @@ def _compile_model_price(mp: ModelPrice) -> _Prices | None:
             cache_write=_d2f(at["cache_write"]) if at["cache_write"] is not None else None,
             reasoning=_d2f(at["reasoning"]) if at["reasoning"] is not None else None,
             request=_d2f(at["request"], 1 / 1000) if at["request"] is not None else 0.0,
+            input_audio=_d2f(at["input_audio"]) if at["input_audio"] is not None else None,
+            output_audio=_d2f(at["output_audio"]) if at["output_audio"] is not None else None,
         )
 
     return _Prices(rates(None), tuple((s, rates(s)) for s in reversed(starts)))

@@ -497,22 +497,38 @@ class Recorder:
                     if value:
                         attrs[key] = cap_json(value, self.config.content_max_length)
         tin = tout = None
-        details = False  # cache or reasoning tokens
+        details = False  # cache, reasoning or audio tokens
+        invalid = False  # a count outside any real range: no tokens, no cost, no spend; the call is marked
         if usage is not None:
-            tin = usage.input_tokens
-            tout = usage.output_tokens
-            if tin is not None:
-                attrs[n.USAGE_INPUT] = tin
-            if tout is not None:
-                attrs[n.USAGE_OUTPUT] = tout
-            if usage.cache_read_tokens or usage.cache_write_tokens or usage.reasoning_tokens:
-                details = True  # a zero is left out, as the official instrumentation does
-                if usage.cache_read_tokens:
-                    attrs[n.USAGE_CACHE_READ] = usage.cache_read_tokens
-                if usage.cache_write_tokens:
-                    attrs[n.USAGE_CACHE_WRITE] = usage.cache_write_tokens
-                if usage.reasoning_tokens:
-                    attrs[n.USAGE_REASONING] = usage.reasoning_tokens
+            if usage.invalid:
+                invalid = True
+                attrs[n.USAGE_INVALID] = True
+                usage = None
+            else:
+                tin = usage.input_tokens
+                tout = usage.output_tokens
+                if tin is not None:
+                    attrs[n.USAGE_INPUT] = tin
+                if tout is not None:
+                    attrs[n.USAGE_OUTPUT] = tout
+                if (
+                    usage.cache_read_tokens
+                    or usage.cache_write_tokens
+                    or usage.reasoning_tokens
+                    or usage.audio_input_tokens
+                    or usage.audio_output_tokens
+                ):
+                    details = True  # a zero is left out, as the official instrumentation does
+                    if usage.cache_read_tokens:
+                        attrs[n.USAGE_CACHE_READ] = usage.cache_read_tokens
+                    if usage.cache_write_tokens:
+                        attrs[n.USAGE_CACHE_WRITE] = usage.cache_write_tokens
+                    if usage.reasoning_tokens:
+                        attrs[n.USAGE_REASONING] = usage.reasoning_tokens
+                    if usage.audio_input_tokens:
+                        attrs[n.USAGE_AUDIO_INPUT] = usage.audio_input_tokens
+                    if usage.audio_output_tokens:
+                        attrs[n.USAGE_AUDIO_OUTPUT] = usage.audio_output_tokens
         if info.compacted:
             attrs[n.CONVERSATION_COMPACTED] = True
         if info.system_fingerprint:
@@ -563,7 +579,10 @@ class Recorder:
                 self.tokens.record(tout, series.m_out)
             if details:
                 self._token_details(series, usage)  # type: ignore[arg-type]
-            if not fetch and self.prices is not None:
+            if invalid:  # not priced, even from a relay's reported cost: its usage says it is broken
+                if self.prices is not None:
+                    self.unpriced.add(1, series.extra(n.UNPRICED_REASON, n.INVALID_USAGE))
+            elif not fetch and self.prices is not None:
                 fast = leaf.fast
                 if fast is not None and relay is None and not details and (tin is not None or tout is not None):
                     # a model priced at fixed list rates, input and output only (an embedding has no output):
@@ -583,11 +602,11 @@ class Recorder:
                         attrs[_PART_FEE] = fee
                     self.cost.record(amount, mattrs)
                 elif tin is None and tout is None and relay is None:
-                    self.unpriced.add(1, series.extra(n.UNPRICED_REASON, "no_usage"))
+                    self.unpriced.add(1, series.extra(n.UNPRICED_REASON, n.NO_USAGE))
                 else:
                     cost = self._cost(inv, leaf, usage, relay)
                     if cost is None:
-                        self.unpriced.add(1, series.extra(n.UNPRICED_REASON, "unknown_model"))
+                        self.unpriced.add(1, series.extra(n.UNPRICED_REASON, n.UNKNOWN_MODEL))
                     else:
                         amount, parts, list_amount = cost.amount, cost.parts, cost.list_amount
                         self._cost_attrs(cost, attrs, model or inv.request.model)
@@ -645,6 +664,8 @@ class Recorder:
                         slot.cache_read += usage.cache_read_tokens or 0
                         slot.cache_write += usage.cache_write_tokens or 0
                         slot.reasoning += usage.reasoning_tokens or 0
+                        slot.audio_input += usage.audio_input_tokens or 0
+                        slot.audio_output += usage.audio_output_tokens or 0
         finally:
             _release()
 
@@ -669,6 +690,10 @@ class Recorder:
             self.token_detail.add(usage.cache_write_tokens, series.extra(n.TOKEN_TYPE, "cache_write"))
         if usage.reasoning_tokens:
             self.token_detail.add(usage.reasoning_tokens, series.extra(n.TOKEN_TYPE, "reasoning"))
+        if usage.audio_input_tokens:
+            self.token_detail.add(usage.audio_input_tokens, series.extra(n.TOKEN_TYPE, "audio_input"))
+        if usage.audio_output_tokens:
+            self.token_detail.add(usage.audio_output_tokens, series.extra(n.TOKEN_TYPE, "audio_output"))
 
     def _cost(self, inv: Invocation, leaf: _Leaf, usage: Usage | None, relay: float | None) -> Cost | None:
         """The call's cost: priced as the model that answered, else as the one asked for (an answering model

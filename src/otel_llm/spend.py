@@ -67,6 +67,8 @@ class ModelSpend:
     cache_write_tokens: int
     reasoning_tokens: int
     cost_usd: float
+    audio_input_tokens: int = 0
+    audio_output_tokens: int = 0
 
 
 def _sum(provider: str, model: str, parts: tuple[ModelSpend, ...]) -> ModelSpend:
@@ -82,6 +84,8 @@ def _sum(provider: str, model: str, parts: tuple[ModelSpend, ...]) -> ModelSpend
         cache_write_tokens=sum(p.cache_write_tokens for p in parts),
         reasoning_tokens=sum(p.reasoning_tokens for p in parts),
         cost_usd=sum(p.cost_usd for p in parts),
+        audio_input_tokens=sum(p.audio_input_tokens for p in parts),
+        audio_output_tokens=sum(p.audio_output_tokens for p in parts),
     )
 
 
@@ -128,7 +132,19 @@ class _Slot:
     """One (provider, model)'s running totals. A slot, once made, lives as long as its ledger (``reset`` zeroes
     it in place), so that the recorder may keep it and add to it under :data:`LOCK` directly."""
 
-    __slots__ = ("cache_read", "cache_write", "calls", "cost", "errors", "input", "output", "reasoning", "unpriced")
+    __slots__ = (
+        "audio_input",
+        "audio_output",
+        "cache_read",
+        "cache_write",
+        "calls",
+        "cost",
+        "errors",
+        "input",
+        "output",
+        "reasoning",
+        "unpriced",
+    )
 
     def __init__(self) -> None:
         self.calls = 0
@@ -140,6 +156,8 @@ class _Slot:
         self.cache_write = 0
         self.reasoning = 0
         self.cost = 0.0
+        self.audio_input = 0
+        self.audio_output = 0
 
 
 class SpendLedger:
@@ -165,7 +183,7 @@ class SpendLedger:
                 slot.cost += cost
             elif not error:
                 slot.unpriced += 1
-            if usage is not None:
+            if usage is not None and not usage.invalid:  # an invalid usage has no counts to add
                 if usage.input_tokens:
                     slot.input += usage.input_tokens
                 if usage.output_tokens:
@@ -176,6 +194,10 @@ class SpendLedger:
                     slot.cache_write += usage.cache_write_tokens
                 if usage.reasoning_tokens:
                     slot.reasoning += usage.reasoning_tokens
+                if usage.audio_input_tokens:
+                    slot.audio_input += usage.audio_input_tokens
+                if usage.audio_output_tokens:
+                    slot.audio_output += usage.audio_output_tokens
 
     def slot(self, provider: str, model: str) -> _Slot:
         """The live slot calls of (provider, model) are added to (bounded as :meth:`add` says). The recorder
@@ -216,6 +238,8 @@ class SpendLedger:
                     s.cache_write,
                     s.reasoning,
                     s.cost,
+                    s.audio_input,
+                    s.audio_output,
                 )
                 for (provider, model), s in self._slots.items()
                 if s.calls

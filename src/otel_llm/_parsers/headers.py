@@ -7,6 +7,7 @@ from operator import itemgetter
 from typing import Any
 
 from .. import _names as n
+from ._text import clean
 
 __all__ = ["HeaderInfo", "parse_duration", "parse_header_list", "parse_header_store", "parse_headers"]
 
@@ -212,7 +213,11 @@ _new = object.__new__  # a parse below makes its HeaderInfo without the Python _
 
 
 def _decode(v: Any) -> Any:
-    return v.decode("latin-1") if type(v) is bytes else v
+    """A header value as text: bytes as latin-1 (always encodable); a str (aiohttp decodes with
+    ``surrogateescape``, so an undecodable byte is a lone surrogate) cleaned."""
+    if type(v) is bytes:
+        return v.decode("latin-1")
+    return clean(v) if isinstance(v, str) else v
 
 
 def parse_duration(text: str) -> float | None:

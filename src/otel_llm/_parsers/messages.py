@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from ._text import clean_deep
 from .routes import ANTHROPIC_MESSAGES, GEMINI, OPENAI_CHAT, OPENAI_COMPLETIONS, OPENAI_RESPONSES
 
 __all__ = ["StreamContent", "request_content", "response_messages"]
@@ -1215,7 +1216,7 @@ def request_content(api: str, body: Any) -> tuple[list[dict], list[dict], list[d
     if convert is None or not isinstance(body, dict):
         return [], [], []
     try:
-        return convert(body)
+        return clean_deep(convert(body))  # text from the wire may carry lone surrogates: U+FFFD
     except Exception:  # a shape no converter foresaw: no content rather than an error in the user's call
         return [], [], []
 
@@ -1226,7 +1227,7 @@ def response_messages(api: str, body: Any) -> list[dict]:
     if convert is None or not isinstance(body, dict):
         return []
     try:
-        return convert(body)
+        return clean_deep(convert(body))
     except Exception:
         return []
 
@@ -1258,6 +1259,6 @@ class StreamContent:
         if self._state is None:
             return []
         try:
-            return self._state.messages()
+            return clean_deep(self._state.messages())
         except Exception:
             return []

@@ -6,6 +6,7 @@ from typing import Any
 
 from .. import _names as n
 from ._json import loads as _loads
+from ._text import clean
 from .routes import ANTHROPIC_MESSAGES, GEMINI, OPENAI_EMBEDDINGS, OPENAI_RESPONSES, Route
 
 __all__ = ["RequestInfo", "parse_fetch", "parse_request", "parse_request_bytes"]
@@ -108,7 +109,7 @@ def _output_type(attrs: dict[str, Any], fmt: Any) -> None:
     as ``parse`` sends, or a JSON object is ``json``; another named format is given as named)."""
     kind = fmt.get("type") if isinstance(fmt, dict) else fmt
     if isinstance(kind, str) and kind:
-        attrs[n.OUTPUT_TYPE] = "json" if kind in ("json_object", "json_schema") else kind
+        attrs[n.OUTPUT_TYPE] = "json" if kind in ("json_object", "json_schema") else clean(kind)
 
 
 def parse_request(route: Route, body: Any, path_model: str | None = None) -> RequestInfo:
@@ -131,7 +132,7 @@ def parse_request(route: Route, body: Any, path_model: str | None = None) -> Req
             _params(attrs, cfg, _GEMINI_PARAMS, _GEMINI_KEYS)
             stops = cfg.get("stopSequences")
             if isinstance(stops, list) and stops:
-                attrs[n.REQUEST_STOP_SEQUENCES] = [str(s) for s in stops]
+                attrs[n.REQUEST_STOP_SEQUENCES] = [clean(str(s)) for s in stops]
             count = cfg.get("candidateCount")
             if isinstance(count, int) and not isinstance(count, bool) and count != 1:
                 attrs[n.REQUEST_CHOICE_COUNT] = count
@@ -139,17 +140,17 @@ def parse_request(route: Route, body: Any, path_model: str | None = None) -> Req
 
     model = body.get("model")
     if isinstance(model, str):
-        info.model = model
+        info.model = model if model.isascii() else clean(model)
     info.stream = body.get("stream") is True
     _params(attrs, body, _OPENAI_PARAMS, _OPENAI_KEYS)
     if api == OPENAI_EMBEDDINGS:
         fmt = body.get("encoding_format")
-        attrs[n.REQUEST_ENCODING_FORMATS] = [fmt if isinstance(fmt, str) else "float"]
+        attrs[n.REQUEST_ENCODING_FORMATS] = [clean(fmt) if isinstance(fmt, str) else "float"]
         return info
     if api == ANTHROPIC_MESSAGES:
         stops = body.get("stop_sequences")
         if isinstance(stops, list) and stops:
-            attrs[n.REQUEST_STOP_SEQUENCES] = [str(s) for s in stops]
+            attrs[n.REQUEST_STOP_SEQUENCES] = [clean(str(s)) for s in stops]
         return info
     if api == OPENAI_RESPONSES:
         inp = body.get("input")
@@ -159,15 +160,15 @@ def parse_request(route: Route, body: Any, path_model: str | None = None) -> Req
         return info
     stop = body.get("stop")
     if isinstance(stop, str):
-        attrs[n.REQUEST_STOP_SEQUENCES] = [stop]
+        attrs[n.REQUEST_STOP_SEQUENCES] = [clean(stop)]
     elif isinstance(stop, list) and stop:
-        attrs[n.REQUEST_STOP_SEQUENCES] = [str(s) for s in stop]
+        attrs[n.REQUEST_STOP_SEQUENCES] = [clean(str(s)) for s in stop]
     count = body.get("n")
     if isinstance(count, int) and not isinstance(count, bool) and count != 1:
         attrs[n.REQUEST_CHOICE_COUNT] = count
     tier = body.get("service_tier")
     if isinstance(tier, str) and tier != "auto":
-        attrs[n.OPENAI_REQUEST_SERVICE_TIER] = tier
+        attrs[n.OPENAI_REQUEST_SERVICE_TIER] = clean(tier)
     fmt = body.get("response_format")
     if fmt is not None:
         _output_type(attrs, fmt)
@@ -177,9 +178,9 @@ def parse_request(route: Route, body: Any, path_model: str | None = None) -> Req
             _output_type(attrs, text["format"])
         conv = body.get("conversation")
         if isinstance(conv, str):
-            attrs[n.CONVERSATION_ID] = conv
+            attrs[n.CONVERSATION_ID] = clean(conv)
         elif isinstance(conv, dict) and isinstance(conv.get("id"), str):
-            attrs[n.CONVERSATION_ID] = conv["id"]
+            attrs[n.CONVERSATION_ID] = clean(conv["id"])
         return info
     opts = body.get("stream_options")
     if isinstance(opts, dict) and opts.get("include_usage") is True:
@@ -201,9 +202,9 @@ def parse_request_bytes(route: Route, raw: bytes | None, path_model: str | None 
 def parse_fetch(response_id: str, params: Any, stream: bool) -> RequestInfo:
     """A ``responses.retrieve`` call: no model asked for; the fetched response's id is known from the start,
     and a streamed fetch may resume after a given event (``starting_after``)."""
-    attrs: dict[str, Any] = {n.RESPONSE_ID: response_id}
+    attrs: dict[str, Any] = {n.RESPONSE_ID: clean(response_id)}
     if isinstance(params, dict):
         cursor = params.get("starting_after")
         if isinstance(cursor, (int, str)) and not isinstance(cursor, bool):
-            attrs[n.REQUEST_STREAM_CURSOR] = str(cursor)
+            attrs[n.REQUEST_STREAM_CURSOR] = clean(str(cursor))
     return RequestInfo(stream=stream, attributes=attrs)

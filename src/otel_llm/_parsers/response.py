@@ -1,8 +1,10 @@
 """Response bodies (JSON) of every supported wire format -> model, id, finish reasons, usage, relay cost.
 
 Works on decoded JSON (dicts and lists). Every field is optional: a body of the wrong shape leaves
-the info partial, never raises. Numbers must be JSON numbers; a string where a count belongs is
-ignored rather than guessed.
+the info partial, never raises. Token counts must be whole JSON numbers from 0 to ``MAX_TOKENS``: any
+other value where a count belongs (a string, a boolean, a fraction, a negative or absurd number) makes
+the call's usage invalid (``Usage.invalid``), never guessed. Every string taken from a body goes through
+``clean`` (a lone surrogate from a JSON escape becomes U+FFFD) before it can reach an attribute.
 """
 
 from __future__ import annotations
@@ -10,9 +12,10 @@ from __future__ import annotations
 from typing import Any
 
 from ._json import loads as _loads
+from ._text import clean
 from .messages import StreamContent, request_content, response_messages
 from .routes import ANTHROPIC_MESSAGES, FETCH_RESPONSE, GEMINI, OPENAI_EMBEDDINGS, OPENAI_RESPONSES, Route
-from .usage import Usage, new_usage
+from .usage import MAX_TOKENS, Usage, invalid_usage, new_usage
 
 __all__ = [
     "ResponseInfo",
@@ -97,18 +100,37 @@ _new = object.__new__
 _INFO_FIELDS = tuple(ResponseInfo.__annotations__)
 
 
+class _BadCount(Exception):
+    """A token count outside any real range: the usage it belongs to is invalid (caught by the usage readers)."""
+
+
 def _int(v: Any) -> int | None:
+    """A token count: ``None`` when absent (null); raises ``_BadCount`` for anything but a whole number from 0 to
+    ``MAX_TOKENS`` (a string, a boolean, a fraction, a negative or absurd number)."""
     if v is None:
         return None
     if type(v) is int:  # the common case first (bool is not int here)
-        return v if v >= 0 else None
+        if 0 <= v <= MAX_TOKENS:
+            return v
+        raise _BadCount
     if isinstance(v, bool):
-        return None
+        raise _BadCount
     if isinstance(v, int):
-        return v if v >= 0 else None
-    if isinstance(v, float) and v.is_integer() and v >= 0:
+        if 0 <= v <= MAX_TOKENS:
+            return int(v)
+        raise _BadCount
+    if isinstance(v, float) and v.is_integer() and 0 <= v <= MAX_TOKENS:
         return int(v)
-    return None
+    raise _BadCount
+
+
+def _text(v: Any) -> str | None:
+    """A non-empty string from the wire, cleaned; ``None`` for anything else."""
+    if type(v) is str:
+        if v.isascii():
+            return v or None
+        return clean(v)
+    return clean(v) or None if isinstance(v, str) else None
 
 
 def _list(v: Any) -> list:
@@ -119,8 +141,7 @@ def _dict(v: Any) -> dict:
     return v if isinstance(v, dict) else {}
 
 
-def _str(v: Any) -> str | None:
-    return v if isinstance(v, str) and v else None
+_str = _text
 
 
 def _cost(v: Any) -> float | None:
@@ -130,9 +151,17 @@ def _cost(v: Any) -> float | None:
 
 
 def usage_from(api: str, u: Any) -> Usage | None:
-    """Normalise one provider usage object (input includes cache tokens; output includes reasoning)."""
+    """Normalise one provider usage object (input includes cache and audio tokens; output includes reasoning
+    and audio); an invalid usage (see ``_int``) if a count is outside any real range."""
     if not isinstance(u, dict):
         return None
+    try:
+        return _usage_from(api, u)
+    except _BadCount:
+        return invalid_usage()
+
+
+def _usage_from(api: str, u: dict) -> Usage:
     if api == ANTHROPIC_MESSAGES:
         base = _int(u.get("input_tokens"))
         read = _int(u.get("cache_read_input_tokens"))
@@ -148,29 +177,42 @@ def usage_from(api: str, u: Any) -> Usage | None:
             out = thoughts
         return new_usage(_int(u.get("promptTokenCount")), out, _int(u.get("cachedContentTokenCount")), None, thoughts)
     if api == OPENAI_RESPONSES:
+        din = _dict(u.get("input_tokens_details"))
+        dout = _dict(u.get("output_tokens_details"))
         return new_usage(
             _int(u.get("input_tokens")),
             _int(u.get("output_tokens")),
-            _int(_dict(u.get("input_tokens_details")).get("cached_tokens")),
-            None,
-            _int(_dict(u.get("output_tokens_details")).get("reasoning_tokens")),
+            _int(din.get("cached_tokens")),
+            _int(din.get("cache_write_tokens")),
+            _int(dout.get("reasoning_tokens")),
+            _int(din.get("audio_tokens")),
+            _int(dout.get("audio_tokens")),
         )
     get = u.get
     details = get("prompt_tokens_details")
-    cached = _int(details.get("cached_tokens")) if isinstance(details, dict) else None
+    cached = write = audio_in = audio_out = reasoning = None
+    if isinstance(details, dict):
+        cached = _int(details.get("cached_tokens"))
+        write = _int(details.get("cache_write_tokens"))
+        audio_in = _int(details.get("audio_tokens"))
     if cached is None:
         cached = get("prompt_cache_hit_tokens")  # DeepSeek
         if cached is not None:
             cached = _int(cached)
     details = get("completion_tokens_details")
+    if isinstance(details, dict):
+        reasoning = _int(details.get("reasoning_tokens"))
+        audio_out = _int(details.get("audio_tokens"))
     tin = get("prompt_tokens")
     tout = get("completion_tokens")
     return new_usage(
-        tin if type(tin) is int and tin >= 0 else _int(tin),  # _int's common case, without the call
-        tout if tout is None or (type(tout) is int and tout >= 0) else _int(tout),  # (an embedding has none)
+        tin if type(tin) is int and 0 <= tin <= MAX_TOKENS else _int(tin),  # _int's common case, without the call
+        tout if tout is None or (type(tout) is int and 0 <= tout <= MAX_TOKENS) else _int(tout),  # (embeddings: none)
         cached,
-        None,
-        _int(details.get("reasoning_tokens")) if isinstance(details, dict) else None,
+        write,
+        reasoning,
+        audio_in,
+        audio_out,
     )
 
 
@@ -181,10 +223,26 @@ def _merge_usage(info: ResponseInfo, usage: Usage | None) -> None:
         info.usage = usage
         return
     cur = info.usage  # streams report usage in pieces (Anthropic: input at start, output at the end)
-    for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens"):
+    if cur.invalid:
+        return
+    if usage.invalid:
+        info.usage = usage
+        return
+    for name in _USAGE_COUNTS:
         v = getattr(usage, name)
         if v is not None:
             setattr(cur, name, v)
+
+
+_USAGE_COUNTS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "audio_input_tokens",
+    "audio_output_tokens",
+)
 
 
 def _set_error(info: ResponseInfo, body: dict) -> None:
@@ -194,7 +252,7 @@ def _set_error(info: ResponseInfo, body: dict) -> None:
         if not isinstance(code, str):
             code = err.get("type") if isinstance(err.get("type"), str) else err.get("status")
         if isinstance(code, str) and code:
-            info.error_code = code
+            info.error_code = clean(code)
 
 
 def apply_openai_choices(info: ResponseInfo, choices: Any) -> None:
@@ -205,7 +263,7 @@ def apply_openai_choices(info: ResponseInfo, choices: Any) -> None:
             continue
         reason = choice.get("finish_reason")
         if isinstance(reason, str):
-            info.finish_reasons.append(reason)
+            info.finish_reasons.append(reason if reason.isascii() else clean(reason))
 
 
 _INCOMPLETE_REASONS = {"max_output_tokens": "length"}  # the chat spelling, as the official instrumentation maps it
@@ -269,31 +327,31 @@ def apply_body(route: Route, body: Any, info: ResponseInfo) -> None:
                 continue
             reason = cand.get("finishReason")
             if isinstance(reason, str):
-                info.finish_reasons.append(reason)
+                info.finish_reasons.append(clean(reason))
         usage = usage_from(api, body.get("usageMetadata"))
         if usage is not None:
             info.usage = usage  # cumulative in every chunk: the last one wins
         return
     model = body.get("model")
-    if type(model) is str and model:
+    if type(model) is str and model and model.isascii():
         info.model = model
     elif model is not None:
         info.model = _str(model) or info.model
     rid = body.get("id")
-    if type(rid) is str and rid:
+    if type(rid) is str and rid and rid.isascii():
         info.id = rid
     elif rid is not None:
         info.id = _str(rid) or info.id
     if api == ANTHROPIC_MESSAGES:
         reason = body.get("stop_reason")
         if isinstance(reason, str):
-            info.finish_reasons.append(reason)
+            info.finish_reasons.append(clean(reason))
         _merge_usage(info, usage_from(api, body.get("usage")))
         return
     if api == OPENAI_RESPONSES:
         status = body.get("status")
         if isinstance(status, str):
-            info.status = status
+            info.status = clean(status)
         output = body.get("output")
         if type(output) is list and not info.compacted:
             info.compacted = any(type(item) is dict and item.get("type") == "compaction" for item in output)
@@ -301,16 +359,16 @@ def apply_body(route: Route, body: Any, info: ResponseInfo) -> None:
             info.finish_reasons.extend(_responses_reasons(output))
         elif status == "incomplete":
             reason = _dict(body.get("incomplete_details")).get("reason")
-            reason = reason if isinstance(reason, str) else "incomplete"
+            reason = clean(reason) if isinstance(reason, str) else "incomplete"
             info.finish_reasons.append(_INCOMPLETE_REASONS.get(reason, reason))
         elif status in ("failed", "cancelled"):
             info.finish_reasons.append("error")
             err = body.get("error")
             if isinstance(err, dict) and isinstance(err.get("code"), str):
-                info.error_code = err["code"]
+                info.error_code = clean(err["code"])
         tier = body.get("service_tier")
         if isinstance(tier, str):
-            info.service_tier = tier
+            info.service_tier = clean(tier)
         _merge_usage(info, usage_from(api, body.get("usage")))
         return
     if api == OPENAI_EMBEDDINGS:
@@ -325,10 +383,10 @@ def apply_body(route: Route, body: Any, info: ResponseInfo) -> None:
         apply_openai_choices(info, body.get("choices"))
         fp = body.get("system_fingerprint")
         if isinstance(fp, str):
-            info.system_fingerprint = fp
+            info.system_fingerprint = clean(fp)
         tier = body.get("service_tier")
         if isinstance(tier, str):
-            info.service_tier = tier
+            info.service_tier = clean(tier)
     usage_obj = body.get("usage")
     if isinstance(usage_obj, dict):
         usage = usage_from(api, usage_obj)
@@ -377,10 +435,10 @@ def apply_openai_object(route: Route, obj: Any, info: ResponseInfo) -> None:
     get = body.get
     model = get("model")
     if isinstance(model, str) and model:
-        info.model = model
+        info.model = model if model.isascii() else clean(model)
     rid = get("id")
     if isinstance(rid, str) and rid:
-        info.id = rid
+        info.id = rid if rid.isascii() else clean(rid)
     if get("error"):
         _set_error(info, {"error": _sub(body, "error")})
     api = route.api
@@ -402,13 +460,13 @@ def apply_openai_object(route: Route, obj: Any, info: ResponseInfo) -> None:
             for choice in choices:
                 reason = getattr(choice, "finish_reason", None)
                 if isinstance(reason, str):
-                    reasons.append(reason)
+                    reasons.append(reason if reason.isascii() else clean(reason))
         fp = get("system_fingerprint")
         if isinstance(fp, str):
-            info.system_fingerprint = fp
+            info.system_fingerprint = clean(fp)
         tier = get("service_tier")
         if isinstance(tier, str):
-            info.service_tier = tier
+            info.service_tier = clean(tier)
     u = get("usage")
     if u is None:
         return
@@ -416,42 +474,50 @@ def apply_openai_object(route: Route, obj: Any, info: ResponseInfo) -> None:
         u = _fields(u)
         if u is None:
             return
+    try:
+        usage = _object_usage(u)
+    except _BadCount:
+        usage = invalid_usage()
+    if info.usage is None:
+        info.usage = usage
+    else:
+        _merge_usage(info, usage)
+    cost = u.get("cost")  # OpenRouter
+    if cost is not None:
+        cost = _cost(cost)
+        if cost is not None:
+            info.relay_cost = cost
+
+
+def _object_usage(u: dict) -> Usage:
+    """``usage_from``'s chat and completions branch, over the fields of the SDK's ``CompletionUsage`` (its details
+    are models; their extra fields, such as ``cache_write_tokens``, are read too). Raises ``_BadCount``."""
     get = u.get
     details = get("prompt_tokens_details")
-    cached = None
+    cached = write = audio_in = audio_out = reasoning = None
     if details is not None:
-        cached = details.get("cached_tokens") if type(details) is dict else getattr(details, "cached_tokens", None)
-        if cached is not None and not (type(cached) is int and cached >= 0):
-            cached = _int(cached)
+        cached = _detail(details, "cached_tokens")
+        write = _detail(details, "cache_write_tokens")
+        audio_in = _detail(details, "audio_tokens")
     if cached is None:
         cached = get("prompt_cache_hit_tokens")  # DeepSeek
         if cached is not None:
             cached = _int(cached)
     details = get("completion_tokens_details")
-    reasoning = None
     if details is not None:
-        name = "reasoning_tokens"
-        reasoning = details.get(name) if type(details) is dict else getattr(details, name, None)
-        if reasoning is not None and not (type(reasoning) is int and reasoning >= 0):
-            reasoning = _int(reasoning)
+        reasoning = _detail(details, "reasoning_tokens")
+        audio_out = _detail(details, "audio_tokens")
     tin = get("prompt_tokens")
     tout = get("completion_tokens")
-    usage = new_usage(
-        tin if type(tin) is int and tin >= 0 else _int(tin),  # _int's common case, without the call
-        tout if tout is None or (type(tout) is int and tout >= 0) else _int(tout),  # (an embedding has none)
+    return new_usage(
+        tin if type(tin) is int and 0 <= tin <= MAX_TOKENS else _int(tin),  # _int's common case, without the call
+        tout if tout is None or (type(tout) is int and 0 <= tout <= MAX_TOKENS) else _int(tout),  # (embeddings: none)
         cached,
-        None,
+        write,
         reasoning,
+        audio_in,
+        audio_out,
     )
-    if info.usage is None:
-        info.usage = usage
-    else:
-        _merge_usage(info, usage)
-    cost = get("cost")  # OpenRouter
-    if cost is not None:
-        cost = _cost(cost)
-        if cost is not None:
-            info.relay_cost = cost
 
 
 def _apply_responses_object(body: dict, info: ResponseInfo) -> None:
@@ -459,7 +525,7 @@ def _apply_responses_object(body: dict, info: ResponseInfo) -> None:
     get = body.get
     status = get("status")
     if isinstance(status, str):
-        info.status = status
+        info.status = clean(status)
     output = get("output")
     if type(output) is list and not info.compacted:
         info.compacted = any(getattr(item, "type", None) == "compaction" for item in output)
@@ -468,30 +534,34 @@ def _apply_responses_object(body: dict, info: ResponseInfo) -> None:
     elif status == "incomplete":
         details = _sub(body, "incomplete_details")
         reason = details.get("reason") if details is not None else None
-        reason = reason if isinstance(reason, str) else "incomplete"
+        reason = clean(reason) if isinstance(reason, str) else "incomplete"
         info.finish_reasons.append(_INCOMPLETE_REASONS.get(reason, reason))
     elif status in ("failed", "cancelled"):
         info.finish_reasons.append("error")
         err = _sub(body, "error")
         if err is not None and isinstance(err.get("code"), str):
-            info.error_code = err["code"]
+            info.error_code = clean(err["code"])
     tier = get("service_tier")
     if isinstance(tier, str):
-        info.service_tier = tier
+        info.service_tier = clean(tier)
     u = _sub(body, "usage")
     if u is None:
         return
     get = u.get
-    details = get("input_tokens_details")
-    cached = _detail(details, "cached_tokens") if details is not None else None
-    details = get("output_tokens_details")
-    usage = new_usage(
-        _int(get("input_tokens")),
-        _int(get("output_tokens")),
-        cached,
-        None,
-        _detail(details, "reasoning_tokens") if details is not None else None,
-    )
+    try:
+        din = get("input_tokens_details")
+        dout = get("output_tokens_details")
+        usage = new_usage(
+            _int(get("input_tokens")),
+            _int(get("output_tokens")),
+            _detail(din, "cached_tokens") if din is not None else None,
+            _detail(din, "cache_write_tokens") if din is not None else None,
+            _detail(dout, "reasoning_tokens") if dout is not None else None,
+            _detail(din, "audio_tokens") if din is not None else None,
+            _detail(dout, "audio_tokens") if dout is not None else None,
+        )
+    except _BadCount:
+        usage = invalid_usage()
     if info.usage is None:
         info.usage = usage
     else:
@@ -501,7 +571,7 @@ def _apply_responses_object(body: dict, info: ResponseInfo) -> None:
 def _detail(details: Any, name: str) -> int | None:
     """One count from a usage details object (a pydantic model, or a dict from a relay)."""
     v = details.get(name) if type(details) is dict else getattr(details, name, None)  # pydantic: extras too
-    if v is None or (type(v) is int and v >= 0):
+    if v is None or (type(v) is int and 0 <= v <= MAX_TOKENS):
         return v
     return _int(v)
 

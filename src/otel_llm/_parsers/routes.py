@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ._text import clean
+
 __all__ = ["FETCH", "Route", "Router", "CHAT", "TEXT_COMPLETION", "EMBEDDINGS", "FETCH_RESPONSE", "GENERATE_CONTENT"]
 
 CHAT = "chat"
@@ -155,4 +157,5 @@ def gemini_model_from_path(path: str) -> str | None:
     slash = path.rfind("/", 0, colon)
     if colon <= 0 or slash < 0:
         return None
-    return path[slash + 1 : colon] or None
+    model = path[slash + 1 : colon]
+    return (model if model.isascii() else clean(model)) or None

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ._json import loads as _loads
+from ._text import clean
 from .messages import StreamContent
 from .response import ResponseInfo, apply_body, apply_openai_choices, usage_from
 from .routes import ANTHROPIC_MESSAGES, GEMINI, OPENAI_RESPONSES, Route
@@ -169,12 +170,14 @@ class StreamParser:
                     elif name == b"message_delta":
                         reason = ev.get("delta", {}).get("stop_reason") if isinstance(ev.get("delta"), dict) else None
                         if isinstance(reason, str):
-                            info.finish_reasons.append(reason)
+                            info.finish_reasons.append(clean(reason))
                         usage = usage_from(api, ev.get("usage"))
-                        if usage is not None and info.usage is not None:
-                            if usage.output_tokens is not None:
+                        if usage is not None and info.usage is not None and not info.usage.invalid:
+                            if usage.invalid:
+                                info.usage = usage
+                            elif usage.output_tokens is not None:
                                 info.usage.output_tokens = usage.output_tokens
-                        elif usage is not None:
+                        elif usage is not None and info.usage is None:
                             info.usage = usage
                     else:
                         apply_body(self.route, ev, info)
@@ -203,7 +206,7 @@ class StreamParser:
                 if isinstance(ev, dict):
                     code = ev.get("code")
                     if isinstance(code, str):
-                        info.error_code = code
+                        info.error_code = clean(code)
                     elif isinstance(ev.get("error"), dict):
                         apply_body(self.route, ev, info)
             return 0
@@ -226,14 +229,14 @@ class StreamParser:
 def _apply_chunk(route: Route, ev: dict, info: ResponseInfo) -> None:
     # like apply_body, without the content walk
     if isinstance(ev.get("model"), str) and ev["model"]:
-        info.model = ev["model"]
+        info.model = clean(ev["model"])
     if isinstance(ev.get("id"), str) and ev["id"]:
-        info.id = ev["id"]
+        info.id = clean(ev["id"])
     apply_openai_choices(info, ev.get("choices"))
     if isinstance(ev.get("system_fingerprint"), str):
-        info.system_fingerprint = ev["system_fingerprint"]
+        info.system_fingerprint = clean(ev["system_fingerprint"])
     if isinstance(ev.get("service_tier"), str):
-        info.service_tier = ev["service_tier"]
+        info.service_tier = clean(ev["service_tier"])
     if ev.get("error"):
         apply_body(route, {"error": ev["error"]}, info)
     u = ev.get("usage")
