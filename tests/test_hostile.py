@@ -319,7 +319,7 @@ def test_cache_writes_and_audio_tokens_are_recorded_and_priced_as_genai_prices_p
     _call(layer, provider.url, api, stream, {"x-fake-usage": json.dumps(DETAILS[api])}, model=model)
     a = dict(telemetry.span().attributes or {})
     assert a["gen_ai.usage.cache_read.input_tokens"] == 10
-    assert a["gen_ai.usage.cache_creation.input_tokens"] == 7
+    assert a["gen_ai.usage.cache_write.input_tokens"] == 7
     assert a["gen_ai.usage.audio.input_tokens"] == 5
     assert a["gen_ai.usage.audio.output_tokens"] == 3
     detail = "otel_llm.client.token.usage.detail"

@@ -522,7 +522,7 @@ CASES = [
 
 _DETAIL_ATTRS = {
     "cache_read": ("gen_ai.usage.cache_read.input_tokens", "cached_tokens"),
-    "cache_write": ("gen_ai.usage.cache_creation.input_tokens", None),  # the provider writes no cache: 0, left out
+    "cache_write": ("gen_ai.usage.cache_write.input_tokens", None),  # the provider writes no cache: 0, left out
     "reasoning": ("gen_ai.usage.reasoning.output_tokens", "reasoning_tokens"),
 }
 
