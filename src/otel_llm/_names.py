@@ -39,7 +39,8 @@ CONVERSATION_COMPACTED = "gen_ai.conversation.compacted"
 USAGE_INPUT = "gen_ai.usage.input_tokens"
 USAGE_OUTPUT = "gen_ai.usage.output_tokens"
 USAGE_CACHE_READ = "gen_ai.usage.cache_read.input_tokens"
-USAGE_CACHE_WRITE = "gen_ai.usage.cache_write.input_tokens"  # tokens written to the provider's cache (the GenAI repo's rename of cache_creation, as util-genai 1.3b0 emits it)
+# tokens written to the provider's cache: the GenAI repo's rename of cache_creation, as util-genai 1.3b0 emits it
+USAGE_CACHE_WRITE = "gen_ai.usage.cache_write.input_tokens"
 USAGE_REASONING = "gen_ai.usage.reasoning.output_tokens"
 # Audio tokens (OpenAI's prompt/completion_tokens_details.audio_tokens): the conventions have no name yet; named
 # after their cache_read / reasoning ones. Parts of gen_ai.usage.input_tokens / output_tokens.
