@@ -768,7 +768,9 @@ CG_LAYOUT_STEP = 0x24000  # 144 KiB: repeats at 0, 144, ... 864 KiB past a MiB b
 CG_REPEATED = ("baseline", "floor", "otel-llm")
 CG_PARALLEL = 2  # counts do not move with load: two valgrind processes at a time on this 2-core machine
 NO_CHUNK_TIMING = "otel-llm, chunk_timing=False"  # otel-llm with OTEL_LLM_CHUNK_TIMING=false (stream scenarios)
-TARGET_OWN_WORK = 0.10  # otel-llm's instructions beyond the floor's, as a share of the floor's
+# otel-llm's instructions beyond the floor's, as a share of the floor's (issue #27: 15%, what pure Python holds
+# across memory layouts)
+TARGET_OWN_WORK = 0.15
 TARGET_STARTUP_MS = 30.0
 TARGET_FIRST_CALL_MS = 5.0
 CG_IGNORED_INSTRUMENTS = ("gen_ai.client.rate_limit.",)  # set once per series in a counted run (CG_ENV)
@@ -977,6 +979,17 @@ def counted_targets(counted: dict[str, Any], startup: dict[str, Any] | None) -> 
                 "PASS" if best <= TARGET_STARTUP_MS else "FAIL",
             )
         )
+        if startup.get("cold_inproc_ms") is not None:
+            # a fresh container: no price cache on disk (an empty OTEL_LLM_CACHE_DIR), genai-prices loaded at start
+            out.append(
+                (
+                    "start-up, cold (empty cache directory, as a fresh container starts): `import otel_llm` + "
+                    "`instrument()` after the SDK (wall, median of 5 fresh processes)",
+                    f"{startup['cold_inproc_ms']:.1f} ms; its first call {startup['cold_first_call_ms']:.1f} ms "
+                    f"(warm: {best:.1f} ms best, {startup['inproc_ms']:.1f} ms median)",
+                    "reported",
+                )
+            )
         out.append(
             (
                 f"start-up: set-up work moved into the first call ≤ {TARGET_FIRST_CALL_MS:.0f} ms (CPU time)",
