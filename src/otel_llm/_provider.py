@@ -34,6 +34,7 @@ _HOST_SUFFIXES = (
 # visible in server.address. Used only when the model name says nothing.
 _RELAYS = {"openrouter.ai": "openrouter"}
 _LOCAL_PORTS = {11434: "ollama"}
+_CACHE_SIZE = 1024  # (host, port, wire format, model) keys remembered by a resolver
 
 _MODEL_PREFIXES = (
     ("gpt-", "openai"),
@@ -113,8 +114,13 @@ class ProviderResolver:
         if hit is not None and not self._user_urls:
             return hit
         name = self._resolve(host, port, api, model, url)
-        if len(self._cache) < 4096:
-            self._cache[key] = name
+        cache = self._cache
+        if len(cache) >= _CACHE_SIZE:  # bounded: the oldest key goes first
+            try:
+                del cache[next(iter(cache))]
+            except (StopIteration, KeyError, RuntimeError):  # another thread changed it meanwhile
+                cache.clear()
+        cache[key] = name
         return name
 
     def _resolve(self, host: str | None, port: int | None, api: str, model: str | None, url: str | None) -> str:
