@@ -567,3 +567,46 @@ def test_ten_thousand_distinct_servers_keep_memory_and_metric_series_flat() -> N
     assert series <= 12 * 2 * (256 + 1) * 2, series
     spend = ledger.snapshot()
     assert spend.calls == 10_000 and spend.by_model("gpt-4.1").calls == 10_000  # type: ignore[union-attr]
+
+
+def test_real_calls_to_six_hundred_servers_name_at_most_max_servers_on_metrics(
+    instrument: Callable[..., Telemetry],
+) -> None:
+    """Real httpx and requests calls to 600 distinct servers (loopback ports bound by this test and never
+    listening: each call is refused, so no other process is reached): every span keeps its server, metric
+    labels name 40 servers (``max_servers``) and ``_OTHER``, and the recorder's start table stays bounded."""
+    import socket
+
+    import requests
+
+    t = instrument(max_servers=40)
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(600):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        ports = [int(s.getsockname()[1]) for s in socks]
+        body = {"model": "gpt-4.1", "messages": [{"role": "user", "content": "hi"}]}
+        with httpx.Client() as client, requests.Session() as session:
+            for i, port in enumerate(ports):
+                url = f"http://127.0.0.1:{port}/v1/chat/completions?key=SECRET{i}"
+                if i % 2:
+                    with pytest.raises(requests.ConnectionError):
+                        session.post(url, json=body, timeout=10)
+                else:
+                    with pytest.raises(httpx.ConnectError):
+                        client.post(url, json=body)
+    finally:
+        for s in socks:
+            s.close()
+    spans = t.spans()
+    assert len(spans) == 600
+    assert sorted(s.attributes["server.port"] for s in spans) == sorted(ports)
+    assert all(s.attributes["error.type"] == "connection_error" for s in spans)
+    servers: set[tuple[Any, Any]] = set()
+    for name in ("gen_ai.client.operation.duration", "otel_llm.client.active_operations"):
+        points = t.points(name)
+        servers.update((p.attributes.get("server.address"), p.attributes.get("server.port")) for p in points)
+    assert ("_OTHER", None) in servers and len(servers) == 41, len(servers)
+    assert len(t.instrumentor.recorder._starts) <= 40  # one start key per labelled server (one route, layer...)

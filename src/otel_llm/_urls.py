@@ -184,3 +184,8 @@ def has_userinfo(url: str) -> bool:
         if k >= 0:
             end = k
     return url.find("@", start, end) >= 0
+
+
+# the cache's functools interface, as on the lru_cache-wrapped function this replaces
+scrub_url.cache_info = _cached.cache_info  # type: ignore[attr-defined]
+scrub_url.cache_clear = _cached.cache_clear  # type: ignore[attr-defined]
