@@ -478,3 +478,135 @@ def test_in_flight_tally_counts_exactly_across_threads() -> None:
     for t in threads:
         t.join()
     assert slot.count() == 1 and min(seen) >= 1
+
+
+class _LastServer(SpanProcessor):
+    """Keeps the server attributes of the last span ended (and nothing else)."""
+
+    def __init__(self) -> None:
+        self.last: tuple[Any, Any] = (None, None)
+
+    def on_end(self, span: Any) -> None:
+        attrs = span.attributes
+        self.last = (attrs.get("server.address"), attrs.get("server.port"))
+
+
+def test_ten_thousand_distinct_servers_keep_memory_and_metric_series_flat() -> None:
+    """Calls to 10,000 distinct servers (per-tenant endpoints, pod addresses): every span keeps its real
+    server, metric labels name at most ``max_servers`` of them (the rest are ``_OTHER``), and no table grows
+    per server: traced memory after 10,000 servers is within a small constant of that after the first 1,000."""
+    from otel_llm._parsers.request import parse_request
+    from otel_llm._patches._common import observe_status
+    from otel_llm._stream import Tap
+    from otel_llm.pricing import PriceBook
+
+    last = _LastServer()
+    tp = TracerProvider()
+    tp.add_span_processor(last)
+    reader = InMemoryMetricReader()
+    ledger = SpendLedger()
+    recorder = Recorder(Config(), tp, MeterProvider(metric_readers=[reader]), prices=PriceBook(), ledger=ledger)
+    route = recorder.router.match("/v1/chat/completions")
+    assert route is not None
+    headers = [("content-type", "application/json"), ("x-ratelimit-remaining-requests", "99")]
+    sse_headers = [("content-type", "text/event-stream"), ("x-ratelimit-remaining-tokens", "900")]
+    plain = parse_request(route, {"model": "gpt-4.1", "messages": []})
+    streamed = parse_request(route, {"model": "gpt-4.1", "messages": [], "stream": True})
+
+    def servers(first: int, end: int) -> None:
+        for i in range(first, end):  # one call a server: a whole answer, a stream, or an error answer
+            host, port = f"tenant-{i}.llm.example", 8000 + i % 1000
+            url = f"https://{host}:{port}/v1/chat/completions"
+            kind = i % 3
+            inv = recorder.start(route, streamed if kind == 1 else plain, host, port, "http", url=url)
+            if kind == 0:
+                observe_status(inv, 200, headers)
+                tap = Tap(inv, False)
+                tap.feed(_JSON)
+                tap.finish("completed")
+            elif kind == 1:
+                observe_status(inv, 200, sse_headers)
+                tap = Tap(inv, True)
+                tap.feed(_SSE)
+                tap.finish("completed")
+            else:
+                observe_status(inv, 503, headers)
+                inv.end()
+            assert last.last == (host, port)  # the span keeps the real server
+
+    servers(0, 1000)
+    gc.collect()
+    tracemalloc.start()  # what is allocated from here on and still held: the growth (an upper bound)
+    try:
+        servers(1000, 5500)
+        gc.collect()
+        half = tracemalloc.get_traced_memory()[0]
+        servers(5500, 10_000)
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    print(f"4,500 more servers -> {half} bytes left, 9,000 more -> {grown}")
+    # bounded caches replacing their oldest keys count in full the first time round (their old keys were
+    # made before tracing started); a table entry per server would be megabytes (~5 MiB per 1,000 before)
+    assert grown < 512 * 1024, grown
+    assert grown - half < 16 * 1024, (half, grown)  # flat
+
+    data = reader.get_metrics_data()
+    addresses: set[Any] = set()
+    series = 0
+    for rm in data.resource_metrics:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                points = metric.data.data_points
+                series += len(points)
+                assert len(points) <= 2 * (256 + 1) * 2, (metric.name, len(points))
+                addresses.update(p.attributes.get("server.address") for p in points)
+    addresses.discard(None)
+    assert "_OTHER" in addresses and len(addresses) == 256 + 1, len(addresses)
+    assert series <= 12 * 2 * (256 + 1) * 2, series
+    spend = ledger.snapshot()
+    assert spend.calls == 10_000 and spend.by_model("gpt-4.1").calls == 10_000  # type: ignore[union-attr]
+
+
+def test_real_calls_to_six_hundred_servers_name_at_most_max_servers_on_metrics(
+    instrument: Callable[..., Telemetry],
+) -> None:
+    """Real httpx and requests calls to 600 distinct servers (loopback ports bound by this test and never
+    listening: each call is refused, so no other process is reached): every span keeps its server, metric
+    labels name 40 servers (``max_servers``) and ``_OTHER``, and the recorder's start table stays bounded."""
+    import socket
+
+    import requests
+
+    t = instrument(max_servers=40)
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(600):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        ports = [int(s.getsockname()[1]) for s in socks]
+        body = {"model": "gpt-4.1", "messages": [{"role": "user", "content": "hi"}]}
+        with httpx.Client() as client, requests.Session() as session:
+            for i, port in enumerate(ports):
+                url = f"http://127.0.0.1:{port}/v1/chat/completions?key=SECRET{i}"
+                if i % 2:
+                    with pytest.raises(requests.ConnectionError):
+                        session.post(url, json=body, timeout=10)
+                else:
+                    with pytest.raises(httpx.ConnectError):
+                        client.post(url, json=body)
+    finally:
+        for s in socks:
+            s.close()
+    spans = t.spans()
+    assert len(spans) == 600
+    assert sorted(s.attributes["server.port"] for s in spans) == sorted(ports)
+    assert all(s.attributes["error.type"] == "connection_error" for s in spans)
+    servers: set[tuple[Any, Any]] = set()
+    for name in ("gen_ai.client.operation.duration", "otel_llm.client.active_operations"):
+        points = t.points(name)
+        servers.update((p.attributes.get("server.address"), p.attributes.get("server.port")) for p in points)
+    assert ("_OTHER", None) in servers and len(servers) == 41, len(servers)
+    assert len(t.instrumentor.recorder._starts) <= 40  # one start key per labelled server (one route, layer...)

@@ -387,7 +387,7 @@ def test_records_made_without_init_equal_the_constructed_ones() -> None:
 
 def test_urls_lose_secrets() -> None:
     url = scrub_url("https", "g.example", None, "/v1/models/x:generateContent?key=SECRET&alt=sse&sig=S2&api-key=K")
-    assert url == "https://g.example/v1/models/x:generateContent?alt=sse"
+    assert url == "https://g.example/v1/models/x:generateContent?key=REDACTED&alt=sse&sig=REDACTED&api-key=REDACTED"
     assert "SECRET" not in scrub_url("https", "h", 443, "/p?token=SECRET")
 
 

@@ -77,6 +77,9 @@ def logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 # the calls: each layer, each way of carrying a key, answered, streamed, and failed
 
 
+_REDACTED_USER = "http://REDACTED:REDACTED@127.0.0.1:"
+
+
 def _userinfo_url(url: str) -> str:
     return url.replace("http://", f"http://{USER}:{PASSWORD}@")
 
@@ -188,7 +191,9 @@ def test_no_key_or_password_reaches_telemetry_or_logs(
     assert "Bearer" not in dump and "Basic " not in dump
     urls = [s.attributes.get("url.full") for s in telemetry.spans() if s.attributes.get("url.full")]
     if layer in RAW:
-        assert len(urls) == n and all(u.startswith("http://127.0.0.1:") for u in urls), urls
+        # userinfo as the HTTP conventions write it: REDACTED:REDACTED@ (the two plain-URL calls have none)
+        assert len(urls) == n and all(u.startswith(("http://127.0.0.1:", _REDACTED_USER)) for u in urls), urls
+        assert sum(u.startswith(_REDACTED_USER) for u in urls) == n - 2, urls
         assert sum(f":{provider.port}/v1/chat/completions" in u for u in urls) == 2
         assert any("api-version=2024-10-21" in u for u in urls), "harmless query parameters are kept"
 
@@ -261,3 +266,131 @@ def test_with_opt_in_content_is_recorded_on_spans_only_and_capped(
     )  # fmt: skip
     assert "Zanzibar" not in labels and texts[0][:20] not in labels
     assert not any("Zanzibar" in r.getMessage() for r in logs.records)
+
+
+# --------------------------------------------------------------------------------------------------
+# url.full: every credential-bearing query parameter, however spelt, keeps its name and loses its value
+
+# (name as the client sends it, its secret value): the HTTP conventions' list, SigV4 and SAS URLs, API
+# management keys, OAuth codes and tokens, passwords; in other cases, percent-encoded, with '+' and ';'
+CREDENTIAL_PARAMS = [
+    ("X-Amz-Signature", "AMZSIGSECRET1"),
+    ("X-Amz-Security-Token", "AMZTOKENSECRET2"),
+    ("X-Amz-Credential", "AKIAAMZCREDSECRET3"),
+    ("AWSAccessKeyId", "AKIAACCESSKEYSECRET4"),
+    ("Signature", "SIGNATURESECRET5"),
+    ("X-Goog-Signature", "GOOGSIGSECRET6"),
+    ("sig", "SASSIGSECRET7"),
+    ("subscription-key", "APIMKEYSECRET8"),
+    ("Ocp-Apim-Subscription-Key", "OCPKEYSECRET9"),
+    ("code", "OAUTHCODESECRET10"),
+    ("client_secret", "CLIENTSECRET11"),
+    ("password", "PASSWORDPARAMSECRET12"),
+    ("refresh_token", "REFRESHSECRET13"),
+    ("ID_TOKEN", "IDTOKENSECRET14"),
+    ("Api_Key", "APIKEYSECRET15"),
+    ("%73ig", "ENCODEDSIGSECRET16"),  # sig
+    ("X%2dAmz%2DSignature", "ENCODEDAMZSECRET17"),
+    ("ke%79", "ENCODEDKEYSECRET18"),  # key
+    ("+token+", "PLUSTOKENSECRET19"),  # " token " as a server reads it
+    ("x-tenant-secret", "CONFIGUREDSECRET20"),  # redact_query_params
+]
+HARMLESS = "api-version=2024-10-21&beta=true&keyword=llama"
+
+
+def _credential_url(base: str) -> str:
+    query = "&".join(f"{name}={value}" for name, value in CREDENTIAL_PARAMS)
+    # ';' is a separator to some servers: the key after it is hidden too
+    return f"{base}/v1/chat/completions?{HARMLESS}&{query}&mode=a;x-api-key=SEMICOLONSECRET21"
+
+
+CREDENTIAL_SECRETS = (*(v for _, v in CREDENTIAL_PARAMS), "SEMICOLONSECRET21", USER, PASSWORD)
+
+
+def _send(layer: str, url: str) -> int:
+    body = {"model": "gpt-4.1", "messages": [{"role": "user", "content": "hi"}]}
+    if layer == "requests":
+        with requests.Session() as s:
+            return s.post(url, json=body, timeout=10).status_code
+    if layer == "aiohttp":
+
+        async def run() -> int:
+            from yarl import URL
+
+            async with aiohttp.ClientSession() as s, s.post(URL(url, encoded=True), json=body) as r:
+                await r.read()
+                return r.status
+
+        return asyncio.run(run())
+    mod = httpx if layer == "httpx" else httpx2
+    with mod.Client() as c:
+        return c.post(url, json=body).status_code
+
+
+@pytest.mark.parametrize("layer", RAW)
+def test_credential_query_parameters_keep_their_names_and_lose_their_values(
+    layer: str, provider: FakeProvider, instrument: Callable[..., Telemetry], logs: pytest.LogCaptureFixture
+) -> None:
+    t = instrument(redact_query_params="X-Tenant-Secret")
+    assert _send(layer, _credential_url(_userinfo_url(provider.url))) == 200
+    span = t.span()
+    dump = everything(t, logs)
+    for secret in CREDENTIAL_SECRETS:
+        assert secret not in dump, secret
+    url = span.attributes["url.full"]
+    assert isinstance(url, str) and url.startswith(_REDACTED_USER), url
+    assert url.count("=REDACTED") == len(CREDENTIAL_PARAMS) + 1, url  # every name kept, with REDACTED
+    assert "a;x-api-key=REDACTED" in url and HARMLESS in url, url
+    for name in ("X-Amz-Signature=", "AWSAccessKeyId=", "Ocp-Apim-Subscription-Key=", "x-tenant-secret="):
+        assert f"{name}REDACTED" in url, (name, url)
+
+
+def test_extra_redacted_names_come_from_the_environment_and_bad_ones_are_refused(
+    provider: FakeProvider,
+    instrument: Callable[..., Telemetry],
+    logs: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from otel_llm.config import ConfigError
+
+    for bad, why in (("tenant=x", "'='"), (["ok", 7], "7 is not"), (["", "x"], "'' is not"), (42, "expected")):
+        with pytest.raises(ConfigError, match="redact_query_params") as err:
+            instrument(redact_query_params=bad)
+        assert why in str(err.value), (bad, str(err.value))
+    monkeypatch.setenv("OTEL_LLM_REDACT_QUERY_PARAMS", "x-tenant-secret, Session_ID")
+    t = instrument()
+    url = f"{provider.url}/v1/chat/completions?x-tenant-secret=ENVSECRET1&session-id=ENVSECRET2&sig=SIGSECRET3&n=1"
+    assert _send("httpx", url) == 200
+    assert t.span().attributes["url.full"] == (
+        f"{provider.url}/v1/chat/completions?x-tenant-secret=REDACTED&session-id=REDACTED&sig=REDACTED&n=1"
+    )
+    dump = everything(t, logs)
+    assert "ENVSECRET" not in dump and "SIGSECRET3" not in dump
+
+
+def test_hostile_urls_are_scrubbed_whole_and_never_grow_the_cache() -> None:
+    """10,000 parameters, invalid and non-UTF-8 percent-escapes, a 1 MB URL: every secret value hidden,
+    nothing raised, and the URL cache stays within its bound (a URL past CACHED_URL_MAX is not kept)."""
+    from otel_llm import _urls
+    from otel_llm._urls import CACHED_URL_MAX, URL_CACHE_SIZE, scrub_url
+
+    many = "&".join(f"p{i}=v{i}&key=S{i}X" for i in range(5000))
+    out = scrub_url("https", "h.example", None, "/v1/chat/completions?" + many)
+    assert out.count("key=REDACTED") == 5000 and "X&" not in out and out.count("&") == 9999
+    assert "p4999=v4999" in out
+
+    odd = "/x?%zz=1&%4=2&%=3&a%=4&%ff%fekey=5&ke%79=SECRET6&%6B%65%79=SECRET7&%C3%28=8&%E2%82=9&%%%=10&=11&&"
+    assert scrub_url("http", "h", 80, odd) == (
+        "http://h:80/x?%zz=1&%4=2&%=3&a%=4&%ff%fekey=5&ke%79=REDACTED&%6B%65%79=REDACTED&%C3%28=8&%E2%82=9&%%%=10&=11&&"
+    )
+    assert scrub_url("http", "::1", 8000, "/x?sig=S#access_token=FRAG") == "http://[::1]:8000/x?sig=REDACTED"
+
+    _urls._cached.cache_clear()
+    huge = "/v1/chat/completions?" + "a" * 1_000_000 + "=1&token=HUGESECRET&" + "b=" + "c" * 1_000_000
+    out = scrub_url("https", "h.example", 443, huge, True)
+    assert "HUGESECRET" not in out and "token=REDACTED" in out and out.startswith("https://REDACTED:REDACTED@")
+    assert len(out) == len("https://REDACTED:REDACTED@h.example:443") + len(huge) - len("HUGESECRET") + len("REDACTED")
+    assert _urls._cached.cache_info().currsize == 0  # too big to keep
+    for i in range(3 * URL_CACHE_SIZE):
+        scrub_url("https", f"h{i}.example", None, f"/v1/x?key=K{i}&" + "q" * (CACHED_URL_MAX - 30))
+    assert _urls._cached.cache_info().currsize == URL_CACHE_SIZE

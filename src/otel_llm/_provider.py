@@ -34,6 +34,7 @@ _HOST_SUFFIXES = (
 # visible in server.address. Used only when the model name says nothing.
 _RELAYS = {"openrouter.ai": "openrouter"}
 _LOCAL_PORTS = {11434: "ollama"}
+_CACHE_SIZE = 1024  # (host, port, wire format, model) keys remembered by a resolver
 
 _MODEL_PREFIXES = (
     ("gpt-", "openai"),
@@ -123,8 +124,13 @@ class ProviderResolver:
                     self._responses[server] = name
             elif name == "_OTHER":  # a fetch: not cached, a create on this server may come later
                 return self._responses.get(server, name)
-        if len(self._cache) < 4096:
-            self._cache[key] = name
+        cache = self._cache
+        if len(cache) >= _CACHE_SIZE:  # bounded: the oldest key goes first
+            try:
+                del cache[next(iter(cache))]
+            except (StopIteration, KeyError, RuntimeError):  # another thread changed it meanwhile
+                cache.clear()
+        cache[key] = name
         return name
 
     def _resolve(self, host: str | None, port: int | None, api: str, model: str | None, url: str | None) -> str:

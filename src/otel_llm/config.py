@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +40,8 @@ OPTIONS = {
     "extra_paths": "OTEL_LLM_EXTRA_PATHS",
     "prices": "OTEL_LLM_PRICES",
     "max_models": "OTEL_LLM_MAX_MODELS",
+    "max_servers": "OTEL_LLM_MAX_SERVERS",
+    "redact_query_params": "OTEL_LLM_REDACT_QUERY_PARAMS",
     "chunk_timing": "OTEL_LLM_CHUNK_TIMING",
     "rate_limit_interval": "OTEL_LLM_RATE_LIMIT_INTERVAL",
 }
@@ -99,6 +101,30 @@ def _pairs(name: str, raw: Any) -> dict[str, str]:
     return out
 
 
+_NOT_IN_A_NAME = frozenset("&;=#?")
+
+
+def _param_names(name: str, raw: Any) -> frozenset[str]:
+    """``"a,b"`` or an iterable of names -> the names as ``url.full`` compares them (``_urls.param_key``)."""
+    from ._urls import param_key
+
+    if isinstance(raw, str):
+        items: list[Any] = [item for item in raw.split(",") if item.strip()]
+    elif isinstance(raw, Iterable) and not isinstance(raw, (bytes, Mapping)):
+        items = list(raw)
+    else:
+        raise ConfigError(f"{name}={raw!r}: expected comma-separated query parameter names or a list of them")
+    out = set()
+    for item in items:
+        if not isinstance(item, str) or not item.strip():
+            raise ConfigError(f"{name}: {item!r} is not a query parameter name (a non-empty string)")
+        bad = sorted(c for c in set(item.strip()) if c in _NOT_IN_A_NAME or not c.isprintable())
+        if bad:
+            raise ConfigError(f"{name}: {item!r} is not a query parameter name (it contains {''.join(bad)!r})")
+        out.add(param_key(item))
+    return frozenset(out)
+
+
 def _capture(name: str, raw: Any) -> tuple[bool, bool]:
     """(content on spans, content on events) of a capture mode."""
     if isinstance(raw, bool):
@@ -127,6 +153,10 @@ class Config:
     extra_paths: Mapping[str, str] = field(default_factory=dict)
     prices: Any = None  # path or mapping, loaded by pricing.PriceBook
     max_models: int = 200
+    # distinct (server.address, server.port) pairs on metric labels; further servers are "_OTHER" there
+    max_servers: int = 256
+    # query parameters whose value url.full hides, besides the defaults (_urls.DEFAULT_SECRET_PARAMS)
+    redact_query_params: frozenset[str] = frozenset()
     chunk_timing: bool = True  # one time-per-output-chunk point per chunk of a stream (the conventions ask for it)
     rate_limit_interval: float = 1.0  # seconds between two sets of one rate-limit gauge series (a 429's: always)
 
@@ -153,7 +183,7 @@ class Config:
                 kwargs[opt] = on_span or on_event
             elif opt in ("include_usage", "http", "chunk_timing", "emit_event"):
                 kwargs[opt] = _bool(name, value)
-            elif opt == "content_max_length" or opt == "max_models":
+            elif opt in ("content_max_length", "max_models", "max_servers"):
                 kwargs[opt] = _int(name, value, 1)
             elif opt == "include_usage_skip_hosts":
                 items = value.split(",") if isinstance(value, str) else list(value)
@@ -162,6 +192,8 @@ class Config:
                 kwargs[opt] = _pairs(name, value)
             elif opt == "rate_limit_interval":
                 kwargs[opt] = _seconds(name, value)
+            elif opt == "redact_query_params":
+                kwargs[opt] = _param_names(name, value)
             elif opt == "prices":
                 kwargs[opt] = value
         if "emit_event" not in kwargs:

@@ -811,6 +811,11 @@ class PriceBook:
             entry = self._resolve(key, log_miss=log_miss)
         return entry
 
+    def names_server(self, server_address: str | None) -> bool:
+        """The price table has a multiplier of its own for this server (a price asked without the server
+        would differ)."""
+        return server_address is not None and server_address in self._cfg.providers
+
     def _failed(self, provider: str | None, model: str | None) -> None:
         if not self._error_logged:
             self._error_logged = True

@@ -27,8 +27,10 @@ from ._parsers.request import RequestInfo
 from ._parsers.response import ResponseInfo, new_response_info
 from ._parsers.routes import CHAT, FETCH_RESPONSE, GENERATE_CONTENT, TEXT_COMPLETION, Route
 from ._parsers.usage import Usage
+from ._urls import configure as configure_urls
 from .pricing import ORIGIN_RELAY, Cost, _relay_amount, charge
 from .spend import LOCK as _LOCK
+from .spend import OTHER
 from .version import __version__
 
 if TYPE_CHECKING:
@@ -274,10 +276,15 @@ class Recorder:
             unit="{request_or_token}",
             description="Rate-limit budget per window, as the provider reports it.",
         )
-        self._starts: dict[tuple, _Start] = {}  # start key -> what its calls share
+        # start key -> what its calls share: only keys whose model and server are metric labels of their own
+        # (not "_OTHER"), and at most _MAX_STARTS of them
+        self._starts: dict[tuple, _Start] = {}
         self._rl_interval = config.rate_limit_interval
         self._models: set[str] = set()
         self._max_models = config.max_models
+        self._servers: set[tuple[str, int | None]] = set()
+        self._max_servers = config.max_servers
+        configure_urls(config.redact_query_params)
 
     # --- start ---
     def start(
@@ -333,17 +340,50 @@ class Recorder:
         model = request.model
         provider = self.providers.resolve(host, port, route.api, model, url)
         fixed = self._fixed_start_attrs((route, provider, layer, model, host, port, request.stream))
-        entry = _Start(route, provider, fixed, self._active_slot(fixed), self._model_label(model), host, port)
+        asked = self._model_label(model)
+        server = self._server_label(host, port)
+        prices = self.prices
+        # a server past max_servers is priced as its provider's (the price book's cache stays bounded), unless
+        # the price table names it
+        price_host = host if server[0] is not _OTHER or (prices is not None and prices.names_server(host)) else None
+        entry = _Start(route, provider, fixed, self._active_slot(fixed, asked, server), asked, server, price_host)
         entry.name = f"{route.operation} {model}" if model else route.operation
-        if len(self._starts) < 20000 and not self.providers.by_url:
-            self._starts[key] = entry
+        if asked is not _OTHER and server[0] is not _OTHER and not self.providers.by_url:
+            starts = self._starts  # bounded by the labels' product, and by _MAX_STARTS: the oldest key goes first
+            if len(starts) >= _MAX_STARTS:
+                try:
+                    del starts[next(iter(starts))]
+                except (StopIteration, KeyError, RuntimeError):  # another thread changed it meanwhile
+                    starts.clear()
+            starts[key] = entry
         return entry
 
-    def _active_slot(self, fixed: dict[str, Any]) -> _InFlight:
-        """The calls-in-flight tally of a start key, shared by every key with the same (bounded) attributes."""
+    def _server_label(self, host: str | None, port: int | None) -> tuple[str | None, int | None]:
+        """(server.address, server.port) as metric labels: the first ``max_servers`` servers as they are, any
+        later one ``("_OTHER", None)`` (spans keep the real values)."""
+        if host is None:
+            return None, None
+        server = (host, port)
+        if server in self._servers:
+            return server
+        if len(self._servers) < self._max_servers:
+            self._servers.add(server)
+            return server
+        return _OTHER, None
+
+    def _active_slot(
+        self, fixed: dict[str, Any], asked: str | None, server: tuple[str | None, int | None]
+    ) -> _InFlight:
+        """The calls-in-flight tally of a start key, shared by every key with the same (bounded) labels."""
         active = {k: fixed[k] for k in n.ACTIVE_ATTRIBUTES if k in fixed}
         if n.REQUEST_MODEL in active:
-            active[n.REQUEST_MODEL] = self._model_label(active[n.REQUEST_MODEL])
+            active[n.REQUEST_MODEL] = asked
+        if n.SERVER_ADDRESS in active:
+            active[n.SERVER_ADDRESS] = server[0]
+            if server[1] is None:
+                active.pop(n.SERVER_PORT, None)
+            else:
+                active[n.SERVER_PORT] = server[1]
         return self._tallies.slot(self._tallies.active, tuple(active.items()), lambda: _InFlight(active))
 
     def _fixed_start_attrs(self, key: tuple) -> dict[str, Any]:
@@ -422,25 +462,26 @@ class Recorder:
         if len(self._models) < self._max_models:
             self._models.add(model)
             return model
-        return "_OTHER"
+        return _OTHER
 
     def _leaf(self, inv: Invocation, model: str | None, error: str | None) -> _Leaf:
         """The calls of a start entry that answered ``model`` and ended with ``error``: their series (made
         once per metric key, bounded), price entries and ledger slot (resolved on first use)."""
         entry = inv.entry
         answered = self._model_label(model)
-        key = (inv.route.operation, entry.provider, entry.asked, answered, entry.host, entry.port, error)
+        host, port = entry.server
+        key = (inv.route.operation, entry.provider, entry.asked, answered, host, port, error)
         series = self._series.get(key)
         if series is None:
             with _LOCK:  # the table is the meter's (see _Tallies): another recorder may add to it
                 series = self._series.get(key)
-                if series is None:  # bounded by the model labels (max_models) and the error types
+                if series is None:  # bounded by the model (max_models) and server (max_servers) labels, errors
                     series = self._series[key] = _Series(key)
         leaf = _Leaf(series)
         ledger = self.ledger
         if ledger is not None and inv.route.operation != FETCH_RESPONSE:
             leaf.ledger = ledger.slot(entry.provider, inv.request.model or model or "_unknown")
-        if len(entry.leaves) < 256:
+        if answered is not _OTHER and len(entry.leaves) < _MAX_LEAVES:
             entry.leaves[(model, error)] = leaf
         return leaf
 
@@ -707,12 +748,12 @@ class Recorder:
         prices: PriceBook = self.prices  # type: ignore[assignment]
         entry = leaf.price
         if entry is _UNRESOLVED:
-            entry = leaf.price = prices.entry(inv.entry.provider, model, inv.entry.host, relay is None)
+            entry = leaf.price = prices.entry(inv.entry.provider, model, inv.entry.price_host, relay is None)
         cost = charge(entry, model, usage, relay)
         if cost is None and asked and model != asked:
             entry = leaf.asked_price
             if entry is _UNRESOLVED:
-                entry = leaf.asked_price = prices.entry(inv.entry.provider, asked, inv.entry.host)
+                entry = leaf.asked_price = prices.entry(inv.entry.provider, asked, inv.entry.price_host)
             cost = charge(entry, asked, usage, relay)
         if cost is not None and relay is None and leaf.fast is None and entry is not None:
             leaf.fast = _fast_rates(entry, cost, inv.info.model or asked)
@@ -745,6 +786,9 @@ class Recorder:
 
 
 _UNRESOLVED: Any = object()
+_OTHER = OTHER  # the metric label of a model or server past its bound (compared by identity)
+_MAX_STARTS = 4096  # start keys kept (see Recorder._starts)
+_MAX_LEAVES = 16  # (answering model, error type) leaves kept per start key
 _acquire = _LOCK.acquire
 _release = _LOCK.release
 _new = object.__new__
@@ -769,7 +813,7 @@ class _Start:
     """What every call with the same route, provider, layer, model, server and stream flag shares: the span's
     fixed start attributes and name, the in-flight tally, and per (answering model, error type) a leaf."""
 
-    __slots__ = ("active", "asked", "fixed", "host", "leaves", "name", "port", "provider", "route")
+    __slots__ = ("active", "asked", "fixed", "leaves", "name", "price_host", "provider", "route", "server")
 
     def __init__(
         self,
@@ -778,16 +822,16 @@ class _Start:
         fixed: dict[str, Any],
         active: _InFlight,
         asked: str | None,
-        host: str | None,
-        port: int | None,
+        server: tuple[str | None, int | None],
+        price_host: str | None,
     ) -> None:
         self.route = route
         self.provider = provider
         self.fixed = fixed
         self.active = active
         self.asked = asked  # the model asked for, as a (bounded) metric label
-        self.host = host
-        self.port = port
+        self.server = server  # (server.address, server.port) as (bounded) metric labels
+        self.price_host = price_host  # the server the price book is asked about
         self.name = ""
         self.leaves: dict[tuple, _Leaf] = {}
 

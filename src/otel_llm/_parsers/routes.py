@@ -143,7 +143,7 @@ class Router:
         return self._remember(path, route)
 
     def _remember(self, path: str | bytes, route: Route | None) -> Route | None:
-        if len(self._seen) < _MAX_SEEN:  # bounded: paths with ids in them must not grow it forever
+        if len(self._seen) < _MAX_SEEN and len(path) <= 2048:  # bounded in count (paths with ids) and size
             self._seen[path] = route
         return route
 

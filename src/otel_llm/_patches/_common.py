@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import functools
 import json
 import logging
 import threading
@@ -22,6 +21,7 @@ from .._parsers.request import parse_request, parse_request_bytes
 from .._parsers.response import apply_body, parse_body_bytes
 from .._parsers.routes import GEMINI, Route, gemini_model_from_path
 from .._parsers.sse import StreamParser
+from .._urls import URL_CACHE_SIZE, scrub_url
 
 if TYPE_CHECKING:
     from ..recorder import Invocation, Recorder
@@ -52,24 +52,6 @@ log = logging.getLogger("otel_llm")
 CURRENT: ContextVar[Invocation | None] = ContextVar("otel_llm_current_call", default=None)
 """The SDK-level call in progress. The HTTP layer under it adds attempts and response data to it
 instead of starting a second span (one call, one span)."""
-
-_SECRET_PARAMS = frozenset({"key", "api-key", "api_key", "apikey", "token", "sig", "access_token", "x-api-key"})
-
-
-URL_CACHE_SIZE = 1024  # distinct URLs remembered (least recently used dropped first)
-
-
-@functools.lru_cache(maxsize=URL_CACHE_SIZE)
-def scrub_url(scheme: str, host: str, port: int | None, path: str) -> str:
-    """An URL for telemetry: no userinfo, and no secret-bearing query parameters (remembered per URL)."""
-    netloc = host if port is None else f"{host}:{port}"
-    q = path.find("?")
-    if q >= 0:
-        kept = [
-            part for part in path[q + 1 :].split("&") if part and part.partition("=")[0].lower() not in _SECRET_PARAMS
-        ]
-        path = path[:q] + ("?" + "&".join(kept) if kept else "")
-    return f"{scheme}://{netloc}{path}"
 
 
 def split_url(url: str) -> tuple[str, str, int | None, str]:
@@ -122,6 +104,7 @@ def start_http_call(
     path: str,
     raw_body: bytes | None = None,
     json_body: Any = None,
+    userinfo: bool = False,
 ) -> Invocation:
     if PENDING:  # earlier calls still open for their caller's .json(): end those that waited too long
         sweep()
@@ -137,7 +120,7 @@ def start_http_call(
                 body = json.loads(raw_body)
             except (ValueError, TypeError):
                 body = None
-    url = scrub_url(scheme, host, port, path)
+    url = scrub_url(scheme, host, port, path, userinfo)
     foreign = _foreign_genai_span()
     if foreign is not None:
         live = getattr(foreign, "_otel_llm_call", None)

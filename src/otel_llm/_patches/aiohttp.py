@@ -60,6 +60,7 @@ def _start(recorder: Recorder, instance: Any, method: str, url: Any, kwargs: dic
         path,
         raw_body=raw,
         json_body=kwargs.get("json"),
+        userinfo=full.raw_user is not None or full.raw_password is not None,
     )
 
 

@@ -43,12 +43,16 @@ def _start(recorder: Recorder, route: Any, request: Any, raw_path: bytes) -> Inv
     path = raw_path.decode("ascii", "replace")
     obj = sent_json(request.stream)  # the caller's json= object, when this request was built from one
     if obj is not None:
-        return start_http_call(recorder, route, url.scheme, url.host, url.port, path, json_body=obj)
+        return start_http_call(
+            recorder, route, url.scheme, url.host, url.port, path, json_body=obj, userinfo=bool(url.userinfo)
+        )
     try:
         raw = request.content  # bytes unless the body is a stream the caller has not read
     except Exception:
         raw = None
-    return start_http_call(recorder, route, url.scheme, url.host, url.port, path, raw_body=raw)
+    return start_http_call(
+        recorder, route, url.scheme, url.host, url.port, path, raw_body=raw, userinfo=bool(url.userinfo)
+    )
 
 
 def _observe(inv: Invocation, response: Any, tap_cls: type, own: bool) -> None:

@@ -7,6 +7,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from .._stream import RequestsRawTap, Tap
+from .._urls import CACHED_URL_MAX, has_userinfo
 from ._common import (
     CURRENT,
     URL_CACHE_SIZE,
@@ -63,17 +64,17 @@ def prepare_body_factory(recorder: Recorder, module: Any) -> Any:
     return prepare_body
 
 
-def _start(recorder: Recorder, parts: tuple[Any, str, str, int | None, str], request: Any) -> Invocation:
-    route, scheme, host, port, path = parts
+def _start(recorder: Recorder, parts: tuple[Any, str, str, int | None, str, bool], request: Any) -> Invocation:
+    route, scheme, host, port, path, userinfo = parts
     body = request.body
     obj = sent_json(body)  # the caller's json= object, when this body was made from one
     if obj is not None:
-        return start_http_call(recorder, route, scheme, host, port, path, json_body=obj)
+        return start_http_call(recorder, route, scheme, host, port, path, json_body=obj, userinfo=userinfo)
     if isinstance(body, str):
         body = body.encode("utf-8", "replace")
     elif not isinstance(body, (bytes, bytearray)):
         body = None
-    return start_http_call(recorder, route, scheme, host, port, path, raw_body=body)
+    return start_http_call(recorder, route, scheme, host, port, path, raw_body=body, userinfo=userinfo)
 
 
 def _observe(inv: Invocation, response: Any, streamed: bool) -> None:
@@ -112,11 +113,16 @@ def send_factory(recorder: Recorder, module: Any) -> Any:
     enabled = recorder.config.http
     router = recorder.router
 
-    @functools.lru_cache(maxsize=URL_CACHE_SIZE)
-    def classify(url: str) -> tuple[Any, str, str, int | None, str] | None:
-        """(route, scheme, host, port, path) of a request URL, or None: not an LLM API path."""
+    def classify_url(url: str) -> tuple[Any, str, str, int | None, str, bool] | None:
+        """(route, scheme, host, port, path, has userinfo) of a request URL, or None: not an LLM API path."""
         route = router.match(path_of(url))
-        return None if route is None else (route, *split_url(url))
+        return None if route is None else (route, *split_url(url), has_userinfo(url))
+
+    cached = functools.lru_cache(maxsize=URL_CACHE_SIZE)(classify_url)
+
+    def classify(url: str) -> tuple[Any, str, str, int | None, str, bool] | None:
+        # remembered per URL, except a huge one: the cache's memory stays bounded
+        return cached(url) if len(url) <= CACHED_URL_MAX else classify_url(url)
 
     def send(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         if _not_a_post(args, kwargs):
