@@ -17,6 +17,7 @@ from typing import Any
 
 import wrapt
 
+from ._names import SERVER_ADDRESS, SERVER_PORT
 from ._parsers.response import parse_body_bytes
 from ._parsers.routes import OPENAI_CHAT, OPENAI_COMPLETIONS
 from ._parsers.sse import StreamParser
@@ -42,8 +43,8 @@ def _learn_unasked(inv: Any) -> None:
         return
     if inv.route.api not in _USAGE_APIS:
         return
-    entry = inv.entry
-    key = (entry.host, entry.port)
+    fixed = inv.entry.fixed  # the real server (the entry's own server label may be the bounded _OTHER)
+    key = (fixed.get(SERVER_ADDRESS), fixed.get(SERVER_PORT))
     if UNASKED_USAGE.get(key) is inv.recorder:
         return
     if len(UNASKED_USAGE) >= _UNASKED_MAX:
