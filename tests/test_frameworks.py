@@ -19,25 +19,26 @@ from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # LiteLLM's import would fetch its price map online
 
-import agents  # noqa: E402
-import anthropic  # noqa: E402
-import litellm  # noqa: E402
-import openai  # noqa: E402
-import pytest  # noqa: E402
-from agents import Agent, OpenAIResponsesModel, Runner, function_tool  # noqa: E402
-from langchain_core.messages import AIMessage, AIMessageChunk  # noqa: E402
-from langchain_openai import ChatOpenAI  # noqa: E402
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider  # noqa: E402
-from pydantic_ai import Agent as PydanticAgent  # noqa: E402
-from pydantic_ai.messages import ToolCallPart  # noqa: E402
-from pydantic_ai.models.openai import OpenAIChatModel  # noqa: E402
-from pydantic_ai.providers.openai import OpenAIProvider  # noqa: E402
+import agents
+import anthropic
+import httpx
+import litellm
+import openai
+import pytest
+from agents import Agent, OpenAIResponsesModel, Runner, function_tool
+from langchain_core.messages import AIMessage, AIMessageChunk
+from langchain_openai import ChatOpenAI
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from pydantic_ai import Agent as PydanticAgent
+from pydantic_ai.messages import ToolCallPart
+from pydantic_ai.models.openai import OpenAIChatModel
+from pydantic_ai.providers.openai import OpenAIProvider
 
-from otel_llm._parsers.usage import Usage  # noqa: E402
-from otel_llm.fakeprovider import FakeConfig, FakeProvider  # noqa: E402
-from otel_llm.pricing import PriceBook  # noqa: E402
+from otel_llm._parsers.usage import Usage
+from otel_llm.fakeprovider import FakeConfig, FakeProvider
+from otel_llm.pricing import PriceBook
 
-from .conftest import Telemetry  # noqa: E402
+from .conftest import Telemetry
 
 Instrument = Callable[..., Telemetry]
 
@@ -178,21 +179,28 @@ async def litellm_astream(provider: FakeProvider, tp: TracerProvider) -> dict[st
     return _litellm_chunks([c async for c in stream])
 
 
+# LiteLLM answers an Anthropic call with an id of its own making (a fresh UUID): not part of what must match
+
+
 def litellm_anthropic(provider: FakeProvider, tp: TracerProvider) -> dict[str, Any]:
-    return _litellm_response(litellm.completion(messages=MSG, **_litellm_anthropic(provider)))
+    result = _litellm_response(litellm.completion(messages=MSG, **_litellm_anthropic(provider)))
+    return {**result, "id": None}
 
 
 def litellm_anthropic_stream(provider: FakeProvider, tp: TracerProvider) -> dict[str, Any]:
-    return _litellm_chunks(list(litellm.completion(messages=MSG, stream=True, **_litellm_anthropic(provider))))
+    result = _litellm_chunks(list(litellm.completion(messages=MSG, stream=True, **_litellm_anthropic(provider))))
+    return {**result, "ids": len(result["ids"])}
 
 
 async def litellm_anthropic_acompletion(provider: FakeProvider, tp: TracerProvider) -> dict[str, Any]:
-    return _litellm_response(await litellm.acompletion(messages=MSG, **_litellm_anthropic(provider)))
+    result = _litellm_response(await litellm.acompletion(messages=MSG, **_litellm_anthropic(provider)))
+    return {**result, "id": None}
 
 
 async def litellm_anthropic_astream(provider: FakeProvider, tp: TracerProvider) -> dict[str, Any]:
     stream = await litellm.acompletion(messages=MSG, stream=True, **_litellm_anthropic(provider))
-    return _litellm_chunks([c async for c in stream])
+    result = _litellm_chunks([c async for c in stream])
+    return {**result, "ids": len(result["ids"])}
 
 
 def _agent(provider: FakeProvider) -> Agent:
@@ -226,7 +234,8 @@ async def agents_run_streamed(provider: FakeProvider, tp: TracerProvider) -> dic
 
 def _pydantic_agent(provider: FakeProvider) -> PydanticAgent[None, str]:
     client = openai.AsyncOpenAI(base_url=provider.url + "/v1", api_key=KEY, max_retries=0, default_headers=AGENT_LOOP)
-    agent = PydanticAgent(OpenAIChatModel(GPT, provider=OpenAIProvider(openai_client=client)), instructions=INSTRUCTIONS)
+    model = OpenAIChatModel(GPT, provider=OpenAIProvider(openai_client=client))
+    agent = PydanticAgent(model, instructions=INSTRUCTIONS)
     agent.tool_plain(get_weather)
     return agent
 
@@ -249,7 +258,7 @@ async def pydantic_ai_run(provider: FakeProvider, tp: TracerProvider) -> dict[st
 
 async def pydantic_ai_run_stream(provider: FakeProvider, tp: TracerProvider) -> dict[str, Any]:
     async with _pydantic_agent(provider).run_stream(WEATHER) as stream:
-        pieces = [text async for text in stream.stream_text(delta=True)]
+        pieces = [text async for text in stream.stream_text(delta=True, debounce_by=None)]
         usage = dataclasses.asdict(stream.usage)
         calls = _pydantic_calls(stream.all_messages())
     assert len(pieces) > 2 and calls
@@ -358,8 +367,9 @@ def expected_cost(provider: FakeProvider, book: PriceBook) -> float:
     return total
 
 
-def output_texts(span: ReadableSpan) -> list[str]:
-    messages = json.loads(str(span.attributes["gen_ai.output.messages"]))
+def texts(span: ReadableSpan, key: str) -> list[str]:
+    """The text parts of the span's ``gen_ai.input.messages`` or ``gen_ai.output.messages``."""
+    messages = json.loads(str(span.attributes[key]))
     return [p["content"] for m in messages for p in m["parts"] if p["type"] == "text"]
 
 
@@ -401,7 +411,8 @@ def test_a_framework_gets_the_same_result_and_each_of_its_llm_calls_is_recorded_
     assert result == bare
     assert calls == bare_calls
     totals = seeded.totals()
-    assert sum(m["calls"] for m in totals.values()) == calls, totals  # every call was answered with usage
+    answered = sum(m["calls"] for m in totals.values())
+    assert answered == calls, f"{calls - answered} of {calls} calls got no usage (otel-llm asks for it): {totals}"
 
     # one span and one duration point per call, none failed
     spans = genai_spans(t, scenario)
@@ -427,11 +438,75 @@ def test_a_framework_gets_the_same_result_and_each_of_its_llm_calls_is_recorded_
 
     # content: on every span and in one event per call
     if capture:
-        assert all("gen_ai.output.messages" in s.attributes for s in spans), [s.name for s in spans]
-        assert len(t.events()) == calls
+        for span in spans:
+            assert {"gen_ai.input.messages", "gen_ai.output.messages"} <= set(span.attributes), dict(span.attributes)
+            assert {PROMPT, WEATHER} & set(texts(span, "gen_ai.input.messages"))  # the user's question
         text = final_text(result)
         if text is not None:
-            assert text in output_texts(spans[-1])
+            assert text in texts(spans[-1], "gen_ai.output.messages")
+        events = t.events()
+        assert len(events) == calls
+        assert all("gen_ai.output.messages" in e.log_record.attributes for e in events)
     else:
         assert not any("gen_ai.input.messages" in s.attributes for s in spans)
         assert t.events() == []
+
+
+# --------------------------------------------------------------------------------------------------
+# what the frameworks need from the provider
+
+
+def _post(provider: FakeProvider, path: str, body: dict[str, Any], headers: dict[str, str]) -> dict[str, Any]:
+    reply = httpx.post(provider.url + path, json=body, headers=headers, timeout=10)
+    assert reply.status_code == 200, reply.text
+    return dict(reply.json())
+
+
+def test_tool_then_text_calls_a_tool_until_its_result_is_sent_in_every_wire_format(provider: FakeProvider) -> None:
+    tool = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+    chat = [{"role": "user", "content": WEATHER}]
+    first = _post(provider, "/v1/chat/completions", {"model": GPT, "messages": chat, "tools": [tool]}, AGENT_LOOP)
+    call = first["choices"][0]["message"]["tool_calls"][0]
+    assert first["choices"][0]["finish_reason"] == "tool_calls" and call["function"]["name"] == "get_weather"
+    chat += [first["choices"][0]["message"], {"role": "tool", "tool_call_id": call["id"], "content": "Sunny."}]
+    second = _post(provider, "/v1/chat/completions", {"model": GPT, "messages": chat, "tools": [tool]}, AGENT_LOOP)
+    assert second["choices"][0]["finish_reason"] == "stop" and second["choices"][0]["message"]["content"]
+
+    items: list[dict[str, Any]] = [{"role": "user", "content": WEATHER}]
+    first = _post(provider, "/v1/responses", {"model": GPT, "input": items}, AGENT_LOOP)
+    (fc,) = first["output"]
+    assert fc["type"] == "function_call"
+    items += [fc, {"type": "function_call_output", "call_id": fc["call_id"], "output": "Sunny."}]
+    second = _post(provider, "/v1/responses", {"model": GPT, "input": items}, AGENT_LOOP)
+    assert [o["type"] for o in second["output"]] == ["message"]
+
+    ant = {"x-api-key": ANT_KEY, "anthropic-version": "2023-06-01", **AGENT_LOOP}
+    msgs: list[dict[str, Any]] = [{"role": "user", "content": WEATHER}]
+    first = _post(provider, "/v1/messages", {"model": CLAUDE, "max_tokens": 256, "messages": msgs}, ant)
+    (use,) = first["content"]
+    assert use["type"] == "tool_use" and first["stop_reason"] == "tool_use"
+    result = {"type": "tool_result", "tool_use_id": use["id"], "content": "Sunny."}
+    msgs += [{"role": "assistant", "content": first["content"]}, {"role": "user", "content": [result]}]
+    second = _post(provider, "/v1/messages", {"model": CLAUDE, "max_tokens": 256, "messages": msgs}, ant)
+    assert [b["type"] for b in second["content"]] == ["text"] and second["stop_reason"] == "end_turn"
+
+
+def test_a_streamed_answer_does_not_depend_on_stream_options(provider: FakeProvider) -> None:
+    """otel-llm asks for ``include_usage`` on streams that do not: the model's answer must stay the same."""
+
+    def streamed(headers: dict[str, str], **extra: Any) -> tuple[str, str]:
+        body = {"model": GPT, "messages": [{"role": "user", "content": WEATHER}], "stream": True, **extra}
+        with httpx.stream("POST", provider.url + "/v1/chat/completions", json=body, headers=headers) as reply:
+            events = [json.loads(line[6:]) for line in reply.iter_lines() if line.startswith("data: {")]
+        text = "".join(c["choices"][0]["delta"].get("content") or "" for c in events if c["choices"])
+        calls = "".join(
+            tc["function"].get("arguments") or ""
+            for c in events
+            if c["choices"]
+            for tc in c["choices"][0]["delta"].get("tool_calls") or ()
+        )
+        return text, calls
+
+    for headers in ({}, TOOL_CALL):
+        assert streamed(headers) == streamed(headers, stream_options={"include_usage": True})
+        assert any(streamed(headers))
