@@ -482,12 +482,12 @@ def test_tool_then_text_calls_a_tool_until_its_result_is_sent_in_every_wire_form
 
     ant = {"x-api-key": ANT_KEY, "anthropic-version": "2023-06-01", **AGENT_LOOP}
     msgs: list[dict[str, Any]] = [{"role": "user", "content": WEATHER}]
-    first = _post(provider, "/v1/messages", {"model": CLAUDE, "max_tokens": 256, "messages": msgs}, ant)
+    first = _post(provider, "/v1/messages", {"model": CLAUDE, "max_tokens": 4096, "messages": msgs}, ant)
     (use,) = first["content"]
     assert use["type"] == "tool_use" and first["stop_reason"] == "tool_use"
     result = {"type": "tool_result", "tool_use_id": use["id"], "content": "Sunny."}
     msgs += [{"role": "assistant", "content": first["content"]}, {"role": "user", "content": [result]}]
-    second = _post(provider, "/v1/messages", {"model": CLAUDE, "max_tokens": 256, "messages": msgs}, ant)
+    second = _post(provider, "/v1/messages", {"model": CLAUDE, "max_tokens": 4096, "messages": msgs}, ant)
     assert [b["type"] for b in second["content"]] == ["text"] and second["stop_reason"] == "end_turn"
 
 
