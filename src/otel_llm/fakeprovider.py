@@ -45,7 +45,10 @@ Request headers that steer one call:
                           a Gemini ``functionCall`` part); ``refusal``: it declines (chat ``refusal``, a Responses
                           ``refusal`` part; Anthropic and Gemini answer with the refusal as text);
                           ``reasoning``: the text answer after readable reasoning (chat ``reasoning_content``
-                          as DeepSeek sends it, an Anthropic ``thinking`` block, a Responses reasoning summary).
+                          as DeepSeek sends it, an Anthropic ``thinking`` block, a Responses reasoning summary);
+                          ``tool_then_text``: an agent's loop, ``tool_call`` until the request carries a tool's
+                          result (a chat ``tool`` message, a Responses ``function_call_output`` item, an Anthropic
+                          ``tool_result`` block, a Gemini ``functionResponse`` part), then ``text``.
 ``x-fake-tool-calls``     with ``tool_call``: how many calls the model makes at once (chat and Responses;
                           default 1, at most 8), each with other arguments; a stream sends them one after another.
 ``x-fake-usage``          a JSON object merged into the usage block the answer sends (OpenAI chat, completions and
@@ -549,17 +552,48 @@ def _choice(
     return _Choice(deltas, "".join(deltas), visible + thoughts, thoughts, truncated)
 
 
-ANSWERS = ("text", "tool_call", "refusal", "reasoning")
+ANSWERS = ("text", "tool_call", "refusal", "reasoning", "tool_then_text")
 _REFUSAL = "I'm sorry, but I can't help with that request."
 _THOUGHT = "The user asks about telemetry; a short answer about spans and metrics will do."
 _CITIES = ("Lisbon", "Osaka", "Quito", "Tallinn", "Accra", "Hobart", "Reno", "Bergen")
 
 
-def _answer_kind(headers: dict[str, str]) -> str:
+def _answer_kind(api: str, headers: dict[str, str], body: dict[str, Any]) -> str:
     kind = headers.get("x-fake-answer", "").strip().lower() or "text"
     if kind not in ANSWERS:
         raise _InvalidRequest(f"Unknown x-fake-answer {kind!r}; known: {', '.join(ANSWERS)}.")
+    if kind == "tool_then_text":
+        return "text" if _has_tool_result(api, body) else "tool_call"
     return kind
+
+
+def _has_tool_result(api: str, body: dict[str, Any]) -> bool:
+    """Whether the request hands the model a tool's result, in its wire format's spelling."""
+    if api == "chat":
+        items: Any = body.get("messages")
+        return isinstance(items, list) and any(isinstance(m, dict) and m.get("role") == "tool" for m in items)
+    if api == "responses":
+        items = body.get("input")
+        return isinstance(items, list) and any(
+            isinstance(i, dict) and i.get("type") == "function_call_output" for i in items
+        )
+    if api == "messages":
+        items = body.get("messages")
+        return isinstance(items, list) and any(
+            isinstance(m, dict)
+            and isinstance(m.get("content"), list)
+            and any(isinstance(b, dict) and b.get("type") == "tool_result" for b in m["content"])
+            for m in items
+        )
+    if api == "gemini":
+        items = body.get("contents")
+        return isinstance(items, list) and any(
+            isinstance(c, dict)
+            and isinstance(c.get("parts"), list)
+            and any(isinstance(p, dict) and ("functionResponse" in p or "function_response" in p) for p in c["parts"])
+            for c in items
+        )
+    return False
 
 
 def _tool_name(api: str, body: dict[str, Any]) -> str:
@@ -582,7 +616,8 @@ def _tool_name(api: str, body: dict[str, Any]) -> str:
 
 def _tool_args(c: _Call, n: int = 0) -> dict[str, Any]:
     """Arguments of the model's ``n``-th tool call: derived from the request (same request, same arguments)."""
-    digest = hashlib.blake2b(_dumps(c.body), digest_size=2).digest()
+    body = {k: v for k, v in c.body.items() if k != "stream_options"}  # as the text: delivery does not count
+    digest = hashlib.blake2b(_dumps(body), digest_size=2).digest()
     city = _CITIES[(digest[0] + n) % len(_CITIES)]
     return {"location": city, "unit": "celsius" if digest[1] % 2 else "fahrenheit"}
 
@@ -1857,8 +1892,12 @@ class FakeProvider:
         chunks = _int_header(headers, "x-fake-chunks", None, 1, 100_000)
         huge = _int_header(headers, "x-fake-size", _HUGE_DEFAULT, 0, 512 * 1024 * 1024) if fault == "huge" else None
 
-        # Text and token counts depend on the request (and the seed) only, never on call order.
+        # Text and token counts depend on the request (and the seed) only, never on call order. Not on
+        # ``stream_options`` either: it asks how the stream is delivered, not what the model says (a client that
+        # adds ``include_usage`` to a request gets the answer the request without it gets).
         key = str(self.config.seed or 0).encode()
+        if "stream_options" in body:
+            raw = _dumps({k: v for k, v in body.items() if k != "stream_options"})
         digest = hashlib.blake2b(path.encode() + b"\n" + raw, digest_size=8, key=key).digest()
         content_rng = random.Random(int.from_bytes(digest, "little"))
         choices = (
@@ -1884,7 +1923,7 @@ class FakeProvider:
             fault=fault,
             include_usage=include_usage,
             relay_cost=_float_header(headers, "x-fake-relay-cost", None),
-            answer=_answer_kind(headers),
+            answer=_answer_kind(api, headers, body),
             tool_calls=_int_header(headers, "x-fake-tool-calls", 1, 1, 8) or 1,
             max_tokens=max_tokens,
             usage_extra=_usage_header(headers),
