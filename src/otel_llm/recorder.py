@@ -585,7 +585,7 @@ class Recorder:
         ttfc = inv.ttfc
         if ttfc is not None:
             attrs[n.TIME_TO_FIRST_CHUNK_ATTR] = ttfc
-        if inv.request.stream or inv.owned_by_stream:
+        if inv.request.stream:  # a stream's outcome (a whole answer read through a stream by the client is no stream)
             attrs[n.STREAM_OUTCOME] = outcome or "completed"
         relay = info.relay_cost
         headers = inv.headers
