@@ -10,14 +10,10 @@ from ._common import (
     CURRENT,
     attach,
     call_failed,
-    defer,
     detach,
-    encode_json_factory,
     is_sse,
-    json_factory,
     observe_httpx_status,
     parse_read_body,
-    sent_json,
     start_http_call,
 )
 
@@ -33,19 +29,14 @@ def targets(module_name: str) -> list[tuple[str, str, Any]]:
     return [
         (module_name, "Client.send", send_factory),
         (module_name, "AsyncClient.send", async_send_factory),
-        (module_name, "Response.json", json_factory),
-        (f"{module_name}._content", "encode_json", encode_json_factory),
     ]
 
 
 def _start(recorder: Recorder, route: Any, request: Any, raw_path: bytes) -> Invocation:
     url = request.url
     path = raw_path.decode("ascii", "replace")
-    obj = sent_json(request.stream)  # the caller's json= object, when this request was built from one
-    if obj is not None:
-        return start_http_call(recorder, route, url.scheme, url.host, url.port, path, json_body=obj)
     try:
-        raw = request.content  # bytes unless the body is a stream the caller has not read
+        raw = request.content  # bytes (a json= or content= body) unless a stream the caller has not read
     except Exception:
         raw = None
     return start_http_call(recorder, route, url.scheme, url.host, url.port, path, raw_body=raw)
@@ -60,15 +51,7 @@ def _observe(inv: Invocation, response: Any, tap_cls: type, own: bool) -> None:
             return  # the openai SDK layer reads what it needs from the SDK's own parsed result
         content = getattr(response, "_content", None)
         if content is not None or response.is_stream_consumed:
-            inv.from_chunks = False  # already read whole: its bytes say it all, now
-            if (
-                own
-                and content
-                and not inv.recorder.capture
-                and "json" in info.content_type
-                and defer(inv, response, content)
-            ):
-                return  # ended by the caller's own response.json(), or from these bytes (see _common.defer)
+            inv.from_chunks = False  # already read whole: its bytes say it all, now (and an own call ends here)
             parse_read_body(inv, content)
         elif response.status_code < 400 or own:
             tap = Tap(inv, is_sse(inv, info.content_type))
