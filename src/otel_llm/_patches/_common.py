@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from opentelemetry import context, trace
 
 from .._errors import error_type_of
+from .._names import SCOPE_NAME
 from .._parsers.headers import HeaderInfo, parse_header_list, parse_header_store, parse_headers
 from .._parsers.request import parse_request, parse_request_bytes
 from .._parsers.response import parse_body_bytes
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "URL_CACHE_SIZE",
     "CURRENT",
+    "IN_HTTP",
     "attach",
     "call_failed",
     "detach",
@@ -43,6 +45,12 @@ log = logging.getLogger("otel_llm")
 CURRENT: ContextVar[Invocation | None] = ContextVar("otel_llm_current_call", default=None)
 """The SDK-level call in progress. The HTTP layer under it adds attempts and response data to it
 instead of starting a second span (one call, one span)."""
+
+IN_HTTP: ContextVar[bool] = ContextVar("otel_llm_in_http", default=False)
+"""One of our HTTP layers is sending this request now, for its own call or an SDK call's: set by the outermost
+HTTP layer around the send it wraps. A patched client under it (an httpx transport that sends through aiohttp
+or ``requests``, as ``httpx-aiohttp``, LiteLLM and the openai SDK's ``DefaultAioHttpClient`` do; a redirect hop
+``requests`` sends through ``Session.send`` again) calls its original untouched: one call, one record."""
 
 _SECRET_PARAMS = frozenset({"key", "api-key", "api_key", "apikey", "token", "sig", "access_token", "x-api-key"})
 
@@ -88,7 +96,7 @@ def path_of(url: str) -> str:
 
 def _foreign_genai_span() -> Any:
     """A recording GenAI span made by someone else (anthropic 2.x's own call span, another
-    instrumentation) that this HTTP request belongs to, or None."""
+    instrumentation) that this HTTP request belongs to, or None. A span of ours is never foreign."""
     var = _VAR
     if var is not None and context._RUNTIME_CONTEXT is _RUNTIME:
         span = var.get().get(_SPAN_KEY)  # what trace.get_current_span() reads, without its three calls
@@ -100,6 +108,9 @@ def _foreign_genai_span() -> Any:
         return None
     attrs = getattr(span, "attributes", None)
     if attrs and "gen_ai.operation.name" in attrs:
+        scope = getattr(span, "instrumentation_scope", None)
+        if scope is not None and getattr(scope, "name", None) == SCOPE_NAME:
+            return None  # our own call's span: this request is not part of someone else's call
         return span
     return None
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from .._stream import Tap, tap_httpx_classes
 from ._common import (
     CURRENT,
+    IN_HTTP,
     attach,
     call_failed,
     detach,
@@ -80,11 +81,17 @@ def send_factory(recorder: Recorder, module: Any) -> Any:
         return post(wrapped, instance, args, kwargs)
 
     def post(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        if IN_HTTP.get():  # a transport of another patched client sends through this one: that one records
+            return wrapped(*args, **kwargs)
         request = args[0] if args else kwargs.get("request")
         sdk = CURRENT.get()
         if sdk is not None:
             sdk.attempts += 1
-            response = wrapped(*args, **kwargs)
+            held = IN_HTTP.set(True)
+            try:
+                response = wrapped(*args, **kwargs)
+            finally:
+                IN_HTTP.reset(held)
             _observe(sdk, response, sync_tap, own=False)
             return response
         if not enabled:
@@ -99,12 +106,14 @@ def send_factory(recorder: Recorder, module: Any) -> Any:
         if inv is None:
             return wrapped(*args, **kwargs)
         token = attach(inv)
+        held = IN_HTTP.set(True)
         try:
             response = wrapped(*args, **kwargs)
         except BaseException as exc:
             call_failed(inv, exc)
             raise
         finally:
+            IN_HTTP.reset(held)
             detach(token)
         _observe(inv, response, sync_tap, own=not inv.foreign)
         return response
@@ -119,13 +128,17 @@ def async_send_factory(recorder: Recorder, module: Any) -> Any:
     enabled = recorder.config.http
 
     async def send(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        if _not_a_post(args, kwargs):
+        if _not_a_post(args, kwargs) or IN_HTTP.get():  # not an LLM call; or another patched client's transport
             return await wrapped(*args, **kwargs)
         request = args[0] if args else kwargs.get("request")
         sdk = CURRENT.get()
         if sdk is not None:
             sdk.attempts += 1
-            response = await wrapped(*args, **kwargs)
+            held = IN_HTTP.set(True)
+            try:
+                response = await wrapped(*args, **kwargs)
+            finally:
+                IN_HTTP.reset(held)
             _observe(sdk, response, async_tap, own=False)
             return response
         if not enabled:
@@ -140,12 +153,14 @@ def async_send_factory(recorder: Recorder, module: Any) -> Any:
         if inv is None:
             return await wrapped(*args, **kwargs)
         token = attach(inv)
+        held = IN_HTTP.set(True)
         try:
             response = await wrapped(*args, **kwargs)
         except BaseException as exc:
             call_failed(inv, exc)
             raise
         finally:
+            IN_HTTP.reset(held)
             detach(token)
         _observe(inv, response, async_tap, own=not inv.foreign)
         return response

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from .._stream import RequestsRawTap, Tap
 from ._common import (
     CURRENT,
+    IN_HTTP,
     URL_CACHE_SIZE,
     attach,
     call_failed,
@@ -83,8 +84,8 @@ def send_factory(recorder: Recorder, module: Any) -> Any:
         return post(wrapped, instance, args, kwargs)
 
     def post(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        if not enabled or CURRENT.get() is not None:
-            return wrapped(*args, **kwargs)  # inside an LLM call already
+        if not enabled or IN_HTTP.get() or CURRENT.get() is not None:
+            return wrapped(*args, **kwargs)  # another layer of ours records this request (or its redirect hop)
         request = args[0] if args else kwargs.get("request")
         try:
             parts = classify(request.url)
@@ -95,14 +96,14 @@ def send_factory(recorder: Recorder, module: Any) -> Any:
         if inv is None:
             return wrapped(*args, **kwargs)
         token = attach(inv)
-        current = CURRENT.set(inv)  # requests sends each redirect hop through Session.send again: same call
+        held = IN_HTTP.set(True)  # requests sends each redirect hop through Session.send again: the same call
         try:
             response = wrapped(*args, **kwargs)
         except BaseException as exc:
             call_failed(inv, exc)
             raise
         finally:
-            CURRENT.reset(current)
+            IN_HTTP.reset(held)
             detach(token)
         _observe(inv, response, bool(kwargs.get("stream")))
         return response
