@@ -21,7 +21,6 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_llm import LLMInstrumentor
-from otel_llm._patches._common import PENDING
 from otel_llm.fakeprovider import FakeProvider
 from otel_llm.spend import LEDGER
 
@@ -54,15 +53,7 @@ class Telemetry:
             if r.instrumentation_scope is not None and r.instrumentation_scope.name == "otel_llm"
         ]
 
-    def settle(self) -> None:
-        """Collect garbage while raw calls wait for their caller's ``.json()``: a call whose response was read
-        without it (``.content``, ``.text``) ends when the response is freed, and an httpx response is only
-        freed by a collection (it is part of a reference cycle)."""
-        if PENDING:
-            gc.collect()
-
     def spans(self) -> list[ReadableSpan]:
-        self.settle()
         return [s for s in self.exporter.get_finished_spans() if s.instrumentation_scope.name == "otel_llm"]
 
     def span(self) -> ReadableSpan:
@@ -71,7 +62,6 @@ class Telemetry:
         return spans[0]
 
     def points(self, name: str) -> list[Any]:
-        self.settle()
         data = self.reader.get_metrics_data()
         out: list[Any] = []
         if data is None:

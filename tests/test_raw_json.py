@@ -1,8 +1,9 @@
-"""Raw httpx, httpx2 and requests calls whose JSON answer the caller parses itself with ``response.json()``:
-the call is filled in from the caller's own parse (the body is not decoded a second time) and ends as if
-its bytes had been read; a response read another way, or dropped, still ends its call (when it is freed,
-after a while at the next call, or when instrumentation is removed). A request's ``json=`` object is read
-as the object, not from the bytes the client made of it.
+"""Raw httpx, httpx2 and requests calls whose JSON answer the client read whole (``client.post(...)``, not a
+stream): the call is parsed from the answer's bytes and ended inside the client's ``send``, so the span and
+its metric points are recorded by the time the caller gets the response, whatever the caller does with it
+(``response.json()``, ``json.loads(response.text)``, nothing) and however long it keeps it. No thread is
+started and no function of the client libraries other than ``send`` is wrapped. The request is read from the
+bytes the client sends.
 
 Real clients against the local fake provider; telemetry read back through in-memory exporters.
 """
@@ -12,18 +13,20 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import os
 import threading
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import httpx2
 import pytest
 import requests
+import requests.models
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from otel_llm._patches import _common
 from otel_llm.fakeprovider import FakeProvider
 
 from .conftest import Telemetry
@@ -67,10 +70,16 @@ POSTS = {
 each_client = pytest.mark.parametrize("post", list(POSTS.values()), ids=list(POSTS))
 
 
-@pytest.fixture(autouse=True)
-def _nothing_left_open() -> Any:
-    yield
-    assert not _common.PENDING, "a call was left open past its test"
+@pytest.fixture
+def no_gc() -> Iterator[None]:
+    """No garbage collection during the test: nothing may depend on a response being freed."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def _assert_filled_from(a: Any, got: dict[str, Any]) -> None:
@@ -92,88 +101,107 @@ def _assert_metrics(t: Telemetry, got: dict[str, Any]) -> None:
     assert t.in_flight() == 0
 
 
+def _llm_spans(exporter: InMemorySpanExporter) -> list[Any]:
+    return [s for s in exporter.get_finished_spans() if s.instrumentation_scope.name == "otel_llm"]
+
+
 @each_client
-def test_the_callers_json_fills_in_the_call_and_ends_it(
-    post: Any, provider: FakeProvider, telemetry: Telemetry
+def test_a_call_is_recorded_when_the_client_call_returns_though_the_caller_keeps_the_response(
+    post: Any, provider: FakeProvider, telemetry: Telemetry, no_gc: None
 ) -> None:
     r = post(provider.url + "/v1/chat/completions", BODY)
-    assert telemetry.exporter.get_finished_spans() == ()  # open until the caller parses the answer
-    got = r.json()
-    assert got == json.loads(r.content)  # the caller's object, as the plain client makes it
-    spans = telemetry.exporter.get_finished_spans()
+    got = json.loads(r.text)  # the caller parses the text itself (orjson, pydantic, ...) and keeps the response
+    telemetry.tracer_provider.force_flush()
+    spans = _llm_spans(telemetry.exporter)
     assert len(spans) == 1
     _assert_filled_from(spans[0].attributes, got)
     assert spans[0].attributes["gen_ai.request.model"] == "gpt-4.1"
     _assert_metrics(telemetry, got)
+    assert r.status_code == 200  # still alive, never parsed through the client
 
 
 @each_client
-def test_an_answer_read_without_json_ends_its_call_when_the_response_is_freed(
-    post: Any, provider: FakeProvider, telemetry: Telemetry
+def test_a_serverless_handler_flushing_at_its_end_exports_the_llm_span_with_its_own(
+    post: Any, provider: FakeProvider, telemetry: Telemetry, no_gc: None
 ) -> None:
-    r = post(provider.url + "/v1/chat/completions", BODY)
-    got = json.loads(r.text)  # the caller parses the text itself (orjson, pydantic, ...)
-    assert telemetry.exporter.get_finished_spans() == ()
-    del r
-    gc.collect()  # an httpx response is part of a reference cycle: freed by a collection
-    spans = telemetry.exporter.get_finished_spans()
-    assert len(spans) == 1
-    _assert_filled_from(spans[0].attributes, got)
-    _assert_metrics(telemetry, got)
+    """The serverless pattern: a handler span around the call, a batch processor, ``force_flush()`` before the
+    function freezes. The LLM span is exported in that flush, under the handler's span."""
+    batched = InMemorySpanExporter()
+    telemetry.tracer_provider.add_span_processor(BatchSpanProcessor(batched, schedule_delay_millis=3_600_000))
+    tracer = telemetry.tracer_provider.get_tracer("handler")
+    with tracer.start_as_current_span("handler") as handler:
+        r = post(provider.url + "/v1/chat/completions", BODY)
+        answer = json.loads(r.text)["choices"][0]["message"]["content"]
+    assert answer
+    telemetry.tracer_provider.force_flush()
+    names = sorted(s.name for s in batched.get_finished_spans())
+    assert names == ["chat gpt-4.1", "handler"]
+    (llm,) = _llm_spans(batched)
+    assert llm.parent is not None and llm.parent.span_id == handler.get_span_context().span_id
+    assert telemetry.point("gen_ai.client.operation.duration").count == 1
+    assert r.status_code == 200  # kept alive past the flush
 
 
 @each_client
-def test_the_span_ends_when_the_answer_arrived_not_when_the_caller_parsed_it(
-    post: Any, provider: FakeProvider, telemetry: Telemetry
-) -> None:
-    r = post(provider.url + "/v1/chat/completions", BODY)
-    returned = time.time_ns()
-    time.sleep(0.05)
-    r.json()
-    span = telemetry.span()
-    assert span.end_time is not None and span.start_time is not None
-    assert span.start_time <= span.end_time <= returned
-
-
-@each_client
-def test_json_called_twice_gives_the_same_object_both_times_and_one_call(
+def test_the_callers_json_is_the_plain_clients_and_makes_no_second_record(
     post: Any, provider: FakeProvider, telemetry: Telemetry
 ) -> None:
     r = post(provider.url + "/v1/chat/completions", BODY)
     first, second = r.json(), r.json()
-    assert first == second and first is not second  # each .json() parses anew, as it always did
-    first["model"] = "changed by the caller"  # the caller's objects are its own: the telemetry keeps its values
-    _assert_filled_from(telemetry.span().attributes, second)
+    assert first == second == json.loads(r.content) and first is not second
+    _assert_filled_from(telemetry.span().attributes, first)
     assert telemetry.point("gen_ai.client.operation.duration").count == 1
 
 
-@each_client
-def test_json_called_in_another_thread_ends_the_call(post: Any, provider: FakeProvider, telemetry: Telemetry) -> None:
-    r = post(provider.url + "/v1/chat/completions", BODY)
-    out: list[Any] = []
-    worker = threading.Thread(target=lambda: out.append(r.json()))
-    worker.start()
-    worker.join(10)
-    assert out
-    _assert_filled_from(telemetry.span().attributes, out[0])
-    assert telemetry.in_flight() == 0
+def test_raw_calls_start_no_thread(provider: FakeProvider, telemetry: Telemetry) -> None:
+    before = {t.ident for t in threading.enumerate()}
+    kept = [post(provider.url + "/v1/chat/completions", BODY) for post in POSTS.values()]
+    ours = [t.name for t in threading.enumerate() if t.ident not in before and "otel" in t.name.lower()]
+    assert ours == []
+    assert len(telemetry.spans()) == len(kept)
+
+
+def _library_own(fn: Any, package: Any) -> bool:
+    """``fn`` is the library's own function: defined in its package's files, not a wrapper of it."""
+    code = getattr(fn, "__code__", None)
+    home = os.path.dirname(package.__file__)
+    return not hasattr(fn, "__wrapped__") and code is not None and code.co_filename.startswith(home + os.sep)
+
+
+@pytest.mark.parametrize("capture", ["NO_CONTENT", "SPAN_ONLY"])
+def test_only_send_is_patched_response_json_and_body_encoding_are_the_libraries_own(
+    capture: str, provider: FakeProvider, instrument: Callable[..., Telemetry]
+) -> None:
+    t = instrument(capture_content=capture)
+    _requests(provider.url + "/v1/chat/completions", BODY)
+    _httpx_sync(httpx)(provider.url + "/v1/chat/completions", BODY)
+    for package, fn in [
+        (httpx, httpx.Response.json),
+        (httpx, httpx._content.encode_json),
+        (httpx2, httpx2.Response.json),
+        (httpx2, httpx2._content.encode_json),
+        (requests, requests.models.Response.json),
+        (requests, requests.models.PreparedRequest.prepare_body),
+    ]:
+        assert _library_own(fn, package), fn
+    assert hasattr(httpx.Client.send, "__wrapped__") and hasattr(requests.Session.send, "__wrapped__")
+    assert len(t.spans()) == 2
 
 
 @each_client
-def test_a_body_that_is_not_json_after_all_raises_as_it_would_and_still_ends_the_call(
+def test_a_body_that_is_not_json_after_all_ends_the_call_and_raises_as_it_would(
     post: Any, provider: FakeProvider, telemetry: Telemetry
 ) -> None:
     r = post(provider.url + "/v1/chat/completions", BODY, {"x-fake-fault": "malformed-json"})
     assert r.status_code == 200 and "json" in r.headers["content-type"]
-    with pytest.raises(ValueError) as raised:  # json.JSONDecodeError, or requests' own subclass of it
-        r.json()
-    uninstrumented = type(raised.value)
-    span = telemetry.span()
+    span = telemetry.span()  # ended with the answer
     assert span.attributes["http.response.status_code"] == 200
     assert "gen_ai.usage.input_tokens" not in span.attributes
     assert telemetry.in_flight() == 0
+    with pytest.raises(ValueError) as raised:  # json.JSONDecodeError, or requests' own subclass of it
+        r.json()
     telemetry.instrumentor.uninstrument()
-    with pytest.raises(uninstrumented):
+    with pytest.raises(type(raised.value)):
         post(provider.url + "/v1/chat/completions", BODY, {"x-fake-fault": "malformed-json"}).json()
 
 
@@ -190,51 +218,6 @@ def test_an_error_answer_parsed_by_the_caller_is_classified(
     assert telemetry.points("gen_ai.client.token.usage") == []
 
 
-@each_client
-def test_json_on_a_non_llm_response_is_the_plain_json(post: Any, provider: FakeProvider, telemetry: Telemetry) -> None:
-    open_call = post(provider.url + "/v1/chat/completions", BODY)  # a call is open meanwhile
-    other = post(provider.url + "/v1/not-an-llm-api", {"model": "gpt-4.1"})
-    assert other.json() == json.loads(other.content)
-    assert telemetry.exporter.get_finished_spans() == ()
-    open_call.json()
-    assert len(telemetry.spans()) == 1
-
-
-def test_too_many_open_calls_end_the_oldest_from_its_bytes(
-    provider: FakeProvider, telemetry: Telemetry, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(_common, "MAX_PENDING", 2)
-    kept = [_requests(provider.url + "/v1/chat/completions", BODY) for _ in range(3)]  # none parsed, all alive
-    spans = telemetry.exporter.get_finished_spans()
-    assert len(spans) == 1  # the oldest, ended when the third made too many
-    _assert_filled_from(spans[0].attributes, kept[0].json())
-    for r in kept[1:]:
-        r.json()
-    assert len(telemetry.spans()) == 3 and telemetry.in_flight() == 0
-
-
-def test_a_call_left_open_too_long_is_ended_at_the_next_call(
-    provider: FakeProvider, telemetry: Telemetry, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(_common, "MAX_WAIT", 0.0)  # every open call has waited long enough
-    kept = _httpx_sync(httpx)(provider.url + "/v1/chat/completions", BODY)
-    assert telemetry.exporter.get_finished_spans() == ()
-    later = _httpx_sync(httpx)(provider.url + "/v1/chat/completions", BODY)
-    spans = telemetry.exporter.get_finished_spans()
-    assert len(spans) == 1
-    _assert_filled_from(spans[0].attributes, kept.json())
-    later.json()
-    assert len(telemetry.spans()) == 2
-
-
-def test_removing_instrumentation_ends_the_calls_left_open(provider: FakeProvider, telemetry: Telemetry) -> None:
-    kept = _requests(provider.url + "/v1/chat/completions", BODY)
-    telemetry.instrumentor.uninstrument()
-    spans = telemetry.exporter.get_finished_spans()
-    assert len(spans) == 1
-    _assert_filled_from(spans[0].attributes, kept.json())
-
-
 def test_content_capture_reads_the_answer_from_its_bytes_at_once(
     provider: FakeProvider, instrument: Callable[..., Telemetry]
 ) -> None:
@@ -248,7 +231,7 @@ def test_content_capture_reads_the_answer_from_its_bytes_at_once(
 
 
 # --------------------------------------------------------------------------------------------------
-# the request's json= object
+# the request, read from the bytes the client sends
 
 
 REQUEST = {
@@ -265,7 +248,7 @@ REQUEST = {
 def test_a_json_request_object_gives_the_request_attributes(
     post: Any, provider: FakeProvider, telemetry: Telemetry
 ) -> None:
-    post(provider.url + "/v1/chat/completions", REQUEST).json()
+    post(provider.url + "/v1/chat/completions", REQUEST)
     a = telemetry.span().attributes
     assert a["gen_ai.request.model"] == "gpt-4.1" and a["gen_ai.request.temperature"] == 0.25
     assert a["gen_ai.request.max_tokens"] == 40 and a["gen_ai.request.seed"] == 7
@@ -276,7 +259,7 @@ def test_a_json_request_object_gives_the_request_attributes(
 def test_a_request_object_with_a_tuple_is_read_from_its_bytes(
     post: Any, provider: FakeProvider, telemetry: Telemetry
 ) -> None:
-    post(provider.url + "/v1/chat/completions", {**REQUEST, "stop": ("END",)}).json()
+    post(provider.url + "/v1/chat/completions", {**REQUEST, "stop": ("END",)})
     assert list(telemetry.span().attributes["gen_ai.request.stop_sequences"]) == ["END"]
 
 
@@ -291,32 +274,5 @@ def test_a_requests_body_made_from_data_is_read_from_the_data_not_the_json_objec
             json={"model": "not-what-was-sent"},
             headers={"content-type": "application/json"},
             timeout=10,
-        ).json()
+        )
     assert telemetry.span().attributes["gen_ai.request.model"] == "gpt-4.1-mini"
-
-
-def test_an_object_noted_for_a_request_that_was_never_sent_is_not_taken_for_the_next(
-    provider: FakeProvider, telemetry: Telemetry
-) -> None:
-    with httpx.Client(**_OPTS) as c:
-        c.build_request("POST", provider.url + "/v1/chat/completions", json={"model": "never-sent"})
-        c.post(provider.url + "/v1/chat/completions", content=json.dumps(BODY).encode()).json()
-    assert telemetry.span().attributes["gen_ai.request.model"] == "gpt-4.1"
-
-
-def test_a_call_left_open_with_no_call_after_it_is_ended_by_the_sweeper(
-    provider: FakeProvider, telemetry: Telemetry, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The last call before a pause, its response kept alive and never parsed with ``.json()``: no longer in
-    flight once its answer is in, and ended from its bytes by the sweeper thread a moment later."""
-    monkeypatch.setattr(_common, "MAX_WAIT", 0.1)
-    monkeypatch.setattr(_common, "SWEEP_EVERY", 0.1)
-    kept = _requests(provider.url + "/v1/chat/completions", BODY)
-    assert telemetry.in_flight() == 0  # answered: not in flight, though its span is still open
-    deadline = time.monotonic() + 10
-    while not telemetry.exporter.get_finished_spans() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    spans = telemetry.exporter.get_finished_spans()
-    assert len(spans) == 1
-    _assert_filled_from(spans[0].attributes, json.loads(kept.content))
-    assert spans[0].end_time < time.time_ns()

@@ -17,7 +17,7 @@ from typing import Any
 
 from wrapt import register_post_import_hook, wrap_function_wrapper
 
-from ._patches import DEFERRED, TARGETS, flush_pending
+from ._patches import DEFERRED, TARGETS
 from .config import INSTRUMENTOR_ARGS, Config
 from .package import _instruments
 
@@ -54,15 +54,7 @@ def _install_plain(owner: Any, name: str, wrapper: Any) -> bool:
         return False
     get = original.__get__
     passes = getattr(wrapper, "passes", None)  # (args, kwargs) -> True: not ours, the original alone, at once
-    idle = getattr(wrapper, "idle", None)  # a container: while it is empty, the original alone, at once
-    if idle is not None and isinstance(owner, type):
-
-        def method(self: Any, *args: Any, **kwargs: Any) -> Any:
-            if not idle:
-                return original(self, *args, **kwargs)
-            return wrapper(get(self), self, args, kwargs)
-
-    elif passes is not None and isinstance(owner, type):
+    if passes is not None and isinstance(owner, type):
         inner = getattr(wrapper, "after_passes", wrapper)  # the wrapper without its own copy of that check
 
         def method(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -194,7 +186,6 @@ class LLMInstrumentor:
             wrapped = getattr(current, "__wrapped__", None)
             if wrapped is not None:
                 setattr(owner, method, wrapped)
-        flush_pending()  # raw calls still open for their caller's .json() end now, from their bytes
         self.recorder = None
 
 

@@ -64,8 +64,6 @@ class Invocation:
         "active",
         "attempts",
         "content_in",
-        "done_at",
-        "done_ns",
         "entry",
         "error_type",
         "foreign",
@@ -114,8 +112,6 @@ class Invocation:
     active: _InFlight | None  # its calls-in-flight tally: taken off once, at its end
     start_attrs: dict[str, Any] | None  # events on: the span's start attributes, for the event
     content_in: tuple[list, list, list] | None  # event content on: (input, system instructions, tools)
-    done_at: float | None  # perf_counter() when the answer was complete, for an end recorded later
-    done_ns: int | None  # ... and the same moment as a span end time (time_ns())
 
     # --- stream progress (called by the stream tees) ---
     def chunks_arrived(self, count: int) -> None:
@@ -129,17 +125,6 @@ class Invocation:
         stamps.append(now)
         if count > 1:
             stamps.extend([now] * (count - 1))  # several events in one read arrived together: gaps of 0
-
-    def mark_done(self) -> None:
-        """The answer is complete now, though the call is ended later (a patch that waits for the caller's own
-        parse of the body): the duration and the span's end are taken from this moment, and the call is no
-        longer counted in flight."""
-        self.done_at = time.perf_counter()
-        self.done_ns = time.time_ns()
-        slot = self.active
-        if slot is not None:  # no longer in flight, though not ended yet
-            self.active = None
-            slot.leave()
 
     def fail(self, exc: BaseException) -> None:
         """End as failed with the user's exception (which the caller re-raises unchanged)."""
@@ -310,7 +295,7 @@ class Recorder:
         inv.entry = entry
         inv.info = new_response_info()
         inv.headers = inv.ttfc = inv.stamps = inv.status_code = inv.error_type = inv.outcome = inv.pending = None
-        inv.content_in = inv.done_at = inv.done_ns = None
+        inv.content_in = None
         inv.owned_by_stream = inv.hide_usage = inv.from_result = inv.from_chunks = inv.held = inv._ended = False
         inv.attempts = 0
         attrs = {**entry.fixed, **request.attributes}
@@ -496,7 +481,7 @@ class Recorder:
                 gauge.set(v, series.gauge_attrs(res))
 
     def _finish(self, inv: Invocation) -> None:
-        now = inv.done_at or time.perf_counter()
+        now = time.perf_counter()
         span = inv.span
         info = inv.info
         outcome = inv.outcome
@@ -722,7 +707,7 @@ class Recorder:
         span.set_attributes(attrs)
         if inv.start_attrs is not None:  # events on, and an inference call
             self._emit(inv, attrs, output)
-        span.end(inv.done_ns)
+        span.end()
 
     def _token_details(self, series: _Series, usage: Usage) -> None:
         if usage.cache_read_tokens:
@@ -848,7 +833,7 @@ class _InFlight:
         self._started = itertools.count()
         self._done = itertools.count()
         self.enter = self._started.__next__  # a call started
-        self.leave = self._done.__next__  # a call left (ended, or its answer is complete)
+        self.leave = self._done.__next__  # a call ended
 
     def count(self) -> int:
         """Calls in flight now (a count's repr is ``count(n)``: its next value, read without taking it). The done

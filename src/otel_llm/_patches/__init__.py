@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from . import aiohttp, httpx, openai, requests
-from ._common import flush_pending
 
-__all__ = ["DEFERRED", "TARGETS", "flush_pending"]
+__all__ = ["DEFERRED", "TARGETS"]
 
 # (module to import, "Class.method", factory(recorder, module) -> wrapper). The openai SDK layer
 # comes first; the HTTP layer below it is always patched, since the SDK layer reads its bodies.

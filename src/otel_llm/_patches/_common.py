@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import atexit
 import json
 import logging
-import threading
-import time
-import weakref
 from collections.abc import Iterable
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING, Any
@@ -16,9 +12,10 @@ from urllib.parse import urlsplit
 from opentelemetry import context, trace
 
 from .._errors import error_type_of
+from .._names import SCOPE_NAME
 from .._parsers.headers import HeaderInfo, parse_header_list, parse_header_store, parse_headers
 from .._parsers.request import parse_request, parse_request_bytes
-from .._parsers.response import apply_body, parse_body_bytes
+from .._parsers.response import parse_body_bytes
 from .._parsers.routes import GEMINI, Route, gemini_model_from_path
 from .._parsers.sse import StreamParser
 from .._urls import URL_CACHE_SIZE, scrub_url
@@ -29,14 +26,10 @@ if TYPE_CHECKING:
 __all__ = [
     "URL_CACHE_SIZE",
     "CURRENT",
-    "PENDING",
+    "IN_HTTP",
     "attach",
     "call_failed",
-    "defer",
     "detach",
-    "flush_pending",
-    "json_factory",
-    "sent_json",
     "observe_httpx_status",
     "observe_requests_status",
     "split_url",
@@ -52,6 +45,12 @@ log = logging.getLogger("otel_llm")
 CURRENT: ContextVar[Invocation | None] = ContextVar("otel_llm_current_call", default=None)
 """The SDK-level call in progress. The HTTP layer under it adds attempts and response data to it
 instead of starting a second span (one call, one span)."""
+
+IN_HTTP: ContextVar[bool] = ContextVar("otel_llm_in_http", default=False)
+"""One of our HTTP layers is sending this request now, for its own call or an SDK call's: set by the outermost
+HTTP layer around the send it wraps. A patched client under it (an httpx transport that sends through aiohttp
+or ``requests``, as ``httpx-aiohttp``, LiteLLM and the openai SDK's ``DefaultAioHttpClient`` do; a redirect hop
+``requests`` sends through ``Session.send`` again) calls its original untouched: one call, one record."""
 
 
 def split_url(url: str) -> tuple[str, str, int | None, str]:
@@ -79,7 +78,7 @@ def path_of(url: str) -> str:
 
 def _foreign_genai_span() -> Any:
     """A recording GenAI span made by someone else (anthropic 2.x's own call span, another
-    instrumentation) that this HTTP request belongs to, or None."""
+    instrumentation) that this HTTP request belongs to, or None. A span of ours is never foreign."""
     var = _VAR
     if var is not None and context._RUNTIME_CONTEXT is _RUNTIME:
         span = var.get().get(_SPAN_KEY)  # what trace.get_current_span() reads, without its three calls
@@ -91,6 +90,9 @@ def _foreign_genai_span() -> Any:
         return None
     attrs = getattr(span, "attributes", None)
     if attrs and "gen_ai.operation.name" in attrs:
+        scope = getattr(span, "instrumentation_scope", None)
+        if scope is not None and getattr(scope, "name", None) == SCOPE_NAME:
+            return None  # our own call's span: this request is not part of someone else's call
         return span
     return None
 
@@ -106,8 +108,6 @@ def start_http_call(
     json_body: Any = None,
     userinfo: bool = False,
 ) -> Invocation:
-    if PENDING:  # earlier calls still open for their caller's .json(): end those that waited too long
-        sweep()
     path_model = gemini_model_from_path(path) if route.api == GEMINI else None
     if json_body is not None:
         body = json_body
@@ -254,232 +254,3 @@ def detach(token: object) -> None:
             context.detach(token)  # type: ignore[arg-type]
     except Exception:
         pass
-
-
-# --------------------------------------------------------------------------------------------------
-# Raw calls ended by the caller's own parse of the body.
-#
-# A raw JSON answer (``httpx``'s or ``requests``' ``post(...)`` read whole) is almost always decoded by the
-# caller right away with ``response.json()``. Decoding its bytes ourselves as well would double the CPU
-# the caller spends on the body. So the call is left open, its answer's time noted (``mark_done``), and
-# the ``.json()`` wrapper below fills it in from the object the caller got. A caller that never calls
-# ``.json()`` still has its call ended from the bytes: when the response is freed (a weak reference's
-# callback), else at the next call once it waited ~1 s or too many are open, else at exit.
-
-MAX_PENDING = 64  # calls left open at once; past this the oldest is ended from its bytes
-MAX_WAIT = 1.0  # seconds a call stays open for the caller's .json() before the next call ends it
-SWEEP_EVERY = 1.0  # seconds between the sweeper thread's looks, while calls are open and no call comes
-
-
-class _Pending(weakref.ref):
-    """A weak reference to a response whose call waits for the caller's ``.json()``."""
-
-    __slots__ = ("inv", "key", "raw")
-
-    inv: Invocation
-    key: int
-    raw: bytes
-
-
-PENDING: dict[int, _Pending] = {}
-"""``id(response)`` -> its open call, oldest first. An entry is taken out (``dict.pop``, atomic) by
-whoever ends the call: the caller's ``.json()``, the response's freeing, the bound, or the exit flush."""
-
-_exit_hook: list[bool] = []
-
-
-def defer(inv: Invocation, response: Any, raw: bytes) -> bool:
-    """Leave an own call with a whole JSON body open until the caller parses the body (see above).
-    False: the response cannot be weakly referenced, end it now."""
-    inv.mark_done()
-    try:
-        ref = _Pending(response, _freed)
-    except TypeError:
-        return False
-    ref.inv = inv
-    ref.raw = raw
-    ref.key = key = id(response)
-    if not _exit_hook:  # registered once, when the first call is left open: after the SDK's providers
-        _exit_hook.append(True)  # were made, so that it runs before their own exit shutdown (atexit is LIFO)
-        atexit.register(flush_pending)
-    if not _sweeper:
-        _start_sweeper()
-    old = PENDING.setdefault(key, ref)
-    if old is not ref:  # not expected (one send per response): the earlier call ends from its bytes
-        PENDING[key] = ref
-        _end_from_bytes(old)
-    if len(PENDING) > MAX_PENDING:
-        sweep()
-    return True
-
-
-_sweeper: list[threading.Thread] = []
-_sweeper_lock = threading.Lock()
-
-
-def _start_sweeper() -> None:
-    """A daemon thread that ends, from their bytes, the calls that waited ``MAX_WAIT`` for their caller's
-    ``.json()`` while no other raw call came to do it (a last call, then a pause): every call ends within
-    about ``MAX_WAIT + SWEEP_EVERY`` of its answer. It exits once nothing is left open, and is started again by the next
-    call left open."""
-    with _sweeper_lock:
-        if _sweeper and _sweeper[0].is_alive():
-            return
-        _sweeper.clear()
-        thread = threading.Thread(target=_sweep_while_open, name="otel-llm-sweeper", daemon=True)
-        _sweeper.append(thread)
-        thread.start()
-
-
-def _sweep_while_open() -> None:
-    try:
-        while True:
-            time.sleep(SWEEP_EVERY)
-            try:
-                sweep()
-            except Exception:
-                log.debug("otel_llm: ending waiting calls failed", exc_info=True)
-            with _sweeper_lock:
-                if not PENDING:
-                    _sweeper.clear()  # the next call left open starts a new one
-                    return
-    except BaseException:  # interpreter shutdown: the exit flush ends what is left
-        with _sweeper_lock:
-            _sweeper.clear()
-
-
-def _claim(key: int, ref: _Pending | None = None) -> _Pending | None:
-    """Take a call out of ``PENDING`` to end it: the one caller that gets it ends it."""
-    got = PENDING.pop(key, None)
-    if got is None or ref is None or got is ref:
-        return got
-    PENDING.setdefault(key, got)  # another response's entry under a reused id: put back
-    return None
-
-
-def _end_from_bytes(ref: _Pending) -> None:
-    inv = ref.inv
-    try:
-        parse_read_body(inv, ref.raw)
-        inv.end()
-    except Exception:
-        log.debug("otel_llm: ending a call failed", exc_info=True)
-
-
-def _freed(ref: Any) -> None:
-    """The response was freed before its ``.json()`` was called: end its call from the bytes."""
-    try:
-        if _claim(ref.key, ref) is not None:
-            _end_from_bytes(ref)
-    except Exception:
-        pass
-
-
-def sweep() -> None:
-    """End, from their bytes and oldest first, the open calls that waited ``MAX_WAIT`` or are too many.
-    Runs at each new raw call while some are open; looks at the oldest one only unless it is due."""
-    now = time.perf_counter()
-    for _ in range(MAX_PENDING + 8):
-        try:
-            key = next(iter(PENDING))
-        except (StopIteration, RuntimeError):  # none left, or changed by another thread meanwhile
-            return
-        ref = PENDING.get(key)
-        if ref is None:
-            continue
-        if len(PENDING) <= MAX_PENDING and now - (ref.inv.done_at or 0.0) < MAX_WAIT:
-            return
-        if _claim(key, ref) is not None:
-            _end_from_bytes(ref)
-
-
-def flush_pending() -> None:
-    """End every open call from its bytes (at exit, and when instrumentation is removed)."""
-    while PENDING:
-        try:
-            key = next(iter(PENDING))
-        except (StopIteration, RuntimeError):
-            continue
-        ref = _claim(key)
-        if ref is not None:
-            _end_from_bytes(ref)
-
-
-def json_factory(recorder: Recorder, module: Any) -> Any:
-    """``Response.json`` of httpx, httpx2 and requests: the caller's own parse of a body whose call is open
-    ends that call, from the object the caller gets (returned as is, never altered). On any other
-    response it costs one dict lookup, none while no call is open."""
-
-    def json(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        if not PENDING:
-            return wrapped(*args, **kwargs)
-        ref = PENDING.pop(id(instance), None)  # taken: this .json() ends the call (a second one finds none)
-        if ref is None:
-            return wrapped(*args, **kwargs)
-        if ref() is not instance:  # not expected while the response is alive: not ours after all
-            PENDING.setdefault(ref.key, ref)
-            return wrapped(*args, **kwargs)
-        try:
-            result = wrapped(*args, **kwargs)
-        except BaseException:
-            _end_from_bytes(ref)  # not JSON after all (an SSE body, an HTML error page): as the bytes say
-            raise
-        if args or kwargs:  # parse_float=Decimal and the like: numbers we would not read; the bytes say it
-            _end_from_bytes(ref)
-            return result
-        inv = ref.inv
-        try:
-            apply_body(inv.route, result, inv.info)
-            inv.end()
-        except Exception:
-            log.debug("otel_llm: ending a call failed", exc_info=True)
-        return result
-
-    json.idle = PENDING  # type: ignore[attr-defined]  # none waiting: the plain .json() (see instrumentor._install_plain)
-    return json
-
-
-# --------------------------------------------------------------------------------------------------
-# The caller's own ``json=`` object of a request, so that the bytes the client encoded from it are not
-# decoded again. The client's JSON encoder (httpx/httpx2) or body preparation (requests) notes, per
-# thread, the body it made and the object it made it from; the send that follows finds its own body
-# there by identity. Anything else (another body, a body replaced since, content capture on) takes the
-# bytes.
-
-_BUILT = threading.local()
-
-
-def note_json(body: Any, obj: Any) -> None:
-    """The client just encoded ``obj`` into ``body`` (its byte stream or bytes) for a request of this thread."""
-    _BUILT.last = (body, obj)
-
-
-def sent_json(body: Any) -> Any:
-    """The object the caller gave as ``json=`` for the request whose body is ``body``, or None. Only a plain
-    dict with a plain string model and no tuple values: parsed as the client's JSON of it would be."""
-    last = getattr(_BUILT, "last", None)
-    if last is None:
-        return None
-    _BUILT.last = None  # holds no caller's object past its send
-    obj = last[1]
-    if last[0] is not body or type(obj) is not dict or type(obj.get("model", "")) is not str:
-        return None
-    if tuple in map(type, obj.values()):  # a tuple is a JSON list in the bytes, not a list to the parser
-        return None
-    return obj
-
-
-def encode_json_factory(recorder: Recorder, module: Any) -> Any:
-    """httpx's and httpx2's ``_content.encode_json(json)`` -> (headers, ByteStream): every ``json=`` request."""
-    if recorder.capture or not recorder.config.http:  # content capture reads the request from its bytes
-        return lambda wrapped, instance, args, kwargs: wrapped(*args, **kwargs)
-
-    def encode_json(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        result = wrapped(*args, **kwargs)
-        try:
-            note_json(result[1], args[0] if args else kwargs["json"])
-        except Exception:
-            pass
-        return result
-
-    return encode_json

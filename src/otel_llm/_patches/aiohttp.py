@@ -6,7 +6,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from .._stream import AiohttpContentTap, Tap
-from ._common import attach, call_failed, detach, is_sse, observe_status, path_of, start_http_call
+from ._common import CURRENT, IN_HTTP, attach, call_failed, detach, is_sse, observe_status, path_of, start_http_call
 
 if TYPE_CHECKING:
     from ..recorder import Invocation, Recorder
@@ -83,8 +83,8 @@ def request_factory(recorder: Recorder, module: Any) -> Any:
     enabled = recorder.config.http
 
     async def request(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        if not enabled:
-            return await wrapped(*args, **kwargs)
+        if not enabled or IN_HTTP.get() or CURRENT.get() is not None:
+            return await wrapped(*args, **kwargs)  # the transport of a patched client (httpx-aiohttp): it records
         try:
             method = args[0] if args else kwargs.get("method")
             url = args[1] if len(args) > 1 else kwargs.get("str_or_url")
@@ -99,6 +99,7 @@ def request_factory(recorder: Recorder, module: Any) -> Any:
         if inv is None:
             return await wrapped(*args, **kwargs)
         token = attach(inv)
+        held = IN_HTTP.set(True)
         try:
             response = await wrapped(*args, **kwargs)
         except BaseException as exc:
@@ -106,6 +107,7 @@ def request_factory(recorder: Recorder, module: Any) -> Any:
                 call_failed(inv, exc)
             raise
         finally:
+            IN_HTTP.reset(held)
             detach(token)
         try:
             observe_status(inv, response.status, response.headers.items())

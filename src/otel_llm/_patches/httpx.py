@@ -8,16 +8,13 @@ from typing import TYPE_CHECKING, Any
 from .._stream import Tap, tap_httpx_classes
 from ._common import (
     CURRENT,
+    IN_HTTP,
     attach,
     call_failed,
-    defer,
     detach,
-    encode_json_factory,
     is_sse,
-    json_factory,
     observe_httpx_status,
     parse_read_body,
-    sent_json,
     start_http_call,
 )
 
@@ -33,21 +30,14 @@ def targets(module_name: str) -> list[tuple[str, str, Any]]:
     return [
         (module_name, "Client.send", send_factory),
         (module_name, "AsyncClient.send", async_send_factory),
-        (module_name, "Response.json", json_factory),
-        (f"{module_name}._content", "encode_json", encode_json_factory),
     ]
 
 
 def _start(recorder: Recorder, route: Any, request: Any, raw_path: bytes) -> Invocation:
     url = request.url
     path = raw_path.decode("ascii", "replace")
-    obj = sent_json(request.stream)  # the caller's json= object, when this request was built from one
-    if obj is not None:
-        return start_http_call(
-            recorder, route, url.scheme, url.host, url.port, path, json_body=obj, userinfo=bool(url.userinfo)
-        )
     try:
-        raw = request.content  # bytes unless the body is a stream the caller has not read
+        raw = request.content  # bytes (a json= or content= body) unless a stream the caller has not read
     except Exception:
         raw = None
     return start_http_call(
@@ -64,15 +54,7 @@ def _observe(inv: Invocation, response: Any, tap_cls: type, own: bool) -> None:
             return  # the openai SDK layer reads what it needs from the SDK's own parsed result
         content = getattr(response, "_content", None)
         if content is not None or response.is_stream_consumed:
-            inv.from_chunks = False  # already read whole: its bytes say it all, now
-            if (
-                own
-                and content
-                and not inv.recorder.capture
-                and "json" in info.content_type
-                and defer(inv, response, content)
-            ):
-                return  # ended by the caller's own response.json(), or from these bytes (see _common.defer)
+            inv.from_chunks = False  # already read whole: its bytes say it all, now (and an own call ends here)
             parse_read_body(inv, content)
         elif response.status_code < 400 or own:
             tap = Tap(inv, is_sse(inv, info.content_type))
@@ -101,11 +83,17 @@ def send_factory(recorder: Recorder, module: Any) -> Any:
         return post(wrapped, instance, args, kwargs)
 
     def post(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
+        if IN_HTTP.get():  # a transport of another patched client sends through this one: that one records
+            return wrapped(*args, **kwargs)
         request = args[0] if args else kwargs.get("request")
         sdk = CURRENT.get()
         if sdk is not None:
             sdk.attempts += 1
-            response = wrapped(*args, **kwargs)
+            held = IN_HTTP.set(True)
+            try:
+                response = wrapped(*args, **kwargs)
+            finally:
+                IN_HTTP.reset(held)
             _observe(sdk, response, sync_tap, own=False)
             return response
         if not enabled:
@@ -120,12 +108,14 @@ def send_factory(recorder: Recorder, module: Any) -> Any:
         if inv is None:
             return wrapped(*args, **kwargs)
         token = attach(inv)
+        held = IN_HTTP.set(True)
         try:
             response = wrapped(*args, **kwargs)
         except BaseException as exc:
             call_failed(inv, exc)
             raise
         finally:
+            IN_HTTP.reset(held)
             detach(token)
         _observe(inv, response, sync_tap, own=not inv.foreign)
         return response
@@ -140,13 +130,17 @@ def async_send_factory(recorder: Recorder, module: Any) -> Any:
     enabled = recorder.config.http
 
     async def send(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        if _not_a_post(args, kwargs):
+        if _not_a_post(args, kwargs) or IN_HTTP.get():  # not an LLM call; or another patched client's transport
             return await wrapped(*args, **kwargs)
         request = args[0] if args else kwargs.get("request")
         sdk = CURRENT.get()
         if sdk is not None:
             sdk.attempts += 1
-            response = await wrapped(*args, **kwargs)
+            held = IN_HTTP.set(True)
+            try:
+                response = await wrapped(*args, **kwargs)
+            finally:
+                IN_HTTP.reset(held)
             _observe(sdk, response, async_tap, own=False)
             return response
         if not enabled:
@@ -161,12 +155,14 @@ def async_send_factory(recorder: Recorder, module: Any) -> Any:
         if inv is None:
             return await wrapped(*args, **kwargs)
         token = attach(inv)
+        held = IN_HTTP.set(True)
         try:
             response = await wrapped(*args, **kwargs)
         except BaseException as exc:
             call_failed(inv, exc)
             raise
         finally:
+            IN_HTTP.reset(held)
             detach(token)
         _observe(inv, response, async_tap, own=not inv.foreign)
         return response

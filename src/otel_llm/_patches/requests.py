@@ -10,18 +10,15 @@ from .._stream import RequestsRawTap, Tap
 from .._urls import CACHED_URL_MAX, has_userinfo
 from ._common import (
     CURRENT,
+    IN_HTTP,
     URL_CACHE_SIZE,
     attach,
     call_failed,
-    defer,
     detach,
     is_sse,
-    json_factory,
-    note_json,
     observe_requests_status,
     parse_read_body,
     path_of,
-    sent_json,
     split_url,
     start_http_call,
 )
@@ -37,39 +34,12 @@ __all__ = ["send_factory", "targets"]
 def targets(module_name: str) -> list[tuple[str, str, Any]]:
     return [
         (module_name, "Session.send", send_factory),
-        ("requests.models", "Response.json", json_factory),
-        ("requests.models", "PreparedRequest.prepare_body", prepare_body_factory),
     ]
-
-
-def prepare_body_factory(recorder: Recorder, module: Any) -> Any:
-    """``PreparedRequest.prepare_body(data, files, json)``: notes the caller's ``json=`` object beside the body
-    made from it (see ``_common.sent_json``)."""
-    if recorder.capture or not recorder.config.http:  # content capture reads the request from its bytes
-        return lambda wrapped, instance, args, kwargs: wrapped(*args, **kwargs)
-
-    def prepare_body(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        result = wrapped(*args, **kwargs)
-        try:
-            obj = args[2] if len(args) > 2 else kwargs.get("json")
-            if obj is not None:
-                data = args[0] if args else kwargs.get("data")
-                files = args[1] if len(args) > 1 else kwargs.get("files")
-                if not data and not files:  # as requests decides: the body was made from json=
-                    note_json(instance.body, obj)
-        except Exception:
-            pass
-        return result
-
-    return prepare_body
 
 
 def _start(recorder: Recorder, parts: tuple[Any, str, str, int | None, str, bool], request: Any) -> Invocation:
     route, scheme, host, port, path, userinfo = parts
-    body = request.body
-    obj = sent_json(body)  # the caller's json= object, when this body was made from one
-    if obj is not None:
-        return start_http_call(recorder, route, scheme, host, port, path, json_body=obj, userinfo=userinfo)
+    body = request.body  # the bytes requests made of json= or data= (a str or a file-like object left as is)
     if isinstance(body, str):
         body = body.encode("utf-8", "replace")
     elif not isinstance(body, (bytes, bytearray)):
@@ -82,17 +52,7 @@ def _observe(inv: Invocation, response: Any, streamed: bool) -> None:
         info = observe_requests_status(inv, response.status_code, response.headers)
         if not streamed:
             content = response._content
-            if not isinstance(content, bytes):
-                content = None
-            elif (
-                content
-                and not inv.foreign
-                and not inv.recorder.capture
-                and "json" in info.content_type
-                and defer(inv, response, content)
-            ):
-                return  # ended by the caller's own response.json(), or from these bytes (see _common.defer)
-            parse_read_body(inv, content)
+            parse_read_body(inv, content if isinstance(content, bytes) else None)
         else:
             tap = Tap(inv, is_sse(inv, info.content_type))
             response.raw = RequestsRawTap(response.raw, tap)
@@ -130,8 +90,8 @@ def send_factory(recorder: Recorder, module: Any) -> Any:
         return post(wrapped, instance, args, kwargs)
 
     def post(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-        if not enabled or CURRENT.get() is not None:
-            return wrapped(*args, **kwargs)  # inside an LLM call already
+        if not enabled or IN_HTTP.get() or CURRENT.get() is not None:
+            return wrapped(*args, **kwargs)  # another layer of ours records this request (or its redirect hop)
         request = args[0] if args else kwargs.get("request")
         try:
             parts = classify(request.url)
@@ -142,14 +102,14 @@ def send_factory(recorder: Recorder, module: Any) -> Any:
         if inv is None:
             return wrapped(*args, **kwargs)
         token = attach(inv)
-        current = CURRENT.set(inv)  # requests sends each redirect hop through Session.send again: same call
+        held = IN_HTTP.set(True)  # requests sends each redirect hop through Session.send again: the same call
         try:
             response = wrapped(*args, **kwargs)
         except BaseException as exc:
             call_failed(inv, exc)
             raise
         finally:
-            CURRENT.reset(current)
+            IN_HTTP.reset(held)
             detach(token)
         _observe(inv, response, bool(kwargs.get("stream")))
         return response
