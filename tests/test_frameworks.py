@@ -338,7 +338,6 @@ def llm_calls(provider: FakeProvider) -> int:
 def genai_spans(t: Telemetry, scenario: Scenario) -> list[ReadableSpan]:
     """Every span of the run, checked to be the calls' GenAI spans: otel-llm's, or anthropic's own (then none of
     otel-llm's beside them)."""
-    t.settle()
     spans = list(t.exporter.get_finished_spans())
     scope = ANTHROPIC_SCOPE if scenario.own_span else "otel_llm"
     assert [s.instrumentation_scope.name for s in spans] == [scope] * len(spans), [s.name for s in spans]
