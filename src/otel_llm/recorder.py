@@ -481,16 +481,33 @@ class Recorder:
                 gauge.set(v, series.gauge_attrs(res))
 
     def _finish(self, inv: Invocation) -> None:
+        """A call's end, in the order a reader can follow: what went wrong, what the answer says (span attributes),
+        its content (opt-in), its metric points and cost, the in-process tallies, and the span's end."""
         now = time.perf_counter()
-        span = inv.span
-        info = inv.info
+        error, outcome = self._classify(inv)
+        model = inv.info.model
+        leaf = inv.entry.leaves.get((model, error))
+        if leaf is None:
+            leaf = self._leaf(inv, model, error)
+        attrs, usage = self._answer_attrs(inv, error, outcome)
+        output = self._output_content(inv, error, attrs) if self.capture else None
+        charged = self._record_points(inv, leaf, attrs, usage, error, now)
+        active = inv.active
+        if active is not None:  # the one way out of every call: no longer in flight
+            inv.active = None
+            active.leave()
+        self._tally(leaf, usage, error, charged)
+        self._end_span(inv, attrs, error, output)
+
+    @staticmethod
+    def _classify(inv: Invocation) -> tuple[str | None, str | None]:
+        """(error type, outcome): a failed HTTP status or an abandoned stream is never a plain success."""
         outcome = inv.outcome
-        # error classification: a failed HTTP status or an abandoned stream is never a plain success
         error = inv.error_type
         status = inv.status_code
         if status is not None and status >= 400:
             if error is None:
-                code = info.error_code
+                code = inv.info.error_code
                 error = "insufficient_quota" if status == 429 and code == "insufficient_quota" else str(status)
                 inv.error_type = error
             if outcome is not None:
@@ -500,21 +517,22 @@ class Recorder:
                 error = inv.error_type = "stream_abandoned"
             elif outcome == "failed":
                 error = inv.error_type = "_OTHER"
-        model = info.model
-        leaf = inv.entry.leaves.get((model, error))
-        if leaf is None:
-            leaf = self._leaf(inv, model, error)
-        series = leaf.series
+        return error, outcome
+
+    def _answer_attrs(self, inv: Invocation, error: str | None, outcome: str | None) -> tuple[dict[str, Any], Any]:
+        """The span attributes the answer gives (model, id, finish reasons, usage, HTTP status, rate limits, stream
+        outcome), and the usage to count and price: None for a fetch (its usage belongs to the call that made it)
+        and for a usage outside any real range (marked ``otel_llm.usage.invalid`` instead)."""
+        info = inv.info
         attrs: dict[str, Any] = {}
-        if model:
-            attrs[n.RESPONSE_MODEL] = model
+        if info.model:
+            attrs[n.RESPONSE_MODEL] = info.model
         if info.id:
             attrs[n.RESPONSE_ID] = info.id
         if info.finish_reasons:
             attrs[n.FINISH_REASONS] = info.finish_reasons
         usage = info.usage
-        fetch = inv.route.operation == FETCH_RESPONSE
-        if fetch:  # a stored response fetched again: its usage (and cost) belong to the call that made it
+        if inv.route.operation == FETCH_RESPONSE:
             usage = None
             if info.status:
                 attrs[n.RESPONSE_STATUS] = info.status
@@ -522,39 +540,12 @@ class Recorder:
                 for key, value in zip(_INPUT_KEYS[1:], info.fetched, strict=True):
                     if value:
                         attrs[key] = cap_json(value, self.config.content_max_length)
-        tin = tout = None
-        details = False  # cache, reasoning or audio tokens
-        invalid = False  # a count outside any real range: no tokens, no cost, no spend; the call is marked
         if usage is not None:
             if usage.invalid:
-                invalid = True
                 attrs[n.USAGE_INVALID] = True
                 usage = None
             else:
-                tin = usage.input_tokens
-                tout = usage.output_tokens
-                if tin is not None:
-                    attrs[n.USAGE_INPUT] = tin
-                if tout is not None:
-                    attrs[n.USAGE_OUTPUT] = tout
-                if (
-                    usage.cache_read_tokens
-                    or usage.cache_write_tokens
-                    or usage.reasoning_tokens
-                    or usage.audio_input_tokens
-                    or usage.audio_output_tokens
-                ):
-                    details = True  # a zero is left out, as the official instrumentation does
-                    if usage.cache_read_tokens:
-                        attrs[n.USAGE_CACHE_READ] = usage.cache_read_tokens
-                    if usage.cache_write_tokens:
-                        attrs[n.USAGE_CACHE_WRITE] = usage.cache_write_tokens
-                    if usage.reasoning_tokens:
-                        attrs[n.USAGE_REASONING] = usage.reasoning_tokens
-                    if usage.audio_input_tokens:
-                        attrs[n.USAGE_AUDIO_INPUT] = usage.audio_input_tokens
-                    if usage.audio_output_tokens:
-                        attrs[n.USAGE_AUDIO_OUTPUT] = usage.audio_output_tokens
+                _usage_attrs(usage, attrs)
         if info.compacted:
             attrs[n.CONVERSATION_COMPACTED] = True
         if info.system_fingerprint:
@@ -563,16 +554,14 @@ class Recorder:
             attrs[n.OPENAI_RESPONSE_SERVICE_TIER] = info.service_tier
         if info.embedding_dimensions:
             attrs[n.EMBEDDINGS_DIMENSION] = info.embedding_dimensions
-        if status is not None:
-            attrs[n.HTTP_STATUS] = status
+        if inv.status_code is not None:
+            attrs[n.HTTP_STATUS] = inv.status_code
         if inv.attempts > 1:
             attrs[n.HTTP_RESEND_COUNT] = inv.attempts - 1
-        ttfc = inv.ttfc
-        if ttfc is not None:
-            attrs[n.TIME_TO_FIRST_CHUNK_ATTR] = ttfc
+        if inv.ttfc is not None:
+            attrs[n.TIME_TO_FIRST_CHUNK_ATTR] = inv.ttfc
         if inv.request.stream:  # a stream's outcome (a whole answer read through a stream by the client is no stream)
             attrs[n.STREAM_OUTCOME] = outcome or "completed"
-        relay = info.relay_cost
         headers = inv.headers
         if headers is not None:
             if headers.remaining_attrs:
@@ -584,59 +573,40 @@ class Recorder:
                     attrs[f"{n.RATE_LIMIT_PREFIX}reset_{res}"] = text
             if headers.retry_after is not None:
                 attrs[n.RETRY_AFTER] = headers.retry_after
-            if relay is None:
-                relay = headers.relay_cost
-        output = None
-        if self.capture:
-            output = self._output_messages(inv, error)
-            if output and self.span_content:
-                attrs[n.OUTPUT_MESSAGES] = cap_json(output, self.config.content_max_length)
+        return attrs, usage
 
-        # metrics
+    def _output_content(self, inv: Invocation, error: str | None, attrs: dict[str, Any]) -> list[dict[str, Any]]:
+        """Content opt-in: the output messages, on the span (capped JSON) when the mode puts content there."""
+        output = self._output_messages(inv, error)
+        if output and self.span_content:
+            attrs[n.OUTPUT_MESSAGES] = cap_json(output, self.config.content_max_length)
+        return output
+
+    def _record_points(
+        self, inv: Invocation, leaf: _Leaf, attrs: dict[str, Any], usage: Usage | None, error: str | None, now: float
+    ) -> tuple[float, tuple[float, ...] | None, float | None] | None:
+        """The call's metric points: duration; for a call without error its tokens and its cost (the cost also as span
+        attributes), or an unpriced count with its reason; time to first chunk and per output chunk; the rate-limit
+        gauges when due. Returns what was charged, (USD, parts by token type, list price), or None."""
+        series = leaf.series
         mattrs = series.attrs
         self.duration.record(now - inv.start, mattrs)
-        amount: float | None = None  # the call's cost, USD; its parts by token type; its list price
-        parts: tuple[float, ...] | None = None
-        list_amount: float | None = None
+        charged = None
         if error is None:
-            if tin is not None:
-                self.tokens.record(tin, series.m_in)
-            if tout is not None:
-                self.tokens.record(tout, series.m_out)
-            if details:
-                self._token_details(series, usage)  # type: ignore[arg-type]
-            if invalid:  # not priced, even from a relay's reported cost: its usage says it is broken
-                if self.prices is not None:
+            invalid = n.USAGE_INVALID in attrs
+            if usage is not None:
+                if usage.input_tokens is not None:
+                    self.tokens.record(usage.input_tokens, series.m_in)
+                if usage.output_tokens is not None:
+                    self.tokens.record(usage.output_tokens, series.m_out)
+                if _has_details(usage):
+                    self._token_details(series, usage)
+            if self.prices is not None and inv.route.operation != FETCH_RESPONSE:
+                if invalid:  # not priced, even from a relay's reported cost: its usage says it is broken
                     self.unpriced.add(1, series.extra(n.UNPRICED_REASON, n.INVALID_USAGE))
-            elif not fetch and self.prices is not None:
-                fast = leaf.fast
-                if fast is not None and relay is None and not details and (tin is not None or tout is not None):
-                    # a model priced at fixed list rates, input and output only (an embedding has no output):
-                    # charge's arithmetic, inline
-                    r_in, r_out, fee, const = fast
-                    p_in = tin * r_in / 1_000_000 if tin else 0.0
-                    p_out = tout * r_out / 1_000_000 if tout else 0.0
-                    amount = p_in + p_out + fee
-                    parts = (p_in, p_out, 0.0, 0.0, 0.0, fee)
-                    attrs[n.COST_AMOUNT] = amount
-                    attrs.update(const)
-                    if p_in:
-                        attrs[_PART_IN] = p_in
-                    if p_out:
-                        attrs[_PART_OUT] = p_out
-                    if fee:
-                        attrs[_PART_FEE] = fee
-                    self.cost.record(amount, mattrs)
-                elif tin is None and tout is None and relay is None:
-                    self.unpriced.add(1, series.extra(n.UNPRICED_REASON, n.NO_USAGE))
                 else:
-                    cost = self._cost(inv, leaf, usage, relay)
-                    if cost is None:
-                        self.unpriced.add(1, series.extra(n.UNPRICED_REASON, n.UNKNOWN_MODEL))
-                    else:
-                        amount, parts, list_amount = cost.amount, cost.parts, cost.list_amount
-                        self._cost_attrs(cost, attrs, model or inv.request.model)
-                        self.cost.record(amount, mattrs)
+                    charged = self._charge(inv, leaf, attrs, usage)
+        ttfc = inv.ttfc
         if ttfc is not None:
             self.ttfc.record(ttfc, mattrs)
             stamps = inv.stamps
@@ -646,47 +616,95 @@ class Recorder:
                 for stamp in stamps[1:]:
                     record(stamp - last, mattrs)
                     last = stamp
+        headers = inv.headers
         if headers is not None and headers.rate_limited:
             set_at = series.rl_last
-            if set_at is None or now - set_at >= self._rl_interval or status == 429:
+            if set_at is None or now - set_at >= self._rl_interval or inv.status_code == 429:
                 self._rate_limits(series, headers, now)
+        return charged
 
-        active = inv.active
-        if active is not None:  # the one way out of every call: no longer in flight
-            inv.active = None
-            active.leave()
-        # the in-process tallies (observable counters, spend ledger): one lock, taken and released by its bound
-        # methods (a ``with`` block costs about twice as much on every call)
+    def _charge(
+        self, inv: Invocation, leaf: _Leaf, attrs: dict[str, Any], usage: Usage | None
+    ) -> tuple[float, tuple[float, ...] | None, float | None] | None:
+        """Price the call: its cost point and span attributes, or an unpriced count with its reason (no usage, a
+        model the price tables lack). A model priced at fixed list rates, input and output only, is charged
+        inline (``_fast_rates``: the same arithmetic as ``pricing.charge``)."""
+        series = leaf.series
+        relay = inv.info.relay_cost
+        if relay is None and inv.headers is not None:
+            relay = inv.headers.relay_cost
+        tin = usage.input_tokens if usage is not None else None
+        tout = usage.output_tokens if usage is not None else None
+        fast = leaf.fast
+        if fast is not None and relay is None and (tin is not None or tout is not None) and not _has_details(usage):
+            r_in, r_out, fee, const = fast
+            p_in = tin * r_in / 1_000_000 if tin else 0.0
+            p_out = tout * r_out / 1_000_000 if tout else 0.0
+            amount = p_in + p_out + fee
+            attrs[n.COST_AMOUNT] = amount
+            attrs.update(const)
+            if p_in:
+                attrs[_PART_IN] = p_in
+            if p_out:
+                attrs[_PART_OUT] = p_out
+            if fee:
+                attrs[_PART_FEE] = fee
+            self.cost.record(amount, series.attrs)
+            return amount, (p_in, p_out, 0.0, 0.0, 0.0, fee), None
+        if tin is None and tout is None and relay is None:
+            self.unpriced.add(1, series.extra(n.UNPRICED_REASON, n.NO_USAGE))
+            return None
+        cost = self._cost(inv, leaf, usage, relay)
+        if cost is None:
+            self.unpriced.add(1, series.extra(n.UNPRICED_REASON, n.UNKNOWN_MODEL))
+            return None
+        self._cost_attrs(cost, attrs, inv.info.model or inv.request.model)
+        self.cost.record(cost.amount, series.attrs)
+        return cost.amount, cost.parts, cost.list_amount
+
+    @staticmethod
+    def _tally(
+        leaf: _Leaf,
+        usage: Usage | None,
+        error: str | None,
+        charged: tuple[float, tuple[float, ...] | None, float | None] | None,
+    ) -> None:
+        """The in-process tallies: cost parts and list prices (read by the observable counters) and the spend
+        ledger, under one lock (taken and released by its bound methods: a ``with`` block costs about twice as
+        much on every call)."""
+        series = leaf.series
         slot = leaf.ledger
         _acquire()
         try:
-            if parts is not None:
-                totals = series.part_totals
-                totals[0] += parts[0]
-                totals[1] += parts[1]
-                if parts[2] or parts[3] or parts[4] or parts[5]:
-                    for i in range(2, 6):
-                        totals[i] += parts[i]
-            if list_amount is not None:
-                listed = series.listed
-                if listed is None:
-                    listed = series.listed = [0.0, 0.0]
-                listed[0] += list_amount
-                listed[1] += amount  # type: ignore[operator]
+            if charged is not None:
+                amount, parts, list_amount = charged
+                if parts is not None:
+                    totals = series.part_totals
+                    totals[0] += parts[0]
+                    totals[1] += parts[1]
+                    if parts[2] or parts[3] or parts[4] or parts[5]:
+                        for i in range(2, 6):
+                            totals[i] += parts[i]
+                if list_amount is not None:
+                    listed = series.listed
+                    if listed is None:
+                        listed = series.listed = [0.0, 0.0]
+                    listed[0] += list_amount
+                    listed[1] += amount
             if slot is not None:
                 slot.calls += 1
                 if error is not None:
                     slot.errors += 1
-                if amount is not None:
-                    slot.cost += amount
+                if charged is not None:
+                    slot.cost += charged[0]
                 elif error is None:
                     slot.unpriced += 1
                 if usage is not None:
-                    if tin:
-                        slot.input += tin
-                    if tout:
-                        slot.output += tout
-                    if details:
+                    if usage.input_tokens:
+                        slot.input += usage.input_tokens
+                    if usage.output_tokens:
+                        slot.output += usage.output_tokens
+                    if _has_details(usage):
                         slot.cache_read += usage.cache_read_tokens or 0
                         slot.cache_write += usage.cache_write_tokens or 0
                         slot.reasoning += usage.reasoning_tokens or 0
@@ -695,7 +713,11 @@ class Recorder:
         finally:
             _release()
 
-        if inv.foreign:  # add what the owner's span lacks; its owner ends it
+    def _end_span(self, inv: Invocation, attrs: dict[str, Any], error: str | None, output: Any) -> None:
+        """The span gets its attributes (and the event is emitted in its context) and ends. A foreign span (a
+        provider SDK's own) only gets what it lacks: its owner sets its status and ends it."""
+        span = inv.span
+        if inv.foreign:
             if span.is_recording():
                 span.set_attributes(attrs)
             if inv.start_attrs is not None:
@@ -779,6 +801,36 @@ _release = _LOCK.release
 _new = object.__new__
 _PART_IN, _PART_OUT = n.COST_PART_ATTRIBUTES[:2]
 _PART_FEE = n.COST_PART_ATTRIBUTES[5]
+
+
+def _has_details(usage: Usage | None) -> bool:
+    """Cache, reasoning or audio tokens (a zero is left out, as the official instrumentation does)."""
+    return usage is not None and bool(
+        usage.cache_read_tokens
+        or usage.cache_write_tokens
+        or usage.reasoning_tokens
+        or usage.audio_input_tokens
+        or usage.audio_output_tokens
+    )
+
+
+def _usage_attrs(usage: Usage, attrs: dict[str, Any]) -> None:
+    """A valid usage's span attributes: input and output tokens, and the non-zero details."""
+    if usage.input_tokens is not None:
+        attrs[n.USAGE_INPUT] = usage.input_tokens
+    if usage.output_tokens is not None:
+        attrs[n.USAGE_OUTPUT] = usage.output_tokens
+    if _has_details(usage):
+        if usage.cache_read_tokens:
+            attrs[n.USAGE_CACHE_READ] = usage.cache_read_tokens
+        if usage.cache_write_tokens:
+            attrs[n.USAGE_CACHE_WRITE] = usage.cache_write_tokens
+        if usage.reasoning_tokens:
+            attrs[n.USAGE_REASONING] = usage.reasoning_tokens
+        if usage.audio_input_tokens:
+            attrs[n.USAGE_AUDIO_INPUT] = usage.audio_input_tokens
+        if usage.audio_output_tokens:
+            attrs[n.USAGE_AUDIO_OUTPUT] = usage.audio_output_tokens
 
 
 def _fast_rates(entry: Any, cost: Cost, model: str | None) -> tuple[float, float, float, dict[str, Any]] | None:
