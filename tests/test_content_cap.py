@@ -11,6 +11,7 @@ from typing import Any
 from unittest import mock
 
 import anthropic
+import httpx
 import openai
 import pytest
 from hypothesis import given, settings
@@ -279,3 +280,28 @@ def test_span_only_content_stays_off_the_event(provider: FakeProvider, instrumen
     assert "gen_ai.input.messages" in t.span().attributes
     (event,) = t.events()
     assert not {*CONTENT_KEYS, "gen_ai.output.messages"} & set(event.log_record.attributes or {})
+
+
+def test_content_an_outer_genai_span_recorded_itself_is_kept(provider: FakeProvider, instrument: Instrument) -> None:
+    """Another instrumentation's GenAI span around a raw HTTP call: we add the content it lacks and leave
+    the content it recorded as it is."""
+    t = instrument(capture_content="SPAN_ONLY")
+    tracer = t.tracer_provider.get_tracer("another.instrumentation")
+    body = {
+        "model": "gpt-4.1",
+        "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
+        "tools": [{"type": "function", "function": {"name": "w", "parameters": {"type": "object"}}}],
+    }
+    with (
+        tracer.start_as_current_span(
+            "chat gpt-4.1", attributes={"gen_ai.operation.name": "chat", "gen_ai.input.messages": "[owner's own]"}
+        ),
+        httpx.Client() as http,
+    ):
+        http.post(provider.url + "/v1/chat/completions", json=body, headers={"authorization": "Bearer k"}).json()
+    (span,) = t.exporter.get_finished_spans()
+    a = span.attributes
+    assert a["gen_ai.input.messages"] == "[owner's own]"
+    assert json.loads(a["gen_ai.tool.definitions"])[0]["name"] == "w"
+    (out,) = json.loads(a["gen_ai.output.messages"])
+    assert out["role"] == "assistant" and out["parts"][0]["type"] == "text"

@@ -369,19 +369,20 @@ class Recorder:
     ) -> None:
         """Input messages, system instructions and tool definitions: on the span (JSON, capped) and/or kept
         for the event, as the capture mode says. Only called on content opt-in. A foreign span (a provider
-        SDK's own) gets them now, as ours does at its start."""
+        SDK's own) gets them now, as ours does at its start, unless its owner recorded them itself."""
         content = request_content(route.api, body)
         _named(content[0])
         if self.event_content:
             inv.content_in = content
         if self.span_content:
             limit = self.config.content_max_length
+            owned = (getattr(foreign_span, "attributes", None) or ()) if foreign_span is not None else ()
             for key, value in zip(_INPUT_KEYS, content, strict=True):
                 if value:
                     text = cap_json(value, limit, key == _HISTORY)
                     if text is not None:
                         attrs[key] = text
-                        if foreign_span is not None:
+                        if foreign_span is not None and key not in owned:
                             foreign_span.set_attribute(key, text)
 
     def _output_messages(self, inv: Invocation, error: str | None) -> list[dict[str, Any]]:
@@ -667,6 +668,8 @@ class Recorder:
 
         if inv.foreign:  # add what the owner's span lacks; its owner ends it
             if span.is_recording():
+                if n.OUTPUT_MESSAGES in attrs and n.OUTPUT_MESSAGES in (getattr(span, "attributes", None) or ()):
+                    del attrs[n.OUTPUT_MESSAGES]  # the owner recorded its own content
                 span.set_attributes(attrs)
             if inv.start_attrs is not None:
                 self._emit(inv, attrs, output)
