@@ -9,7 +9,6 @@ Nothing here raises into the user's call: the patches guard every call into this
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -20,6 +19,7 @@ from opentelemetry.metrics import Observation
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from . import _names as n
+from ._content import cap_content, cap_json
 from ._errors import error_type_of
 from ._parsers.headers import HeaderInfo
 from ._parsers.messages import request_content
@@ -303,7 +303,7 @@ class Recorder:
             attrs[n.URL_FULL] = url
         inv.start_attrs = None
         if self.capture and body is not None:
-            self._capture_input(inv, attrs, route, body)
+            self._capture_input(inv, attrs, route, body, foreign_span)
         if self.emit_event and route.operation in _EVENT_OPERATIONS:
             inv.start_attrs = attrs
         if foreign_span is not None:
@@ -389,18 +389,26 @@ class Recorder:
             attrs[n.OPENAI_API_TYPE] = api_type
         return attrs
 
-    def _capture_input(self, inv: Invocation, attrs: dict[str, Any], route: Route, body: Any) -> None:
+    def _capture_input(
+        self, inv: Invocation, attrs: dict[str, Any], route: Route, body: Any, foreign_span: Any = None
+    ) -> None:
         """Input messages, system instructions and tool definitions: on the span (JSON, capped) and/or kept
-        for the event, as the capture mode says. Only called on content opt-in."""
+        for the event, as the capture mode says. Only called on content opt-in. A foreign span (a provider
+        SDK's own) gets them now, as ours does at its start, unless its owner recorded them itself."""
         content = request_content(route.api, body)
         _named(content[0])
         if self.event_content:
             inv.content_in = content
         if self.span_content:
             limit = self.config.content_max_length
+            owned = (getattr(foreign_span, "attributes", None) or ()) if foreign_span is not None else ()
             for key, value in zip(_INPUT_KEYS, content, strict=True):
                 if value:
-                    attrs[key] = cap_json(value, limit)
+                    text = cap_json(value, limit, key == _HISTORY)
+                    if text is not None:
+                        attrs[key] = text
+                        if foreign_span is not None and key not in owned:
+                            foreign_span.set_attribute(key, text)
 
     def _output_messages(self, inv: Invocation, error: str | None) -> list[dict[str, Any]]:
         """The call's output messages in the conventions' shape (content opt-in only)."""
@@ -430,9 +438,16 @@ class Recorder:
             if content is not None:
                 for key, value in zip(_INPUT_KEYS, content, strict=True):
                     if value:
-                        event[key] = cap_content(value, limit)
+                        capped = cap_content(value, limit, key == _HISTORY)
+                        if capped is not None:
+                            event[key] = capped
             if output:
-                event[n.OUTPUT_MESSAGES] = cap_content(output, limit)
+                capped = cap_content(output, limit)
+                if capped is not None:
+                    event[n.OUTPUT_MESSAGES] = capped
+        elif self.span_content:  # content on the span only: none of it on the event
+            for key in _INPUT_KEYS:
+                event.pop(key, None)
         span = inv.span
         ctx = trace.set_span_in_context(span) if span is not None else None
         try:  # whatever the logger provider does, the span still gets its attributes and ends
@@ -538,8 +553,9 @@ class Recorder:
                 attrs[n.RESPONSE_STATUS] = info.status
             if self.span_content and info.fetched is not None:  # the instructions and tools it was made with
                 for key, value in zip(_INPUT_KEYS[1:], info.fetched, strict=True):
-                    if value:
-                        attrs[key] = cap_json(value, self.config.content_max_length)
+                    text = cap_json(value, self.config.content_max_length) if value else None
+                    if text is not None:
+                        attrs[key] = text
         if usage is not None:
             if usage.invalid:
                 attrs[n.USAGE_INVALID] = True
@@ -579,7 +595,9 @@ class Recorder:
         """Content opt-in: the output messages, on the span (capped JSON) when the mode puts content there."""
         output = self._output_messages(inv, error)
         if output and self.span_content:
-            attrs[n.OUTPUT_MESSAGES] = cap_json(output, self.config.content_max_length)
+            text = cap_json(output, self.config.content_max_length)
+            if text is not None:
+                attrs[n.OUTPUT_MESSAGES] = text
         return output
 
     def _record_points(
@@ -719,6 +737,8 @@ class Recorder:
         span = inv.span
         if inv.foreign:
             if span.is_recording():
+                if n.OUTPUT_MESSAGES in attrs and n.OUTPUT_MESSAGES in (getattr(span, "attributes", None) or ()):
+                    del attrs[n.OUTPUT_MESSAGES]  # the owner recorded its own content
                 span.set_attributes(attrs)
             if inv.start_attrs is not None:
                 self._emit(inv, attrs, output)
@@ -1055,83 +1075,6 @@ def _named(messages: list[dict[str, Any]]) -> None:
             msg["name"] = None
 
 
-_INPUT_KEYS = (n.INPUT_MESSAGES, n.SYSTEM_INSTRUCTIONS, n.TOOL_DEFINITIONS)
+_HISTORY = n.INPUT_MESSAGES  # capped as a chat history: the middle goes first
+_INPUT_KEYS = (_HISTORY, n.SYSTEM_INSTRUCTIONS, n.TOOL_DEFINITIONS)
 _CONTENT_KEYS = frozenset((*_INPUT_KEYS, n.OUTPUT_MESSAGES))
-_MARK = "…[truncated]"
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-
-
-_SHORT = 32  # strings this short (roles, part types, ids, mime types) are never cut: the shape stays readable
-
-
-def _strings(value: Any, out: list[tuple[Any, Any, int]]) -> None:
-    """Every string leaf longer than ``_SHORT`` of a JSON structure, as (container, key, length)."""
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if isinstance(v, str):
-                if len(v) > _SHORT:
-                    out.append((value, k, len(v)))
-            elif isinstance(v, (dict, list)):
-                _strings(v, out)
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            if isinstance(v, str):
-                if len(v) > _SHORT:
-                    out.append((value, i, len(v)))
-            elif isinstance(v, (dict, list)):
-                _strings(v, out)
-
-
-def _shorten(value: Any, text: str, limit: int) -> tuple[Any, str]:
-    """(structure, its JSON) within ``limit`` characters, still valid JSON: the longest strings (a base64
-    image, a long prompt) are cut first, down to a common length, each marked; what still does not fit
-    (very many small items) loses items from the end. Works on a copy: the caller's lists are kept."""
-    value = json.loads(text)  # a private deep copy, plain JSON types only
-    for _ in range(4):  # escaping makes characters and JSON length differ a little: re-measure
-        excess = len(text) - limit
-        if excess <= 0:
-            return value, text
-        leaves: list[tuple[Any, Any, int]] = []
-        _strings(value, leaves)
-        if not leaves:
-            break
-        lengths = sorted((size for _, _, size in leaves), reverse=True)
-        need = excess + len(_MARK) * len(lengths) + 16
-        # the largest common length T with sum(max(0, size - T)) >= need
-        keep = 0
-        cut = 0
-        for i, size in enumerate(lengths):
-            nxt = lengths[i + 1] if i + 1 < len(lengths) else 0
-            cut += (size - nxt) * (i + 1)
-            if cut >= need:
-                keep = nxt + (cut - need) // (i + 1)
-                break
-        for container, key, size in leaves:
-            if size > keep:
-                container[key] = container[key][:keep] + _MARK
-        text = _dumps(value)
-    while len(text) > limit and isinstance(value, list) and value:
-        value.pop()
-        text = _dumps(value)
-    if len(text) > limit:
-        value, text = [], "[]"
-    return value, text
-
-
-def cap_json(value: Any, limit: int) -> str:
-    """Content as JSON text for a span attribute, at most ``limit`` characters and always valid JSON."""
-    text = _dumps(value)
-    if len(text) <= limit:
-        return text
-    return _shorten(value, text, limit)[1]
-
-
-def cap_content(value: Any, limit: int) -> Any:
-    """Content as a structured value for an event attribute, its JSON at most ``limit`` characters."""
-    text = _dumps(value)
-    if len(text) <= limit:
-        return value
-    return _shorten(value, text, limit)[0]
