@@ -216,6 +216,16 @@ def _usage_from(api: str, u: dict) -> Usage:
     )
 
 
+def _take_usage(info: ResponseInfo, usage: Usage | None, relay_cost: Any) -> None:
+    """An answer's usage (merged into what earlier events of the same answer gave) and the cost a relay
+    reported beside it (OpenRouter's ``usage.cost``)."""
+    _merge_usage(info, usage)
+    if relay_cost is not None:
+        cost = _cost(relay_cost)
+        if cost is not None:
+            info.relay_cost = cost
+
+
 def _merge_usage(info: ResponseInfo, usage: Usage | None) -> None:
     if usage is None:
         return
@@ -389,16 +399,7 @@ def apply_body(route: Route, body: Any, info: ResponseInfo) -> None:
             info.service_tier = clean(tier)
     usage_obj = body.get("usage")
     if isinstance(usage_obj, dict):
-        usage = usage_from(api, usage_obj)
-        if info.usage is None:
-            info.usage = usage
-        else:
-            _merge_usage(info, usage)
-        cost = usage_obj.get("cost")  # OpenRouter
-        if cost is not None:
-            cost = _cost(cost)
-            if cost is not None:
-                info.relay_cost = cost
+        _take_usage(info, usage_from(api, usage_obj), usage_obj.get("cost"))
 
 
 def _fields(obj: Any) -> dict | None:
@@ -478,15 +479,7 @@ def apply_openai_object(route: Route, obj: Any, info: ResponseInfo) -> None:
         usage = _object_usage(u)
     except _BadCount:
         usage = invalid_usage()
-    if info.usage is None:
-        info.usage = usage
-    else:
-        _merge_usage(info, usage)
-    cost = u.get("cost")  # OpenRouter
-    if cost is not None:
-        cost = _cost(cost)
-        if cost is not None:
-            info.relay_cost = cost
+    _take_usage(info, usage, u.get("cost"))
 
 
 def _object_usage(u: dict) -> Usage:
