@@ -504,14 +504,14 @@ class Recorder:
         leaf = inv.entry.leaves.get((model, error))
         if leaf is None:
             leaf = self._leaf(inv, model, error)
-        attrs, usage = self._answer_attrs(inv, error, outcome)
+        attrs, usage, details = self._answer_attrs(inv, error, outcome)
         output = self._output_content(inv, error, attrs) if self.capture else None
-        charged = self._record_points(inv, leaf, attrs, usage, error, now)
+        charged = self._record_points(inv, leaf, attrs, usage, details, error, now)
         active = inv.active
         if active is not None:  # the one way out of every call: no longer in flight
             inv.active = None
             active.leave()
-        self._tally(leaf, usage, error, charged)
+        self._tally(leaf, usage, details, error, charged)
         self._end_span(inv, attrs, error, output)
 
     @staticmethod
@@ -534,10 +534,13 @@ class Recorder:
                 error = inv.error_type = "_OTHER"
         return error, outcome
 
-    def _answer_attrs(self, inv: Invocation, error: str | None, outcome: str | None) -> tuple[dict[str, Any], Any]:
+    def _answer_attrs(
+        self, inv: Invocation, error: str | None, outcome: str | None
+    ) -> tuple[dict[str, Any], Usage | None, bool]:
         """The span attributes the answer gives (model, id, finish reasons, usage, HTTP status, rate limits, stream
-        outcome), and the usage to count and price: None for a fetch (its usage belongs to the call that made it)
-        and for a usage outside any real range (marked ``otel_llm.usage.invalid`` instead)."""
+        outcome); the usage to count and price: None for a fetch (its usage belongs to the call that made it)
+        and for a usage outside any real range (marked ``otel_llm.usage.invalid`` instead); and whether that usage
+        has details (cache, reasoning or audio tokens)."""
         info = inv.info
         attrs: dict[str, Any] = {}
         if info.model:
@@ -556,12 +559,13 @@ class Recorder:
                     text = cap_json(value, self.config.content_max_length) if value else None
                     if text is not None:
                         attrs[key] = text
+        details = False
         if usage is not None:
             if usage.invalid:
                 attrs[n.USAGE_INVALID] = True
                 usage = None
             else:
-                _usage_attrs(usage, attrs)
+                details = _usage_attrs(usage, attrs)
         if info.compacted:
             attrs[n.CONVERSATION_COMPACTED] = True
         if info.system_fingerprint:
@@ -589,7 +593,7 @@ class Recorder:
                     attrs[f"{n.RATE_LIMIT_PREFIX}reset_{res}"] = text
             if headers.retry_after is not None:
                 attrs[n.RETRY_AFTER] = headers.retry_after
-        return attrs, usage
+        return attrs, usage, details
 
     def _output_content(self, inv: Invocation, error: str | None, attrs: dict[str, Any]) -> list[dict[str, Any]]:
         """Content opt-in: the output messages, on the span (capped JSON) when the mode puts content there."""
@@ -601,7 +605,14 @@ class Recorder:
         return output
 
     def _record_points(
-        self, inv: Invocation, leaf: _Leaf, attrs: dict[str, Any], usage: Usage | None, error: str | None, now: float
+        self,
+        inv: Invocation,
+        leaf: _Leaf,
+        attrs: dict[str, Any],
+        usage: Usage | None,
+        details: bool,
+        error: str | None,
+        now: float,
     ) -> tuple[float, tuple[float, ...] | None, float | None] | None:
         """The call's metric points: duration; for a call without error its tokens and its cost (the cost also as span
         attributes), or an unpriced count with its reason; time to first chunk and per output chunk; the rate-limit
@@ -617,13 +628,13 @@ class Recorder:
                     self.tokens.record(usage.input_tokens, series.m_in)
                 if usage.output_tokens is not None:
                     self.tokens.record(usage.output_tokens, series.m_out)
-                if _has_details(usage):
+                if details:
                     self._token_details(series, usage)
             if self.prices is not None and inv.route.operation != FETCH_RESPONSE:
                 if invalid:  # not priced, even from a relay's reported cost: its usage says it is broken
                     self.unpriced.add(1, series.extra(n.UNPRICED_REASON, n.INVALID_USAGE))
                 else:
-                    charged = self._charge(inv, leaf, attrs, usage)
+                    charged = self._charge(inv, leaf, attrs, usage, details)
         ttfc = inv.ttfc
         if ttfc is not None:
             self.ttfc.record(ttfc, mattrs)
@@ -642,7 +653,7 @@ class Recorder:
         return charged
 
     def _charge(
-        self, inv: Invocation, leaf: _Leaf, attrs: dict[str, Any], usage: Usage | None
+        self, inv: Invocation, leaf: _Leaf, attrs: dict[str, Any], usage: Usage | None, details: bool
     ) -> tuple[float, tuple[float, ...] | None, float | None] | None:
         """Price the call: its cost point and span attributes, or an unpriced count with its reason (no usage, a
         model the price tables lack). A model priced at fixed list rates, input and output only, is charged
@@ -654,7 +665,7 @@ class Recorder:
         tin = usage.input_tokens if usage is not None else None
         tout = usage.output_tokens if usage is not None else None
         fast = leaf.fast
-        if fast is not None and relay is None and (tin is not None or tout is not None) and not _has_details(usage):
+        if fast is not None and relay is None and (tin is not None or tout is not None) and not details:
             r_in, r_out, fee, const = fast
             p_in = tin * r_in / 1_000_000 if tin else 0.0
             p_out = tout * r_out / 1_000_000 if tout else 0.0
@@ -684,6 +695,7 @@ class Recorder:
     def _tally(
         leaf: _Leaf,
         usage: Usage | None,
+        details: bool,
         error: str | None,
         charged: tuple[float, tuple[float, ...] | None, float | None] | None,
     ) -> None:
@@ -722,7 +734,7 @@ class Recorder:
                         slot.input += usage.input_tokens
                     if usage.output_tokens:
                         slot.output += usage.output_tokens
-                    if _has_details(usage):
+                    if details:
                         slot.cache_read += usage.cache_read_tokens or 0
                         slot.cache_write += usage.cache_write_tokens or 0
                         slot.reasoning += usage.reasoning_tokens or 0
@@ -834,23 +846,26 @@ def _has_details(usage: Usage | None) -> bool:
     )
 
 
-def _usage_attrs(usage: Usage, attrs: dict[str, Any]) -> None:
-    """A valid usage's span attributes: input and output tokens, and the non-zero details."""
+def _usage_attrs(usage: Usage, attrs: dict[str, Any]) -> bool:
+    """A valid usage's span attributes: input and output tokens, and the non-zero details. True if it has
+    details."""
     if usage.input_tokens is not None:
         attrs[n.USAGE_INPUT] = usage.input_tokens
     if usage.output_tokens is not None:
         attrs[n.USAGE_OUTPUT] = usage.output_tokens
-    if _has_details(usage):
-        if usage.cache_read_tokens:
-            attrs[n.USAGE_CACHE_READ] = usage.cache_read_tokens
-        if usage.cache_write_tokens:
-            attrs[n.USAGE_CACHE_WRITE] = usage.cache_write_tokens
-        if usage.reasoning_tokens:
-            attrs[n.USAGE_REASONING] = usage.reasoning_tokens
-        if usage.audio_input_tokens:
-            attrs[n.USAGE_AUDIO_INPUT] = usage.audio_input_tokens
-        if usage.audio_output_tokens:
-            attrs[n.USAGE_AUDIO_OUTPUT] = usage.audio_output_tokens
+    if not _has_details(usage):
+        return False
+    if usage.cache_read_tokens:
+        attrs[n.USAGE_CACHE_READ] = usage.cache_read_tokens
+    if usage.cache_write_tokens:
+        attrs[n.USAGE_CACHE_WRITE] = usage.cache_write_tokens
+    if usage.reasoning_tokens:
+        attrs[n.USAGE_REASONING] = usage.reasoning_tokens
+    if usage.audio_input_tokens:
+        attrs[n.USAGE_AUDIO_INPUT] = usage.audio_input_tokens
+    if usage.audio_output_tokens:
+        attrs[n.USAGE_AUDIO_OUTPUT] = usage.audio_output_tokens
+    return True
 
 
 def _fast_rates(entry: Any, cost: Cost, model: str | None) -> tuple[float, float, float, dict[str, Any]] | None:

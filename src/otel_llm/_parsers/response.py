@@ -124,6 +124,22 @@ def _int(v: Any) -> int | None:
     raise _BadCount
 
 
+_COUNT_TYPES = frozenset((int, type(None)))
+
+
+def _counts(*values: Any) -> tuple:
+    """Token counts as they are when each is ``None`` or a whole ``int`` from 0 to ``MAX_TOKENS`` (checked in C:
+    the types at once, then the smallest and largest non-zero count), else each through ``_int`` (raises
+    ``_BadCount``; converts ``12.0``). A bool's type is not ``int``: it goes through ``_int`` and is refused."""
+    if (
+        set(map(type, values)) <= _COUNT_TYPES
+        and min(filter(None, values), default=0) >= 0
+        and max(filter(None, values), default=0) <= MAX_TOKENS
+    ):
+        return values
+    return tuple(map(_int, values))
+
+
 def _text(v: Any) -> str | None:
     """A non-empty string from the wire, cleaned; ``None`` for anything else."""
     if type(v) is str:
@@ -135,6 +151,9 @@ def _text(v: Any) -> str | None:
 
 def _list(v: Any) -> list:
     return v if isinstance(v, list) else []
+
+
+_EMPTY: dict = {}
 
 
 def _dict(v: Any) -> dict:
@@ -180,39 +199,35 @@ def _usage_from(api: str, u: dict) -> Usage:
         din = _dict(u.get("input_tokens_details"))
         dout = _dict(u.get("output_tokens_details"))
         return new_usage(
-            _int(u.get("input_tokens")),
-            _int(u.get("output_tokens")),
-            _int(din.get("cached_tokens")),
-            _int(din.get("cache_write_tokens")),
-            _int(dout.get("reasoning_tokens")),
-            _int(din.get("audio_tokens")),
-            _int(dout.get("audio_tokens")),
+            *_counts(
+                u.get("input_tokens"),
+                u.get("output_tokens"),
+                din.get("cached_tokens"),
+                din.get("cache_write_tokens"),
+                dout.get("reasoning_tokens"),
+                din.get("audio_tokens"),
+                dout.get("audio_tokens"),
+            )
         )
-    get = u.get
-    details = get("prompt_tokens_details")
-    cached = write = audio_in = audio_out = reasoning = None
-    if isinstance(details, dict):
-        cached = _int(details.get("cached_tokens"))
-        write = _int(details.get("cache_write_tokens"))
-        audio_in = _int(details.get("audio_tokens"))
+    return _chat_usage(u, _dict(u.get("prompt_tokens_details")), _dict(u.get("completion_tokens_details")))
+
+
+def _chat_usage(u: dict, din: dict, dout: dict) -> Usage:
+    """Chat and completions usage (the body's, or the SDK's ``CompletionUsage`` fields) with its details' fields.
+    Raises ``_BadCount``."""
+    cached = din.get("cached_tokens")
     if cached is None:
-        cached = get("prompt_cache_hit_tokens")  # DeepSeek
-        if cached is not None:
-            cached = _int(cached)
-    details = get("completion_tokens_details")
-    if isinstance(details, dict):
-        reasoning = _int(details.get("reasoning_tokens"))
-        audio_out = _int(details.get("audio_tokens"))
-    tin = get("prompt_tokens")
-    tout = get("completion_tokens")
+        cached = u.get("prompt_cache_hit_tokens")  # DeepSeek
     return new_usage(
-        tin if type(tin) is int and 0 <= tin <= MAX_TOKENS else _int(tin),  # _int's common case, without the call
-        tout if tout is None or (type(tout) is int and 0 <= tout <= MAX_TOKENS) else _int(tout),  # (embeddings: none)
-        cached,
-        write,
-        reasoning,
-        audio_in,
-        audio_out,
+        *_counts(
+            u.get("prompt_tokens"),
+            u.get("completion_tokens"),  # (embeddings: none)
+            cached,
+            din.get("cache_write_tokens"),
+            dout.get("reasoning_tokens"),
+            din.get("audio_tokens"),
+            dout.get("audio_tokens"),
+        )
     )
 
 
@@ -484,32 +499,14 @@ def apply_openai_object(route: Route, obj: Any, info: ResponseInfo) -> None:
 
 def _object_usage(u: dict) -> Usage:
     """``usage_from``'s chat and completions branch, over the fields of the SDK's ``CompletionUsage`` (its details
-    are models; their extra fields, such as ``cache_write_tokens``, are read too). Raises ``_BadCount``."""
-    get = u.get
-    details = get("prompt_tokens_details")
-    cached = write = audio_in = audio_out = reasoning = None
-    if details is not None:
-        cached = _detail(details, "cached_tokens")
-        write = _detail(details, "cache_write_tokens")
-        audio_in = _detail(details, "audio_tokens")
-    if cached is None:
-        cached = get("prompt_cache_hit_tokens")  # DeepSeek
-        if cached is not None:
-            cached = _int(cached)
-    details = get("completion_tokens_details")
-    if details is not None:
-        reasoning = _detail(details, "reasoning_tokens")
-        audio_out = _detail(details, "audio_tokens")
-    tin = get("prompt_tokens")
-    tout = get("completion_tokens")
-    return new_usage(
-        tin if type(tin) is int and 0 <= tin <= MAX_TOKENS else _int(tin),  # _int's common case, without the call
-        tout if tout is None or (type(tout) is int and 0 <= tout <= MAX_TOKENS) else _int(tout),  # (embeddings: none)
-        cached,
-        write,
-        reasoning,
-        audio_in,
-        audio_out,
+    are models: their fields and extra fields, such as ``cache_write_tokens``, read as one dict). Raises
+    ``_BadCount``."""
+    din = u.get("prompt_tokens_details")
+    dout = u.get("completion_tokens_details")
+    return _chat_usage(
+        u,
+        _fields(din) or _EMPTY if din is not None else _EMPTY,
+        _fields(dout) or _EMPTY if dout is not None else _EMPTY,
     )
 
 
@@ -543,15 +540,19 @@ def _apply_responses_object(body: dict, info: ResponseInfo) -> None:
     get = u.get
     try:
         din = get("input_tokens_details")
+        din = _fields(din) or _EMPTY if din is not None else _EMPTY
         dout = get("output_tokens_details")
+        dout = _fields(dout) or _EMPTY if dout is not None else _EMPTY
         usage = new_usage(
-            _int(get("input_tokens")),
-            _int(get("output_tokens")),
-            _detail(din, "cached_tokens") if din is not None else None,
-            _detail(din, "cache_write_tokens") if din is not None else None,
-            _detail(dout, "reasoning_tokens") if dout is not None else None,
-            _detail(din, "audio_tokens") if din is not None else None,
-            _detail(dout, "audio_tokens") if dout is not None else None,
+            *_counts(
+                get("input_tokens"),
+                get("output_tokens"),
+                din.get("cached_tokens"),
+                din.get("cache_write_tokens"),
+                dout.get("reasoning_tokens"),
+                din.get("audio_tokens"),
+                dout.get("audio_tokens"),
+            )
         )
     except _BadCount:
         usage = invalid_usage()
@@ -559,14 +560,6 @@ def _apply_responses_object(body: dict, info: ResponseInfo) -> None:
         info.usage = usage
     else:
         _merge_usage(info, usage)
-
-
-def _detail(details: Any, name: str) -> int | None:
-    """One count from a usage details object (a pydantic model, or a dict from a relay)."""
-    v = details.get(name) if type(details) is dict else getattr(details, name, None)  # pydantic: extras too
-    if v is None or (type(v) is int and 0 <= v <= MAX_TOKENS):
-        return v
-    return _int(v)
 
 
 def parse_body_bytes(route: Route, raw: bytes, info: ResponseInfo, capture: bool = False) -> bool:
