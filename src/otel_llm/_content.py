@@ -2,8 +2,8 @@
 
 The cap (``content_max_length``) counts the characters of the compact JSON text (``ensure_ascii=False``).
 Whatever the input, the result is valid JSON, at most the cap, and encodable as UTF-8 (a lone surrogate
-becomes ``?``, one character for one, so lengths do not change). The caller's value is never changed:
-whatever is cut is cut on a private copy.
+becomes U+FFFD through the parsers' own ``clean``: never longer, so lengths stay within the cap). The
+caller's value is never changed: whatever is cut is cut on a private copy.
 
 Time and memory stay linear in the content's size, whatever the number of messages: each message is
 encoded at most a bounded number of times, the pieces kept are joined once, and a long history is read
@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import json
 from typing import Any
+
+from ._parsers._text import clean
 
 __all__ = ["MARK", "cap_content", "cap_json"]
 
@@ -249,17 +251,6 @@ def _items(value: Any, text: str, limit: int) -> str | None:
     return "[" + ",".join(kept) + "]"
 
 
-def _safe(text: str) -> str:
-    """``text`` encodable as UTF-8: a lone surrogate (from ``\\ud800`` in a body) becomes ``?``."""
-    if text.isascii():
-        return text
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "replace").decode("utf-8")
-    return text
-
-
 def _cap(value: Any, limit: int, history: bool) -> tuple[str | None, bool]:
     """(JSON text within ``limit`` or None, whether it is the whole value)."""
     if limit < 2:
@@ -278,7 +269,7 @@ def cap_json(value: Any, limit: int, history: bool = False) -> str | None:
     """Content as JSON text for a span attribute: at most ``limit`` characters, valid JSON, or None when
     ``limit`` is below 2. ``history``: ``value`` is a list of input messages (its middle is cut first)."""
     text = _cap(value, limit, history)[0]
-    return None if text is None else _safe(text)
+    return None if text is None else clean(text)
 
 
 def cap_content(value: Any, limit: int, history: bool = False) -> Any:
@@ -287,7 +278,7 @@ def cap_content(value: Any, limit: int, history: bool = False) -> Any:
     text, whole = _cap(value, limit, history)
     if text is None:
         return None
-    safe = _safe(text)
+    safe = clean(text)
     if whole and safe is text:
         return value
     return json.loads(safe)
