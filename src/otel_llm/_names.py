@@ -138,6 +138,34 @@ METRIC_ATTRIBUTES = (OPERATION, PROVIDER, REQUEST_MODEL, RESPONSE_MODEL, SERVER_
 # Calls in flight carry only what is known when a call starts (the same set on +1 and -1).
 ACTIVE_ATTRIBUTES = (OPERATION, PROVIDER, REQUEST_MODEL, SERVER_ADDRESS, SERVER_PORT)
 
+# --- The GenAI repo's token counters (option ``token_metrics``: histogram | counters | both) ---
+# Counters of tokens by gen_ai.token.modality, replacing the gen_ai.client.token.usage histogram on the
+# conventions' main branch; recorded for failed calls too (0 with modality "unknown" when there is no usage).
+INFERENCE_USAGE_INPUT = "gen_ai.client.inference.usage.input_tokens"
+INFERENCE_USAGE_OUTPUT = "gen_ai.client.inference.usage.output_tokens"
+INFERENCE_USAGE_CACHE_READ = "gen_ai.client.inference.usage.cache_read.input_tokens"
+INFERENCE_USAGE_CACHE_WRITE = "gen_ai.client.inference.usage.cache_write.input_tokens"
+INFERENCE_USAGE_REASONING = "gen_ai.client.inference.usage.reasoning.output_tokens"
+TOKEN_MODALITY = "gen_ai.token.modality"  # text | image | audio | unknown
+TOKEN_METRICS_FORMS = ("histogram", "counters", "both")
+
+# --- Attribution scopes (otel_llm.scope(...), W3C baggage) ---
+# A scope's keys land on spans and events under these names: the conventions' names where they exist,
+# otel_llm.scope.<key> for every other key. Only the keys of the option ``scope_labels`` (default tenant,
+# feature) become metric labels, each bounded to ``max_scope_values`` distinct values (then "_OTHER").
+SCOPE_PREFIX = "otel_llm.scope."
+SCOPE_TENANT = "otel_llm.scope.tenant"
+SCOPE_FEATURE = "otel_llm.scope.feature"
+USER_ID = "user.id"
+SCOPE_CONVENTION_NAMES = {"user": USER_ID, "conversation": CONVERSATION_ID}
+# Inclusive totals of the LLM calls made inside a scope, set on the span that was current when it was entered.
+ROLLUP_CALLS = "otel_llm.rollup.calls"
+ROLLUP_UNPRICED_CALLS = "otel_llm.rollup.unpriced_calls"
+ROLLUP_ERRORS = "otel_llm.rollup.errors"
+ROLLUP_INPUT_TOKENS = "otel_llm.rollup.input_tokens"
+ROLLUP_OUTPUT_TOKENS = "otel_llm.rollup.output_tokens"
+ROLLUP_COST = "otel_llm.rollup.cost_usd"
+
 # --- Prometheus series, as the OpenTelemetry Prometheus exporter (and the Collector's
 # prometheus exporter with default settings) names them. ---
 PROM_DURATION = "gen_ai_client_operation_duration_seconds"
@@ -153,6 +181,11 @@ PROM_RELAY_BILLED_COST = "otel_llm_client_operation_cost_relay_billed_USD_total"
 PROM_ACTIVE_OPERATIONS = "otel_llm_client_active_operations"
 PROM_RATE_LIMIT_REMAINING = "gen_ai_client_rate_limit_remaining"
 PROM_RATE_LIMIT_LIMIT = "gen_ai_client_rate_limit_limit"
+PROM_INFERENCE_USAGE_INPUT = "gen_ai_client_inference_usage_input_tokens_total"
+PROM_INFERENCE_USAGE_OUTPUT = "gen_ai_client_inference_usage_output_tokens_total"
+PROM_INFERENCE_USAGE_CACHE_READ = "gen_ai_client_inference_usage_cache_read_input_tokens_total"
+PROM_INFERENCE_USAGE_CACHE_WRITE = "gen_ai_client_inference_usage_cache_write_input_tokens_total"
+PROM_INFERENCE_USAGE_REASONING = "gen_ai_client_inference_usage_reasoning_output_tokens_total"
 PROM_SERIES = (
     f"{PROM_DURATION}_bucket",
     f"{PROM_TOKEN_USAGE}_sum",
@@ -180,4 +213,7 @@ PROM_LABELS = {
     TOKEN_TYPE: "gen_ai_token_type",
     RATE_LIMIT_RESOURCE: "gen_ai_rate_limit_resource",
     UNPRICED_REASON: "otel_llm_unpriced_reason",
+    TOKEN_MODALITY: "gen_ai_token_modality",
+    SCOPE_TENANT: "otel_llm_scope_tenant",
+    SCOPE_FEATURE: "otel_llm_scope_feature",
 }
