@@ -34,12 +34,16 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e '.[demo,test]'
 
-# otelcol-llm and Jaeger v2 from their pinned Go modules (tests/test_stack_e2e.py). Cached outside the
+# otelcol-llm, Jaeger v2, VictoriaMetrics and VictoriaLogs from their pinned Go modules (tests/test_stack_e2e.py,
+# tests/test_lb_tier.py, tests/test_stores.py). Cached outside the
 # checkout by a hash of go.mod/go.sum/sources: a second run builds nothing. A failed build fails here.
 go_bins=$(bash scripts/build-go.sh)
 export OTELCOL_LLM_BIN JAEGER_BIN
 OTELCOL_LLM_BIN=$(sed -n 's/^otelcol-llm=//p' <<<"$go_bins")
 JAEGER_BIN=$(sed -n 's/^jaeger=//p' <<<"$go_bins")
+export VICTORIA_METRICS_BIN VICTORIA_LOGS_BIN
+VICTORIA_METRICS_BIN=$(sed -n "s/^victoria-metrics=//p" <<<"$go_bins")
+VICTORIA_LOGS_BIN=$(sed -n "s/^victoria-logs=//p" <<<"$go_bins")
 
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

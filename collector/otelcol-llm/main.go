@@ -17,7 +17,7 @@ import (
 func main() {
 	info := component.BuildInfo{
 		Command:     "otelcol-llm",
-		Description: "OpenTelemetry Collector for otel-llm (OTLP in; Jaeger, Prometheus out; tail sampling)",
+		Description: "OpenTelemetry Collector for otel-llm (OTLP in; Jaeger, Prometheus, VictoriaLogs out; tail sampling; trace-ID load balancing)",
 		Version:     "0.158.0",
 	}
 
