@@ -29,6 +29,8 @@ RULES = COLLECTOR / "prometheus" / "rules" / "otel-llm-alerts.yml"
 PROMTOOL_TESTS = sorted((COLLECTOR / "prometheus" / "tests").glob("*.yaml"))
 DASHBOARDS = sorted((COLLECTOR / "grafana" / "dashboards").glob("*.json"))
 COLLECTOR_CONFIGS = [COLLECTOR / "otelcol.yaml", COLLECTOR / "otelcol-gateway.yaml"]
+LB_CONFIG = COLLECTOR / "otelcol-lb.yaml"
+ALL_CONFIGS = [*COLLECTOR_CONFIGS, LB_CONFIG]
 CONFIG = yaml.safe_load((COLLECTOR / "config.yaml").read_text())
 QUERIES = json.loads((COLLECTOR / "queries.json").read_text())
 
@@ -234,7 +236,7 @@ def test_collector_pipelines_use_exactly_the_defined_components(path: Path) -> N
     cfg = yaml.safe_load(path.read_text())
     service = cfg["service"]
     used: dict[str, set[str]] = {"receivers": set(), "processors": set(), "exporters": set()}
-    assert set(service["pipelines"]) == {"traces", "metrics"}
+    assert set(service["pipelines"]) == {"traces", "metrics", "logs"}
     for name, pipeline in service["pipelines"].items():
         for kind in used:
             ids = pipeline.get(kind, [])
@@ -257,11 +259,11 @@ def compose_defaults(text: str) -> str:
 def test_collector_listens_on_the_documented_ports_and_exports_matching_names(path: Path) -> None:
     cfg = yaml.safe_load(compose_defaults(path.read_text()))
     protocols = cfg["receivers"]["otlp"]["protocols"]
-    assert protocols["grpc"]["endpoint"] == "0.0.0.0:4317"
-    assert protocols["http"]["endpoint"] == "0.0.0.0:4318"
-    assert cfg["extensions"]["health_check"]["endpoint"] == "0.0.0.0:13133"
+    assert protocols["grpc"]["endpoint"] == "127.0.0.1:4317"
+    assert protocols["http"]["endpoint"] == "127.0.0.1:4318"
+    assert cfg["extensions"]["health_check"]["endpoint"] == "127.0.0.1:13133"
     prom = cfg["exporters"]["prometheus"]
-    assert prom["endpoint"] == "0.0.0.0:8889"
+    assert prom["endpoint"] == "127.0.0.1:8889"
     assert prom["resource_to_telemetry_conversion"]["enabled"] is False
     assert prom["enable_open_metrics"] is True
     suffixes = prom.get("translation_strategy", "").endswith("WithSuffixes") or prom.get("add_metric_suffixes")
@@ -270,6 +272,9 @@ def test_collector_listens_on_the_documented_ports_and_exports_matching_names(pa
     assert jaeger["endpoint"] == "jaeger:4317" and jaeger["tls"]["insecure"] is True
     assert cfg["service"]["pipelines"]["traces"]["exporters"] == ["otlp_grpc/jaeger"]
     assert cfg["service"]["pipelines"]["metrics"]["exporters"] == ["prometheus"]
+    assert cfg["service"]["pipelines"]["logs"]["exporters"] == ["otlp_http/victorialogs"]
+    logs = cfg["exporters"]["otlp_http/victorialogs"]["logs_endpoint"]
+    assert logs == "http://victorialogs:9428/insert/opentelemetry/v1/logs", logs
     assert cfg["service"]["telemetry"]["metrics"]["readers"][0]["pull"]["exporter"]["prometheus"]["port"] == 8888
     # an address that differs between compose and loopback comes from the environment, never hard-coded
     raw = yaml.safe_load(path.read_text())
@@ -290,6 +295,63 @@ def test_gateway_keeps_error_and_slow_traces_and_samples_the_rest() -> None:
     assert policies["status_code"]["status_code"]["status_codes"] == ["ERROR"]
     assert policies["latency"]["latency"]["threshold_ms"] == 10_000
     assert 0 < policies["probabilistic"]["probabilistic"]["sampling_percentage"] < 100
+
+
+def listeners(cfg: dict[str, Any]) -> list[str]:
+    """Every address a Collector config listens on (receivers, extensions, prometheus exporter, own metrics)."""
+    out = [p["endpoint"] for p in cfg["receivers"]["otlp"]["protocols"].values()]
+    out += [e["endpoint"] for e in cfg["extensions"].values()]
+    out += [e["endpoint"] for name, e in cfg["exporters"].items() if name.split("/")[0] == "prometheus"]
+    for reader in cfg["service"]["telemetry"]["metrics"]["readers"]:
+        out.append(
+            f"{reader['pull']['exporter']['prometheus']['host']}:{reader['pull']['exporter']['prometheus']['port']}"
+        )
+    return out
+
+
+@pytest.mark.parametrize("path", ALL_CONFIGS, ids=lambda p: p.name)
+def test_every_listener_of_a_bundled_config_binds_to_loopback_unless_a_variable_says_otherwise(path: Path) -> None:
+    cfg = yaml.safe_load(compose_defaults(path.read_text()))
+    addresses = listeners(cfg)
+    assert len(addresses) >= 4 and all(a.startswith("127.0.0.1:") for a in addresses), addresses
+    raw = yaml.safe_load(path.read_text())
+    assert all(a.startswith("${env:OTELCOL_") for a in listeners(raw)[:-1]), "each one overridable"
+
+
+def test_compose_publishes_every_port_on_loopback_unless_opted_in() -> None:
+    published = [(name, p) for name, s in compose()["services"].items() for p in s.get("ports", [])]
+    assert len(published) >= 9
+    for name, port in published:
+        assert port.startswith("${OTEL_LLM_PUBLISH_IP:-127.0.0.1}:"), (name, port)
+
+
+def test_lb_tier_routes_traces_and_events_by_trace_id_and_metrics_by_resource_to_the_backends_variable() -> None:
+    cfg = yaml.safe_load(LB_CONFIG.read_text())
+    pipelines = cfg["service"]["pipelines"]
+    assert set(pipelines) == {"traces", "metrics", "logs"}
+    assert pipelines["traces"]["exporters"] == pipelines["logs"]["exporters"] == ["load_balancing/traces"]
+    assert pipelines["metrics"]["exporters"] == ["load_balancing/metrics"]
+    traces, metrics = cfg["exporters"]["load_balancing/traces"], cfg["exporters"]["load_balancing/metrics"]
+    assert traces["routing_key"] == "traceID" and metrics["routing_key"] == "resource"
+    for exp in (traces, metrics):
+        assert exp["resolver"]["static"]["hostnames"].startswith("${env:OTELCOL_LB_BACKENDS:-[")
+        # the queue and retries on the load balancer, where its metrics count them, none per gateway
+        assert exp["sending_queue"]["enabled"] is True and exp["retry_on_failure"]["enabled"] is True
+        assert exp["protocol"]["otlp"]["sending_queue"]["enabled"] is False
+    assert all(p["processors"] == ["memory_limiter"] for p in pipelines.values())
+    # the DNS resolver is documented in the file, ready to uncomment
+    text = LB_CONFIG.read_text()
+    assert re.search(r"^#\s+dns:\n#\s+hostname: \S+\n#\s+port: \"4317\"", text, re.M)
+
+
+def test_compose_runs_two_gateways_behind_the_tier_in_the_lb_profile() -> None:
+    services = compose()["services"]
+    gateways = [n for n, s in services.items() if "lb" in s.get("profiles", [])]
+    assert gateways == ["otelcol-gateway-1", "otelcol-gateway-2"]
+    backends = yaml.safe_load(services["otelcol"]["environment"]["OTELCOL_LB_BACKENDS"])
+    assert backends == [f"{g}:4317" for g in gateways]
+    assert "otelcol-lb.yaml" in {Path(c).name for c in mounts(services["otelcol"])}
+    assert "victorialogs" in services and services["victorialogs"]["image"].endswith(":v1.52.2")
 
 
 def test_collector_config_shows_a_remote_write_alternative() -> None:
@@ -318,6 +380,9 @@ def test_compose_images_are_pinned() -> None:
     images = {name: s["image"] for name, s in compose()["services"].items()}
     expected = {
         "otelcol": "otel/opentelemetry-collector-contrib",
+        "otelcol-gateway-1": "otel/opentelemetry-collector-contrib",
+        "otelcol-gateway-2": "otel/opentelemetry-collector-contrib",
+        "victorialogs": "victoriametrics/victoria-logs",
         "jaeger": "jaegertracing/jaeger",
         "prometheus": "prom/prometheus",
         "alertmanager": "prom/alertmanager",
@@ -338,10 +403,10 @@ def test_compose_mounts_only_files_that_exist_in_the_repository() -> None:
 
 def test_compose_publishes_the_collector_ports_and_mounts_both_collector_configs() -> None:
     otelcol = compose()["services"]["otelcol"]
-    published = {p.split(":")[0] for p in otelcol["ports"]}
+    published = {p.rsplit(":", 2)[1] for p in otelcol["ports"]}
     assert {"4317", "4318", "8889", "13133"} <= published
     configs = {Path(c).name for c in mounts(otelcol)}
-    assert configs == {p.name for p in COLLECTOR_CONFIGS}
+    assert configs == {p.name for p in ALL_CONFIGS}
     default = re.search(r"\$\{OTELCOL_CONFIG:-([^}]+)\}", " ".join(otelcol["command"]))
     assert default and default.group(1) == "otelcol.yaml"
 

@@ -77,13 +77,14 @@ def _query(prom: str, expr: str) -> list[dict[str, Any]]:
 # --- otelcol-llm itself ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("config", ["otelcol.yaml", "otelcol-gateway.yaml"])
+@pytest.mark.parametrize("config", ["otelcol.yaml", "otelcol-gateway.yaml", "otelcol-lb.yaml"])
 @pytest.mark.parametrize("where", ["compose", "loopback"])
 def test_otelcol_llm_validates_every_bundled_config(config: str, where: str) -> None:
     bins = _bins()
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTELCOL_")}
     if where == "loopback":
         env.update(ls.collector_env(ls.free_ports()))
+        env["OTELCOL_LB_BACKENDS"] = ls.lb_backends([f"127.0.0.1:{ls.free_port()}", f"127.0.0.1:{ls.free_port()}"])
     proc = subprocess.run(
         [bins["otelcol-llm"], "validate", f"--config={COLLECTOR / config}"],
         env=env,
@@ -118,6 +119,29 @@ def test_otelcol_llm_accepts_the_commented_remote_write_alternative(tmp_path: Pa
     assert "prometheus_remote_write" in exporter and len(block) >= 5
 
 
+def test_otelcol_llm_accepts_the_commented_dns_resolver_of_the_lb_tier(tmp_path: Path) -> None:
+    """otelcol-lb.yaml documents the DNS resolver in comments: put in place of `static`, it must validate."""
+    bins = _bins()
+    lines = (COLLECTOR / "otelcol-lb.yaml").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if re.match(r"^#\s+dns:$", line))
+    block = []
+    for line in lines[start:]:
+        if not re.match(r"^#\s{5,}\S", line):
+            break
+        block.append(line[7:])
+    resolver = yaml.safe_load("\n".join(block))
+    assert set(resolver["dns"]) >= {"hostname", "port"}, resolver
+    cfg = yaml.safe_load((COLLECTOR / "otelcol-lb.yaml").read_text())
+    for name in ("load_balancing/traces", "load_balancing/metrics"):
+        cfg["exporters"][name]["resolver"] = resolver
+    path = tmp_path / "otelcol-lb-dns.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    proc = subprocess.run(
+        [bins["otelcol-llm"], "validate", f"--config={path}"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 def test_otelcol_llm_has_exactly_the_components_of_its_manifest() -> None:
     bins = _bins()
     proc = subprocess.run([bins["otelcol-llm"], "components"], capture_output=True, text=True, timeout=60, check=True)
@@ -129,7 +153,7 @@ def test_otelcol_llm_has_exactly_the_components_of_its_manifest() -> None:
         versions = {c["module"].split()[1] for c in listed.get(kind) or []}
         assert versions == {"v0.158.0"}, (kind, versions)
     names = {c["name"] for kind in ("receivers", "processors", "exporters", "extensions") for c in listed[kind]}
-    for config in ("otelcol.yaml", "otelcol-gateway.yaml"):
+    for config in ("otelcol.yaml", "otelcol-gateway.yaml", "otelcol-lb.yaml"):
         cfg = yaml.safe_load((COLLECTOR / config).read_text())
         used = {i.split("/")[0] for kind in ("receivers", "processors", "exporters", "extensions") for i in cfg[kind]}
         assert used <= names, used - names
@@ -302,6 +326,44 @@ def test_demo_traces_in_jaeger_one_span_per_call_with_genai_attributes_and_fallb
             assert tags.get("error") is True or tags.get("otel.status_code") == "ERROR", tags
     assert llm_total == demo_run["spans"]
     assert answered_by_fallback > 0, "some call was answered by a fallback model"
+
+
+def test_a_genai_event_with_captured_content_is_found_in_victorialogs_by_its_trace_id(
+    stack: Any, provider: FakeProvider
+) -> None:
+    """Content capture on events: the app's OTLP logs go through the Collector's logs pipeline to VictoriaLogs."""
+    prompt = "Which prime follows 7919? (e2e event probe)"
+    env = _otel_env(stack, "e2e-events")
+    env.update(
+        PROVIDER_URL=provider.url,
+        OTEL_METRICS_EXPORTER="none",
+        OTEL_LOGS_EXPORTER="otlp",
+        OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT="EVENT_ONLY",
+    )
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "apps" / "events_app.py"), prompt],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    trace_id = proc.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(r"[0-9a-f]{32}", trace_id), proc.stdout
+
+    def events() -> list[dict[str, Any]]:
+        q = urllib.parse.urlencode({"query": f'trace_id:"{trace_id}"', "limit": 10})
+        with urllib.request.urlopen(f"{stack.victorialogs_url}/select/logsql/query?{q}", timeout=10) as r:
+            return [json.loads(line) for line in r.read().decode().splitlines() if line.strip()]
+
+    found = ls.wait_for(events, 60, f"the event of trace {trace_id} in VictoriaLogs")
+    assert len(found) == 1, found
+    event = found[0]
+    assert event["event_name"] == n.EVENT_INFERENCE_DETAILS, event
+    assert event["trace_id"] == trace_id and event.get(n.REQUEST_MODEL) == "gpt-4.1", event
+    assert prompt in json.dumps(event), f"the captured prompt is stored with the event: {event}"
+    print(f"VictoriaLogs: trace_id:{trace_id} -> 1 event {event['event_name']} with the prompt; fields {sorted(event)}")
 
 
 def _collector_app(stack: Any, provider: FakeProvider) -> Iterator[None]:
