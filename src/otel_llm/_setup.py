@@ -97,12 +97,36 @@ def prometheus_reader(env: Mapping[str, str]) -> Any:
         start_http_server(port=port, addr=host)
     except OSError as exc:
         log.warning(
-            "otel_llm: cannot serve Prometheus metrics on %s:%s (%s); metrics are still collected in-process",
+            "otel_llm: cannot serve Prometheus metrics on %s:%s (%s); this process's metrics are collected but not "
+            "served. Worker processes of one server (gunicorn, uvicorn --workers) cannot share a Prometheus port: "
+            "export to a Collector with OTEL_METRICS_EXPORTER=otlp instead",
             host,
             port,
             exc,
         )
+    else:
+        _refuse_after_fork(host, port)
     return reader
+
+
+def _refuse_after_fork(host: str, port: int) -> None:
+    """A process forked after the Prometheus endpoint started (gunicorn ``--preload``, or ``opentelemetry-instrument
+    gunicorn``) has the reader but not the server thread, and the parent's server answers with the parent's
+    metrics only: say so once in each such child instead of losing its metrics without a word."""
+    if not hasattr(os, "register_at_fork"):
+        return
+
+    def forked() -> None:
+        log.error(
+            "otel_llm: process %s was forked from the one serving Prometheus metrics on %s:%s (a pre-fork server "
+            "such as gunicorn); that endpoint stays with the parent and never shows this process's calls. Export "
+            "with OTEL_METRICS_EXPORTER=otlp to a Collector for servers with several worker processes",
+            os.getpid(),
+            host,
+            port,
+        )
+
+    os.register_at_fork(after_in_child=forked)
 
 
 def setup_providers(env: Mapping[str, str] | None = None) -> tuple[Any, Any]:
