@@ -410,6 +410,7 @@ def test_sdk_faults_unchanged(
         assert with_us[0] == "raised"
         assert a["error.type"] == ("502" if fault == "html-502" else fault)
         assert a["http.response.status_code"] == int(a["error.type"])
+        assert "gen_ai.response.id" not in a  # an error body's id is the failed request's
     elif fault == "truncated-sse":
         assert a["error.type"] == "stream_truncated"
         assert "gen_ai.usage.input_tokens" not in a

@@ -174,7 +174,10 @@ def _embedding_dimensions(embeddings: Any) -> int | None:
 
 
 def apply_cohere_body(info: Any, body: dict, api: str) -> None:
-    """Fill a ``ResponseInfo`` from a decoded Cohere answer."""
+    """Fill a ``ResponseInfo`` from a decoded Cohere answer (an error body, ``{"id", "message": "..."}``, says
+    nothing the span keeps: its id is the failed request's, not an answer's)."""
+    if isinstance(body.get("message"), str):
+        return
     rid = _text(body.get("id"))
     if rid:
         info.id = rid
