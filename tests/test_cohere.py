@@ -509,3 +509,36 @@ def test_gc_leaves_no_call_in_flight(instrument: Callable[..., Telemetry], provi
         list(_client(provider).chat_stream(model=MODEL, messages=MSG, request_options=_opts()))
     gc.collect()
     assert len(t.spans()) == 3 and t.in_flight() == 0
+
+
+def test_billed_units_priced_on_every_call_of_a_model(
+    instrument: Callable[..., Telemetry], provider: FakeProvider
+) -> None:
+    """The second call of a model is charged inline (the recorder's fast path): still on the billed units."""
+    t = instrument()
+    for n in range(3):
+        _, usage = _chat(provider, False, False, messages=[{"role": "user", "content": f"Question {n} about spans."}])
+        billed = usage["billed_units"]
+        a = t.spans()[-1].attributes
+        assert a["gen_ai.usage.cost.amount"] == pytest.approx(_cost(billed["input_tokens"], billed["output_tokens"]))
+
+
+def test_stream_parser_any_split_same_result(provider: FakeProvider) -> None:
+    """The SSE parser reads a Cohere stream the same whether it arrives whole or one byte at a time."""
+    from otel_llm._parsers.response import new_response_info
+    from otel_llm._parsers.sse import StreamParser
+
+    body = {"model": MODEL, "messages": MSG, "stream": True, "tools": TOOLS}
+    raw = httpx.post(provider.url + "/v2/chat", json=body, headers={"x-fake-answer": "tool_call"}).content
+    route = Router().match("/v2/chat")
+    assert route is not None
+    results = []
+    for step in (len(raw), 1, 7):
+        info = new_response_info()
+        parser = StreamParser(route, info, capture=True)
+        chunks = sum(parser.feed(raw[i : i + step]) for i in range(0, len(raw), step)) + parser.flush()
+        assert parser.done
+        results.append((chunks, info.id, info.finish_reasons, info.usage, info.billed, info.output.messages()))
+    assert results[0] == results[1] == results[2]
+    assert results[0][0] == raw.count(b"event: tool-call-delta") + raw.count(b"event: tool-plan-delta")
+    assert results[0][2] == ["TOOL_CALL"]
