@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ._parsers.routes import ANTHROPIC_MESSAGES, GEMINI, OPENAI_RESPONSES
+from ._parsers.routes import ANTHROPIC_MESSAGES, COHERE_APIS, GEMINI, OPENAI_RESPONSES
 
 __all__ = ["ProviderResolver", "provider_from_model"]
 
@@ -155,6 +155,8 @@ class ProviderResolver:
             return "anthropic"
         if api == GEMINI:
             return "gcp.gemini"
+        if api in COHERE_APIS:
+            return "cohere"
         by_model = provider_from_model(model)
         if by_model:
             return by_model

@@ -1,4 +1,4 @@
-"""A local fake LLM provider: a real HTTP server that speaks the OpenAI, Anthropic and Gemini wire formats.
+"""A local fake LLM provider: a real HTTP server that speaks the OpenAI, Anthropic, Gemini and Cohere v2 wire formats.
 
 The test-suite points real clients (the ``openai`` SDK, httpx, aiohttp, requests) at it, and
 ``otel-llm demo`` runs a multi-model workload against it. Answers are synthetic but shaped like the
@@ -92,6 +92,8 @@ from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlsplit
+
+from . import _fake_cohere as _cohere
 
 __all__ = [
     "FAULTS",
@@ -390,6 +392,9 @@ def _route(method: str, path: str) -> str | None:
         return "retrieve" if sep and rid and "/" not in rid else None
     if method != "POST":
         return None
+    cohere = _cohere.route(path)
+    if cohere is not None:
+        return cohere
     if path.endswith("/chat/completions"):
         return "chat"
     if path.endswith("/completions"):
@@ -458,6 +463,8 @@ def _prompt_tokens(api: str, body: dict[str, Any]) -> int:
         if system:
             words, count = words + _words(system), count + 1
         return _tokens(words, count)
+    if api in _cohere.APIS:
+        return _cohere.prompt_tokens(api, body)
     raise AssertionError(api)  # embeddings count per input, see _embedding_inputs
 
 
@@ -486,6 +493,9 @@ _MAX_TOKEN_KEYS = {
     "messages": ("max_tokens",),
     "gemini": ("maxOutputTokens", "max_output_tokens"),
     "embeddings": (),
+    "cohere.chat": ("max_tokens",),
+    "cohere.embed": (),
+    "cohere.rerank": (),
 }
 
 
@@ -569,6 +579,8 @@ def _answer_kind(api: str, headers: dict[str, str], body: dict[str, Any]) -> str
 
 def _has_tool_result(api: str, body: dict[str, Any]) -> bool:
     """Whether the request hands the model a tool's result, in its wire format's spelling."""
+    if api == "cohere.chat":
+        return _cohere.has_tool_result(body)
     if api == "chat":
         items: Any = body.get("messages")
         return isinstance(items, list) and any(isinstance(m, dict) and m.get("role") == "tool" for m in items)
@@ -1336,6 +1348,8 @@ _GOOGLE_STATUS = {
 def _error_body(
     api: str | None, status: int, message: str, error_type: str, code: str | None, param: str | None, request_id: str
 ) -> dict[str, Any]:
+    if api in _cohere.APIS:
+        return _cohere.error_body(message, request_id[4:])
     if api == "messages":
         error = {"type": _ANTHROPIC_TYPES.get(status, "api_error"), "message": message}
         return {"type": "error", "error": error, "request_id": request_id}
@@ -1687,7 +1701,7 @@ class FakeProvider:
                 "anthropic-ratelimit-tokens-remaining": str(max(0, tpm - used_tokens)),
                 "anthropic-ratelimit-tokens-reset": _rfc3339(reset_tokens),
             }
-        if api == "gemini":
+        if api == "gemini" or api in _cohere.APIS:
             return {}
         return {
             "x-ratelimit-limit-requests": str(rpm),
@@ -1729,6 +1743,8 @@ class FakeProvider:
         id_headers = {"request-id": request_id} if api == "messages" else {"x-request-id": request_id}
         if api == "gemini":
             id_headers = {}
+        elif api in _cohere.APIS:
+            id_headers = {"x-debug-trace-id": request_id[4:]}
         wanted = headers.get("x-fake-fault", "").strip().lower()
         if wanted:
             if wanted not in FAULTS:
@@ -1789,7 +1805,7 @@ class FakeProvider:
             self._wait(first_delay)
         out_headers = dict(id_headers)
         out_headers.update(self._rate_headers(api, model, profile, call.prompt_tokens + call.output_tokens))
-        if api not in ("messages", "gemini"):
+        if api not in ("messages", "gemini") and api not in _cohere.APIS:
             out_headers["openai-processing-ms"] = str(round((time.monotonic() - began) * 1000))
         if call.relay_cost is not None:
             out_headers["x-litellm-response-cost"] = str(call.relay_cost)
@@ -1801,6 +1817,8 @@ class FakeProvider:
                 frames = _responses_frames(call)
             elif api == "messages":
                 frames = _messages_frames(call)
+            elif api == "cohere.chat":
+                frames = _cohere.frames(call)
             else:
                 frames = _gemini_frames(call, sse=query.get("alt") == "sse")
             sse = api != "gemini" or query.get("alt") == "sse"
@@ -1820,6 +1838,8 @@ class FakeProvider:
             payload, sent = _responses_body(call)
         elif api == "messages":
             payload, sent = _messages_body(call)
+        elif api in _cohere.APIS:
+            payload, sent = _cohere.answer(call, inputs)
         else:
             payload, sent = _gemini_body(call)
         if call.surrogates:
@@ -1879,7 +1899,7 @@ class FakeProvider:
         if api == "gemini":
             stream = path.endswith(":streamGenerateContent")
         else:
-            stream = api != "embeddings" and body.get("stream") is True
+            stream = api not in ("embeddings", "cohere.embed", "cohere.rerank") and body.get("stream") is True
         n = body.get("n", 1) if api in ("chat", "completions") else 1
         if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 128:
             raise _InvalidRequest("'n' must be an integer between 1 and 128.", "n")
@@ -1902,7 +1922,7 @@ class FakeProvider:
         content_rng = random.Random(int.from_bytes(digest, "little"))
         choices = (
             []
-            if api == "embeddings"
+            if api in ("embeddings", "cohere.embed", "cohere.rerank")
             else [_choice(content_rng, profile, max_tokens, reasoning, chunks, huge) for _ in range(n)]
         )
         if fault == "non-utf8" and choices:

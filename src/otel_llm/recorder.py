@@ -574,6 +574,8 @@ class Recorder:
             attrs[n.OPENAI_RESPONSE_SERVICE_TIER] = info.service_tier
         if info.embedding_dimensions:
             attrs[n.EMBEDDINGS_DIMENSION] = info.embedding_dimensions
+        if info.provider_attrs:
+            attrs.update(info.provider_attrs)
         if inv.status_code is not None:
             attrs[n.HTTP_STATUS] = inv.status_code
         if inv.attempts > 1:
@@ -662,6 +664,9 @@ class Recorder:
         relay = inv.info.relay_cost
         if relay is None and inv.headers is not None:
             relay = inv.headers.relay_cost
+        if inv.info.billed is not None:  # what the provider bills (Cohere's billed_units) is what is priced
+            usage = inv.info.billed
+            details = False
         tin = usage.input_tokens if usage is not None else None
         tout = usage.output_tokens if usage is not None else None
         fast = leaf.fast

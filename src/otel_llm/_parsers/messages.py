@@ -29,7 +29,8 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from ._text import clean_deep
-from .routes import ANTHROPIC_MESSAGES, GEMINI, OPENAI_CHAT, OPENAI_COMPLETIONS, OPENAI_RESPONSES
+from .cohere import CohereStream, cohere_request_content, cohere_response_messages
+from .routes import ANTHROPIC_MESSAGES, COHERE_CHAT, GEMINI, OPENAI_CHAT, OPENAI_COMPLETIONS, OPENAI_RESPONSES
 
 __all__ = ["StreamContent", "request_content", "response_messages"]
 
@@ -1192,6 +1193,7 @@ _REQUESTS: dict[str, Callable[[dict], tuple[list[Message], list[Part], list[dict
     OPENAI_RESPONSES: _responses_request,
     ANTHROPIC_MESSAGES: _anthropic_request,
     GEMINI: _gemini_request,
+    COHERE_CHAT: cohere_request_content,
 }
 _RESPONSES: dict[str, Callable[[dict], list[Message]]] = {
     OPENAI_CHAT: _chat_response,
@@ -1199,6 +1201,7 @@ _RESPONSES: dict[str, Callable[[dict], list[Message]]] = {
     OPENAI_RESPONSES: _responses_response,
     ANTHROPIC_MESSAGES: _anthropic_response,
     GEMINI: _gemini_response,
+    COHERE_CHAT: cohere_response_messages,
 }
 _STREAMS: dict[str, Callable[[], Any]] = {
     OPENAI_CHAT: _ChatStream,
@@ -1206,6 +1209,7 @@ _STREAMS: dict[str, Callable[[], Any]] = {
     OPENAI_RESPONSES: _ResponsesStream,
     ANTHROPIC_MESSAGES: _AnthropicStream,
     GEMINI: _GeminiStream,
+    COHERE_CHAT: CohereStream,
 }
 
 

@@ -7,7 +7,8 @@ from typing import Any
 from .. import _names as n
 from ._json import loads as _loads
 from ._text import clean
-from .routes import ANTHROPIC_MESSAGES, GEMINI, OPENAI_EMBEDDINGS, OPENAI_RESPONSES, Route
+from .cohere import cohere_request_attrs
+from .routes import ANTHROPIC_MESSAGES, COHERE_APIS, GEMINI, OPENAI_EMBEDDINGS, OPENAI_RESPONSES, Route
 
 __all__ = ["RequestInfo", "parse_fetch", "parse_request", "parse_request_bytes"]
 
@@ -142,6 +143,9 @@ def parse_request(route: Route, body: Any, path_model: str | None = None) -> Req
     if isinstance(model, str):
         info.model = model if model.isascii() else clean(model)
     info.stream = body.get("stream") is True
+    if api in COHERE_APIS:
+        cohere_request_attrs(attrs, body, api)
+        return info
     _params(attrs, body, _OPENAI_PARAMS, _OPENAI_KEYS)
     if api == OPENAI_EMBEDDINGS:
         fmt = body.get("encoding_format")

@@ -13,8 +13,9 @@ from typing import Any
 
 from ._json import loads as _loads
 from ._text import clean
+from .cohere import apply_cohere_body
 from .messages import StreamContent, request_content, response_messages
-from .routes import ANTHROPIC_MESSAGES, FETCH_RESPONSE, GEMINI, OPENAI_EMBEDDINGS, OPENAI_RESPONSES, Route
+from .routes import ANTHROPIC_MESSAGES, COHERE_APIS, FETCH_RESPONSE, GEMINI, OPENAI_EMBEDDINGS, OPENAI_RESPONSES, Route
 from .usage import MAX_TOKENS, Usage, invalid_usage, new_usage
 
 __all__ = [
@@ -35,6 +36,7 @@ class ResponseInfo:
     ``new_response_info``, without the keyword ``__init__``."""
 
     __slots__ = (
+        "billed",
         "compacted",
         "embedding_dimensions",
         "error_code",
@@ -43,6 +45,7 @@ class ResponseInfo:
         "id",
         "model",
         "output",
+        "provider_attrs",
         "relay_cost",
         "service_tier",
         "status",
@@ -64,6 +67,8 @@ class ResponseInfo:
     fetched: tuple[list, list] | None  # content capture, fetch_response: (instructions, tool definitions)
     # content capture only: the output messages of a whole body (a list), or a stream's StreamContent
     output: Any
+    billed: Usage | None  # the tokens the provider bills, when they differ from those used (Cohere's billed_units)
+    provider_attrs: dict[str, Any] | None  # span attributes only one provider's answers carry
 
     def __init__(self, **fields: Any) -> None:
         _defaults(self)
@@ -86,6 +91,7 @@ class ResponseInfo:
 def _defaults(info: ResponseInfo) -> ResponseInfo:
     info.model = info.id = info.usage = info.relay_cost = info.error_code = info.system_fingerprint = None
     info.service_tier = info.embedding_dimensions = info.status = info.fetched = info.output = None
+    info.billed = info.provider_attrs = None
     info.compacted = False
     info.finish_reasons = []
     return info
@@ -341,6 +347,9 @@ def apply_body(route: Route, body: Any, info: ResponseInfo) -> None:
     if not isinstance(body, dict):
         return
     api = route.api
+    if api in COHERE_APIS:
+        apply_cohere_body(info, body, api)
+        return
     if body.get("error"):
         _set_error(info, body)
     if api == GEMINI:

@@ -11,13 +11,24 @@ from typing import Any
 
 from ._text import clean
 
-__all__ = ["FETCH", "Route", "Router", "CHAT", "TEXT_COMPLETION", "EMBEDDINGS", "FETCH_RESPONSE", "GENERATE_CONTENT"]
+__all__ = [
+    "FETCH",
+    "Route",
+    "Router",
+    "CHAT",
+    "TEXT_COMPLETION",
+    "EMBEDDINGS",
+    "FETCH_RESPONSE",
+    "GENERATE_CONTENT",
+    "RERANK",
+]
 
 CHAT = "chat"
 TEXT_COMPLETION = "text_completion"
 EMBEDDINGS = "embeddings"
 GENERATE_CONTENT = "generate_content"
 FETCH_RESPONSE = "fetch_response"  # a stored Responses answer fetched again (``responses.retrieve``)
+RERANK = "rerank"  # Cohere's /v2/rerank: the conventions name no rerank operation; otel-llm's own name for it
 
 # Wire formats (how bodies and streams are shaped).
 OPENAI_CHAT = "openai.chat"
@@ -26,6 +37,10 @@ OPENAI_EMBEDDINGS = "openai.embeddings"
 OPENAI_RESPONSES = "openai.responses"
 ANTHROPIC_MESSAGES = "anthropic.messages"
 GEMINI = "gemini"
+COHERE_CHAT = "cohere.chat"
+COHERE_EMBED = "cohere.embed"
+COHERE_RERANK = "cohere.rerank"
+COHERE_APIS = frozenset((COHERE_CHAT, COHERE_EMBED, COHERE_RERANK))
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +68,9 @@ _BUILTIN: tuple[tuple[str, Route], ...] = (
     ("/v1/messages", Route(CHAT, ANTHROPIC_MESSAGES)),
     (":generateContent", Route(GENERATE_CONTENT, GEMINI)),
     (":streamGenerateContent", Route(GENERATE_CONTENT, GEMINI, stream=True)),
+    ("/v2/chat", Route(CHAT, COHERE_CHAT)),
+    ("/v2/embed", Route(EMBEDDINGS, COHERE_EMBED)),
+    ("/v2/rerank", Route(RERANK, COHERE_RERANK)),
 )
 
 FETCH = Route(FETCH_RESPONSE, OPENAI_RESPONSES)
@@ -78,6 +96,9 @@ _API_BY_NAME = {
     "openai.responses": Route(CHAT, OPENAI_RESPONSES),
     "anthropic.messages": Route(CHAT, ANTHROPIC_MESSAGES),
     "gemini": Route(GENERATE_CONTENT, GEMINI),
+    "cohere.chat": Route(CHAT, COHERE_CHAT),
+    "cohere.embed": Route(EMBEDDINGS, COHERE_EMBED),
+    "cohere.rerank": Route(RERANK, COHERE_RERANK),
 }
 
 

@@ -12,9 +12,10 @@ from typing import Any
 
 from ._json import loads as _loads
 from ._text import clean
+from .cohere import cohere_event
 from .messages import StreamContent
 from .response import ResponseInfo, apply_body, apply_openai_choices, usage_from
-from .routes import ANTHROPIC_MESSAGES, GEMINI, OPENAI_RESPONSES, Route
+from .routes import ANTHROPIC_MESSAGES, COHERE_CHAT, GEMINI, OPENAI_RESPONSES, Route
 
 __all__ = ["StreamParser"]
 
@@ -60,7 +61,7 @@ class StreamParser:
         self._tail = b""
         self._first = True
         # OpenAI chat/completions without content capture: most events need no decoding at all
-        self._fast = not capture and route.api not in (ANTHROPIC_MESSAGES, OPENAI_RESPONSES, GEMINI)
+        self._fast = not capture and route.api not in (ANTHROPIC_MESSAGES, OPENAI_RESPONSES, GEMINI, COHERE_CHAT)
         self.done = False
         self.broken = False
 
@@ -157,6 +158,8 @@ class StreamParser:
             ev = self._load(data)
             if ev is not None:
                 content.feed(ev)
+        if api == COHERE_CHAT:
+            return cohere_event(self, name, data)
         if api == ANTHROPIC_MESSAGES:
             if name is None:
                 name = _type_of(data)
