@@ -574,6 +574,8 @@ class Recorder:
             attrs[n.OPENAI_RESPONSE_SERVICE_TIER] = info.service_tier
         if info.embedding_dimensions:
             attrs[n.EMBEDDINGS_DIMENSION] = info.embedding_dimensions
+        if info.extra:
+            attrs.update(info.extra)
         if inv.status_code is not None:
             attrs[n.HTTP_STATUS] = inv.status_code
         if inv.attempts > 1:

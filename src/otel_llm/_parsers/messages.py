@@ -22,6 +22,7 @@ recorder's business). Nothing here raises: a body of the wrong shape gives less 
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import mimetypes
 from collections.abc import Callable
@@ -29,7 +30,16 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from ._text import clean_deep
-from .routes import ANTHROPIC_MESSAGES, GEMINI, OPENAI_CHAT, OPENAI_COMPLETIONS, OPENAI_RESPONSES
+from .ollama_messages import OllamaStream, ollama_request_content, ollama_response_messages
+from .routes import (
+    ANTHROPIC_MESSAGES,
+    GEMINI,
+    OLLAMA_CHAT,
+    OLLAMA_GENERATE,
+    OPENAI_CHAT,
+    OPENAI_COMPLETIONS,
+    OPENAI_RESPONSES,
+)
 
 __all__ = ["StreamContent", "request_content", "response_messages"]
 
@@ -1192,6 +1202,8 @@ _REQUESTS: dict[str, Callable[[dict], tuple[list[Message], list[Part], list[dict
     OPENAI_RESPONSES: _responses_request,
     ANTHROPIC_MESSAGES: _anthropic_request,
     GEMINI: _gemini_request,
+    OLLAMA_CHAT: functools.partial(ollama_request_content, OLLAMA_CHAT),
+    OLLAMA_GENERATE: functools.partial(ollama_request_content, OLLAMA_GENERATE),
 }
 _RESPONSES: dict[str, Callable[[dict], list[Message]]] = {
     OPENAI_CHAT: _chat_response,
@@ -1199,6 +1211,8 @@ _RESPONSES: dict[str, Callable[[dict], list[Message]]] = {
     OPENAI_RESPONSES: _responses_response,
     ANTHROPIC_MESSAGES: _anthropic_response,
     GEMINI: _gemini_response,
+    OLLAMA_CHAT: functools.partial(ollama_response_messages, OLLAMA_CHAT),
+    OLLAMA_GENERATE: functools.partial(ollama_response_messages, OLLAMA_GENERATE),
 }
 _STREAMS: dict[str, Callable[[], Any]] = {
     OPENAI_CHAT: _ChatStream,
@@ -1206,6 +1220,8 @@ _STREAMS: dict[str, Callable[[], Any]] = {
     OPENAI_RESPONSES: _ResponsesStream,
     ANTHROPIC_MESSAGES: _AnthropicStream,
     GEMINI: _GeminiStream,
+    OLLAMA_CHAT: functools.partial(OllamaStream, OLLAMA_CHAT),
+    OLLAMA_GENERATE: functools.partial(OllamaStream, OLLAMA_GENERATE),
 }
 
 

@@ -14,7 +14,16 @@ from typing import Any
 from ._json import loads as _loads
 from ._text import clean
 from .messages import StreamContent, request_content, response_messages
-from .routes import ANTHROPIC_MESSAGES, FETCH_RESPONSE, GEMINI, OPENAI_EMBEDDINGS, OPENAI_RESPONSES, Route
+from .ollama import apply_ollama
+from .routes import (
+    ANTHROPIC_MESSAGES,
+    FETCH_RESPONSE,
+    GEMINI,
+    OLLAMA_APIS,
+    OPENAI_EMBEDDINGS,
+    OPENAI_RESPONSES,
+    Route,
+)
 from .usage import MAX_TOKENS, Usage, invalid_usage, new_usage
 
 __all__ = [
@@ -38,6 +47,7 @@ class ResponseInfo:
         "compacted",
         "embedding_dimensions",
         "error_code",
+        "extra",
         "fetched",
         "finish_reasons",
         "id",
@@ -64,6 +74,7 @@ class ResponseInfo:
     fetched: tuple[list, list] | None  # content capture, fetch_response: (instructions, tool definitions)
     # content capture only: the output messages of a whole body (a list), or a stream's StreamContent
     output: Any
+    extra: dict[str, Any] | None  # span attributes only one provider's answers give (Ollama's server timings)
 
     def __init__(self, **fields: Any) -> None:
         _defaults(self)
@@ -85,7 +96,7 @@ class ResponseInfo:
 
 def _defaults(info: ResponseInfo) -> ResponseInfo:
     info.model = info.id = info.usage = info.relay_cost = info.error_code = info.system_fingerprint = None
-    info.service_tier = info.embedding_dimensions = info.status = info.fetched = info.output = None
+    info.service_tier = info.embedding_dimensions = info.status = info.fetched = info.output = info.extra = None
     info.compacted = False
     info.finish_reasons = []
     return info
@@ -343,6 +354,9 @@ def apply_body(route: Route, body: Any, info: ResponseInfo) -> None:
     api = route.api
     if body.get("error"):
         _set_error(info, body)
+    if api in OLLAMA_APIS:
+        apply_ollama(api, body, info)
+        return
     if api == GEMINI:
         info.model = _str(body.get("modelVersion")) or info.model
         info.id = _str(body.get("responseId")) or info.id

@@ -26,6 +26,11 @@ OPENAI_EMBEDDINGS = "openai.embeddings"
 OPENAI_RESPONSES = "openai.responses"
 ANTHROPIC_MESSAGES = "anthropic.messages"
 GEMINI = "gemini"
+OLLAMA_CHAT = "ollama.chat"  # Ollama's native API (see _parsers/ollama.py)
+OLLAMA_GENERATE = "ollama.generate"
+OLLAMA_EMBED = "ollama.embed"
+OLLAMA_EMBEDDINGS = "ollama.embeddings"  # the older single-prompt embeddings endpoint
+OLLAMA_APIS = frozenset((OLLAMA_CHAT, OLLAMA_GENERATE, OLLAMA_EMBED, OLLAMA_EMBEDDINGS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +51,11 @@ class Route:
 
 
 _BUILTIN: tuple[tuple[str, Route], ...] = (
+    # Ollama's native paths first: ``/api/embeddings`` also ends with OpenAI's ``/embeddings``
+    ("/api/chat", Route(CHAT, OLLAMA_CHAT)),
+    ("/api/generate", Route(TEXT_COMPLETION, OLLAMA_GENERATE)),
+    ("/api/embed", Route(EMBEDDINGS, OLLAMA_EMBED)),
+    ("/api/embeddings", Route(EMBEDDINGS, OLLAMA_EMBEDDINGS)),
     ("/chat/completions", Route(CHAT, OPENAI_CHAT)),
     ("/completions", Route(TEXT_COMPLETION, OPENAI_COMPLETIONS)),
     ("/embeddings", Route(EMBEDDINGS, OPENAI_EMBEDDINGS)),
@@ -78,6 +88,10 @@ _API_BY_NAME = {
     "openai.responses": Route(CHAT, OPENAI_RESPONSES),
     "anthropic.messages": Route(CHAT, ANTHROPIC_MESSAGES),
     "gemini": Route(GENERATE_CONTENT, GEMINI),
+    "ollama.chat": Route(CHAT, OLLAMA_CHAT),
+    "ollama.generate": Route(TEXT_COMPLETION, OLLAMA_GENERATE),
+    "ollama.embed": Route(EMBEDDINGS, OLLAMA_EMBED),
+    "ollama.embeddings": Route(EMBEDDINGS, OLLAMA_EMBEDDINGS),
 }
 
 
