@@ -72,7 +72,7 @@ def body(c: Any, inputs: list[tuple[str, int]]) -> tuple[dict[str, Any], Any]:
     if c.api == "embeddings":
         usage, sent = _usage(c, 0)
         data = [
-            {"object": "embedding", "embedding": fp._fake_ollama._vector(text)[:_DIMENSIONS], "index": i}
+            {"object": "embedding", "embedding": fp._fake_ollama._vector(text, _DIMENSIONS), "index": i}
             for i, (text, _) in enumerate(inputs)
         ]
         if usage is not None:

@@ -187,9 +187,9 @@ def frames(c: Any) -> list[Any]:
     return out
 
 
-def _vector(text: str) -> list[float]:
+def _vector(text: str, dims: int = _DIMENSIONS) -> list[float]:
     seed = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
     rng = random.Random(seed)
-    vector = [rng.random() * 2.0 - 1.0 for _ in range(_DIMENSIONS)]
+    vector = [rng.random() * 2.0 - 1.0 for _ in range(dims)]
     norm = math.sqrt(sum(v * v for v in vector)) or 1.0
     return [v / norm for v in vector]
