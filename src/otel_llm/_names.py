@@ -83,6 +83,12 @@ STREAM_OUTCOME = "otel_llm.stream.outcome"  # completed | closed_early | abandon
 INSTRUMENTED_LAYER = "otel_llm.layer"  # sdk | http
 RATE_LIMIT_PREFIX = "gen_ai.rate_limit."  # + "remaining_requests", "limit_tokens", "reset_requests", ...
 RETRY_AFTER = "gen_ai.rate_limit.retry_after"
+# Ollama's own server timings of a call (its final answer's ``*_duration`` fields, sent in nanoseconds), as
+# span attributes in seconds (float), the unit of every duration the conventions define.
+OLLAMA_TOTAL_DURATION = "otel_llm.ollama.total_duration"  # the whole request on the server
+OLLAMA_LOAD_DURATION = "otel_llm.ollama.load_duration"  # loading the model (0 when it was loaded already)
+OLLAMA_PROMPT_EVAL_DURATION = "otel_llm.ollama.prompt_eval_duration"  # reading the prompt
+OLLAMA_EVAL_DURATION = "otel_llm.ollama.eval_duration"  # generating the answer
 
 # Metric-only attribute keys.
 TOKEN_TYPE = "gen_ai.token.type"

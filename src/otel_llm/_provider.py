@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ._parsers.routes import ANTHROPIC_MESSAGES, COHERE_APIS, GEMINI, OPENAI_RESPONSES
+from ._parsers.routes import ANTHROPIC_MESSAGES, COHERE_APIS, GEMINI, OLLAMA_APIS, OPENAI_RESPONSES
 
 __all__ = ["ProviderResolver", "provider_from_model"]
 
@@ -157,6 +157,8 @@ class ProviderResolver:
             return "gcp.gemini"
         if api in COHERE_APIS:
             return "cohere"
+        if api in OLLAMA_APIS:  # Ollama's own API: an Ollama server, local or not, whatever the model
+            return "ollama"
         by_model = provider_from_model(model)
         if by_model:
             return by_model

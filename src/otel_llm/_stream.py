@@ -18,9 +18,10 @@ from typing import Any
 import wrapt
 
 from ._names import SERVER_ADDRESS, SERVER_PORT
+from ._parsers.ollama import NdjsonParser
 from ._parsers.response import parse_body_bytes
 from ._parsers.routes import OPENAI_CHAT, OPENAI_COMPLETIONS
-from ._parsers.sse import StreamParser
+from ._parsers.sse import StreamParser, stream_parser
 
 __all__ = ["UNASKED_USAGE", "AiohttpContentTap", "RequestsRawTap", "Tap", "UsageCut", "tap_httpx_classes"]
 
@@ -120,13 +121,13 @@ class Tap:
         self.inv = inv
         self.done = False
         self.size = 0
-        self.parser: StreamParser | None = None
+        self.parser: StreamParser | NdjsonParser | None = None
         self.buf: list[bytes] | None = None
         self.cut: UsageCut | None = None  # the bytes a caller reads lose the usage event we asked for
         if inv.from_chunks and sse:
             pass  # the openai SDK's own chunks give the data (see _patches.openai): the bytes only pass by
         elif sse:
-            self.parser = StreamParser(inv.route, inv.info, inv.recorder.capture)
+            self.parser = stream_parser(inv.route, inv.info, inv.recorder.capture)
             if inv.hide_usage:
                 self.cut = UsageCut()
         else:
@@ -193,7 +194,7 @@ class Tap:
                     if outcome == "closed_early":
                         outcome = "completed"  # the whole JSON document was read
                 else:
-                    sse = StreamParser(inv.route, inv.info, inv.recorder.capture)
+                    sse = stream_parser(inv.route, inv.info, inv.recorder.capture)
                     sse.feed(raw)
                     sse.flush()
                     if sse.done and outcome == "closed_early":

@@ -94,6 +94,7 @@ from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlsplit
 
 from . import _fake_cohere as _cohere
+from . import _fake_mistral, _fake_ollama
 
 __all__ = [
     "FAULTS",
@@ -271,6 +272,7 @@ class _Call:
     response_id: str | None = None  # a fetched stored response: its id is the one asked for
     usage_extra: dict[str, Any] | None = None  # x-fake-usage: merged into the usage block
     surrogates: bool = False  # x-fake-surrogates: lone surrogates in names, ids, reasons and text
+    mistral: bool = False  # answered as Mistral's API does (see _fake_mistral)
 
     @property
     def output_tokens(self) -> int:
@@ -392,6 +394,9 @@ def _route(method: str, path: str) -> str | None:
         return "retrieve" if sep and rid and "/" not in rid else None
     if method != "POST":
         return None
+    ollama = _fake_ollama.route(path)  # before "/embeddings": Ollama's older endpoint ends with it too
+    if ollama is not None:
+        return ollama
     cohere = _cohere.route(path)
     if cohere is not None:
         return cohere
@@ -424,6 +429,8 @@ def _request_model(api: str, body: dict[str, Any], path: str) -> str:
 
 def _prompt_tokens(api: str, body: dict[str, Any]) -> int:
     """Prompt tokens of the request (about words * 1.3 + 3 per message); raises ``_InvalidRequest``."""
+    if api in _fake_ollama.APIS:
+        return _fake_ollama.prompt_tokens(api, body)
     if api in ("chat", "messages"):
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
@@ -500,6 +507,8 @@ _MAX_TOKEN_KEYS = {
 
 
 def _max_tokens(api: str, body: dict[str, Any]) -> int | None:
+    if api in _fake_ollama.APIS:
+        return _fake_ollama.max_tokens(body)
     source = (body.get("generationConfig") or body.get("generation_config") or {}) if api == "gemini" else body
     for key in _MAX_TOKEN_KEYS[api]:
         value = source.get(key) if isinstance(source, dict) else None
@@ -511,6 +520,8 @@ def _max_tokens(api: str, body: dict[str, Any]) -> int | None:
 def _wants_reasoning(api: str, names: tuple[str, ...], body: dict[str, Any]) -> bool:
     if any(tag in name.lower() for name in names for tag in ("o1", "o3", "o4", "reason")):
         return True
+    if api in _fake_ollama.APIS:
+        return _fake_ollama.wants_reasoning(body)
     if api == "chat":
         return body.get("reasoning_effort") not in (None, "none")
     if api == "responses":
@@ -581,7 +592,7 @@ def _has_tool_result(api: str, body: dict[str, Any]) -> bool:
     """Whether the request hands the model a tool's result, in its wire format's spelling."""
     if api == "cohere.chat":
         return _cohere.has_tool_result(body)
-    if api == "chat":
+    if api == "chat" or api == _fake_ollama.CHAT:
         items: Any = body.get("messages")
         return isinstance(items, list) and any(isinstance(m, dict) and m.get("role") == "tool" for m in items)
     if api == "responses":
@@ -1353,6 +1364,8 @@ def _error_body(
     if api == "messages":
         error = {"type": _ANTHROPIC_TYPES.get(status, "api_error"), "message": message}
         return {"type": "error", "error": error, "request_id": request_id}
+    if api in _fake_ollama.APIS:
+        return _fake_ollama.error_body(message)
     if api == "gemini":
         body: dict[str, Any] = {"code": status, "message": message, "status": _GOOGLE_STATUS.get(status, "UNKNOWN")}
         if status == 429:
@@ -1701,7 +1714,7 @@ class FakeProvider:
                 "anthropic-ratelimit-tokens-remaining": str(max(0, tpm - used_tokens)),
                 "anthropic-ratelimit-tokens-reset": _rfc3339(reset_tokens),
             }
-        if api == "gemini" or api in _cohere.APIS:
+        if api == "gemini" or api in _cohere.APIS or api in _fake_ollama.APIS:
             return {}
         return {
             "x-ratelimit-limit-requests": str(rpm),
@@ -1741,7 +1754,7 @@ class FakeProvider:
         rng, fault = self._draw()
         request_id = "req_" + "".join(rng.choices("0123456789abcdef", k=32))
         id_headers = {"request-id": request_id} if api == "messages" else {"x-request-id": request_id}
-        if api == "gemini":
+        if api == "gemini" or api in _fake_ollama.APIS:
             id_headers = {}
         elif api in _cohere.APIS:
             id_headers = {"x-debug-trace-id": request_id[4:]}
@@ -1774,6 +1787,9 @@ class FakeProvider:
         if not isinstance(body, dict):
             invalid(_InvalidRequest("The request body must be a JSON object."))
             return
+        if api in ("chat", "embeddings") and "stream_options" in body and _fake_mistral.is_mistral(path, headers):
+            h.send_json(422, _fake_mistral.extra_forbidden("stream_options"), id_headers)
+            return
         requested = _request_model(api, body, path)
         profile, model = self._profile(requested)
 
@@ -1805,13 +1821,22 @@ class FakeProvider:
             self._wait(first_delay)
         out_headers = dict(id_headers)
         out_headers.update(self._rate_headers(api, model, profile, call.prompt_tokens + call.output_tokens))
-        if api not in ("messages", "gemini") and api not in _cohere.APIS:
+        if (
+            api not in ("messages", "gemini")
+            and api not in _cohere.APIS
+            and api not in _fake_ollama.APIS
+            and not call.mistral
+        ):
             out_headers["openai-processing-ms"] = str(round((time.monotonic() - began) * 1000))
         if call.relay_cost is not None:
             out_headers["x-litellm-response-cost"] = str(call.relay_cost)
 
         if call.stream:
-            if api == "chat" or api == "completions":
+            if api in _fake_ollama.APIS:
+                frames = _fake_ollama.frames(call)
+            elif call.mistral:
+                frames = _fake_mistral.chat_frames(call)
+            elif api == "chat" or api == "completions":
                 frames = _openai_frames(call)
             elif api == "responses":
                 frames = _responses_frames(call)
@@ -1821,14 +1846,20 @@ class FakeProvider:
                 frames = _cohere.frames(call)
             else:
                 frames = _gemini_frames(call, sse=query.get("alt") == "sse")
-            sse = api != "gemini" or query.get("alt") == "sse"
+            sse = api not in _fake_ollama.APIS and (api != "gemini" or query.get("alt") == "sse")
             content_type = "text/event-stream" if sse else "application/json"
+            if api in _fake_ollama.APIS:
+                content_type = _fake_ollama.CONTENT_TYPE
             delay = _float_header(headers, "x-fake-delay", 0.5) if fault == "slow-chunks" else None
             self._stream(h, call, frames, out_headers, content_type, sse, first_delay, scale, delay)
             return
 
-        pretty = api in ("chat", "completions", "responses", "gemini")
-        if api == "chat":
+        pretty = api in ("chat", "completions", "responses", "gemini") and not call.mistral
+        if api in _fake_ollama.APIS:
+            payload, sent = _fake_ollama.body(call, inputs)
+        elif call.mistral:
+            payload, sent = _fake_mistral.body(call, inputs)
+        elif api == "chat":
             payload, sent = _chat_body(call)
         elif api == "completions":
             payload, sent = _completion_body(call)
@@ -1890,14 +1921,20 @@ class FakeProvider:
         fault: str | None,
     ) -> tuple[_Call, list[tuple[str, int]]]:
         """Everything about the answer that follows from the request: tokens, text, stream shape."""
+        mistral = api in ("chat", "embeddings") and _fake_mistral.is_mistral(path, headers)
         inputs: list[tuple[str, int]] = []
         if api == "embeddings":
             inputs = _embedding_inputs(body)
+            prompt = sum(t for _, t in inputs)
+        elif api in _fake_ollama.EMBEDDING_APIS:
+            inputs = _fake_ollama.embedding_inputs(api, body)
             prompt = sum(t for _, t in inputs)
         else:
             prompt = _prompt_tokens(api, body)
         if api == "gemini":
             stream = path.endswith(":streamGenerateContent")
+        elif api in _fake_ollama.APIS:
+            stream = _fake_ollama.streams(api, body)
         else:
             stream = api not in ("embeddings", "cohere.embed", "cohere.rerank") and body.get("stream") is True
         n = body.get("n", 1) if api in ("chat", "completions") else 1
@@ -1922,7 +1959,7 @@ class FakeProvider:
         content_rng = random.Random(int.from_bytes(digest, "little"))
         choices = (
             []
-            if api in ("embeddings", "cohere.embed", "cohere.rerank")
+            if api in ("embeddings", "cohere.embed", "cohere.rerank") or api in _fake_ollama.EMBEDDING_APIS
             else [_choice(content_rng, profile, max_tokens, reasoning, chunks, huge) for _ in range(n)]
         )
         if fault == "non-utf8" and choices:
@@ -1937,7 +1974,9 @@ class FakeProvider:
             profile=profile,
             stream=stream,
             prompt_tokens=prompt,
-            cached_tokens=math.floor(prompt * profile.cached_share) if prompt >= 16 else 0,
+            cached_tokens=math.floor(prompt * profile.cached_share)
+            if prompt >= 16 and api not in _fake_ollama.APIS and not mistral
+            else 0,
             choices=choices,
             rng=rng,
             fault=fault,
@@ -1948,6 +1987,7 @@ class FakeProvider:
             max_tokens=max_tokens,
             usage_extra=_usage_header(headers),
             surrogates=headers.get("x-fake-surrogates", "").strip() == "1",
+            mistral=mistral,
         )
         return call, inputs
 

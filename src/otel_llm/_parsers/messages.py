@@ -22,6 +22,7 @@ recorder's business). Nothing here raises: a body of the wrong shape gives less 
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import mimetypes
 from collections.abc import Callable
@@ -30,7 +31,17 @@ from urllib.parse import unquote_to_bytes
 
 from ._text import clean_deep
 from .cohere import CohereStream, cohere_request_content, cohere_response_messages
-from .routes import ANTHROPIC_MESSAGES, COHERE_CHAT, GEMINI, OPENAI_CHAT, OPENAI_COMPLETIONS, OPENAI_RESPONSES
+from .ollama_messages import OllamaStream, ollama_request_content, ollama_response_messages
+from .routes import (
+    ANTHROPIC_MESSAGES,
+    COHERE_CHAT,
+    GEMINI,
+    OLLAMA_CHAT,
+    OLLAMA_GENERATE,
+    OPENAI_CHAT,
+    OPENAI_COMPLETIONS,
+    OPENAI_RESPONSES,
+)
 
 __all__ = ["StreamContent", "request_content", "response_messages"]
 
@@ -1194,6 +1205,8 @@ _REQUESTS: dict[str, Callable[[dict], tuple[list[Message], list[Part], list[dict
     ANTHROPIC_MESSAGES: _anthropic_request,
     GEMINI: _gemini_request,
     COHERE_CHAT: cohere_request_content,
+    OLLAMA_CHAT: functools.partial(ollama_request_content, OLLAMA_CHAT),
+    OLLAMA_GENERATE: functools.partial(ollama_request_content, OLLAMA_GENERATE),
 }
 _RESPONSES: dict[str, Callable[[dict], list[Message]]] = {
     OPENAI_CHAT: _chat_response,
@@ -1202,6 +1215,8 @@ _RESPONSES: dict[str, Callable[[dict], list[Message]]] = {
     ANTHROPIC_MESSAGES: _anthropic_response,
     GEMINI: _gemini_response,
     COHERE_CHAT: cohere_response_messages,
+    OLLAMA_CHAT: functools.partial(ollama_response_messages, OLLAMA_CHAT),
+    OLLAMA_GENERATE: functools.partial(ollama_response_messages, OLLAMA_GENERATE),
 }
 _STREAMS: dict[str, Callable[[], Any]] = {
     OPENAI_CHAT: _ChatStream,
@@ -1210,6 +1225,8 @@ _STREAMS: dict[str, Callable[[], Any]] = {
     ANTHROPIC_MESSAGES: _AnthropicStream,
     GEMINI: _GeminiStream,
     COHERE_CHAT: CohereStream,
+    OLLAMA_CHAT: functools.partial(OllamaStream, OLLAMA_CHAT),
+    OLLAMA_GENERATE: functools.partial(OllamaStream, OLLAMA_GENERATE),
 }
 
 

@@ -8,7 +8,8 @@ from .. import _names as n
 from ._json import loads as _loads
 from ._text import clean
 from .cohere import cohere_request_attrs
-from .routes import ANTHROPIC_MESSAGES, COHERE_APIS, GEMINI, OPENAI_EMBEDDINGS, OPENAI_RESPONSES, Route
+from .ollama import ollama_request
+from .routes import ANTHROPIC_MESSAGES, COHERE_APIS, GEMINI, OLLAMA_APIS, OPENAI_EMBEDDINGS, OPENAI_RESPONSES, Route
 
 __all__ = ["RequestInfo", "parse_fetch", "parse_request", "parse_request_bytes"]
 
@@ -125,6 +126,9 @@ def parse_request(route: Route, body: Any, path_model: str | None = None) -> Req
         return info
     attrs = info.attributes
     api = route.api
+    if api in OLLAMA_APIS:
+        ollama_request(api, body, info)
+        return info
     if api == GEMINI:
         info.model = path_model
         info.stream = route.stream

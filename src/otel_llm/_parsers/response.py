@@ -15,7 +15,17 @@ from ._json import loads as _loads
 from ._text import clean
 from .cohere import apply_cohere_body
 from .messages import StreamContent, request_content, response_messages
-from .routes import ANTHROPIC_MESSAGES, COHERE_APIS, FETCH_RESPONSE, GEMINI, OPENAI_EMBEDDINGS, OPENAI_RESPONSES, Route
+from .ollama import apply_ollama
+from .routes import (
+    ANTHROPIC_MESSAGES,
+    COHERE_APIS,
+    FETCH_RESPONSE,
+    GEMINI,
+    OLLAMA_APIS,
+    OPENAI_EMBEDDINGS,
+    OPENAI_RESPONSES,
+    Route,
+)
 from .usage import MAX_TOKENS, Usage, invalid_usage, new_usage
 
 __all__ = [
@@ -68,7 +78,8 @@ class ResponseInfo:
     # content capture only: the output messages of a whole body (a list), or a stream's StreamContent
     output: Any
     billed: Usage | None  # the tokens the provider bills, when they differ from those used (Cohere's billed_units)
-    provider_attrs: dict[str, Any] | None  # span attributes only one provider's answers carry
+    # span attributes only one provider's answers carry (Cohere's billed units, Ollama's server timings)
+    provider_attrs: dict[str, Any] | None
 
     def __init__(self, **fields: Any) -> None:
         _defaults(self)
@@ -352,6 +363,9 @@ def apply_body(route: Route, body: Any, info: ResponseInfo) -> None:
         return
     if body.get("error"):
         _set_error(info, body)
+    if api in OLLAMA_APIS:
+        apply_ollama(api, body, info)
+        return
     if api == GEMINI:
         info.model = _str(body.get("modelVersion")) or info.model
         info.id = _str(body.get("responseId")) or info.id

@@ -41,6 +41,11 @@ COHERE_CHAT = "cohere.chat"
 COHERE_EMBED = "cohere.embed"
 COHERE_RERANK = "cohere.rerank"
 COHERE_APIS = frozenset((COHERE_CHAT, COHERE_EMBED, COHERE_RERANK))
+OLLAMA_CHAT = "ollama.chat"  # Ollama's native API (see _parsers/ollama.py)
+OLLAMA_GENERATE = "ollama.generate"
+OLLAMA_EMBED = "ollama.embed"
+OLLAMA_EMBEDDINGS = "ollama.embeddings"  # the older single-prompt embeddings endpoint
+OLLAMA_APIS = frozenset((OLLAMA_CHAT, OLLAMA_GENERATE, OLLAMA_EMBED, OLLAMA_EMBEDDINGS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +66,11 @@ class Route:
 
 
 _BUILTIN: tuple[tuple[str, Route], ...] = (
+    # Ollama's native paths first: ``/api/embeddings`` also ends with OpenAI's ``/embeddings``
+    ("/api/chat", Route(CHAT, OLLAMA_CHAT)),
+    ("/api/generate", Route(TEXT_COMPLETION, OLLAMA_GENERATE)),
+    ("/api/embed", Route(EMBEDDINGS, OLLAMA_EMBED)),
+    ("/api/embeddings", Route(EMBEDDINGS, OLLAMA_EMBEDDINGS)),
     ("/chat/completions", Route(CHAT, OPENAI_CHAT)),
     ("/completions", Route(TEXT_COMPLETION, OPENAI_COMPLETIONS)),
     ("/embeddings", Route(EMBEDDINGS, OPENAI_EMBEDDINGS)),
@@ -99,6 +109,10 @@ _API_BY_NAME = {
     "cohere.chat": Route(CHAT, COHERE_CHAT),
     "cohere.embed": Route(EMBEDDINGS, COHERE_EMBED),
     "cohere.rerank": Route(RERANK, COHERE_RERANK),
+    "ollama.chat": Route(CHAT, OLLAMA_CHAT),
+    "ollama.generate": Route(TEXT_COMPLETION, OLLAMA_GENERATE),
+    "ollama.embed": Route(EMBEDDINGS, OLLAMA_EMBED),
+    "ollama.embeddings": Route(EMBEDDINGS, OLLAMA_EMBEDDINGS),
 }
 
 

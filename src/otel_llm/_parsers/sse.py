@@ -14,10 +14,11 @@ from ._json import loads as _loads
 from ._text import clean
 from .cohere import cohere_event
 from .messages import StreamContent
+from .ollama import NdjsonParser
 from .response import ResponseInfo, apply_body, apply_openai_choices, usage_from
-from .routes import ANTHROPIC_MESSAGES, COHERE_CHAT, GEMINI, OPENAI_RESPONSES, Route
+from .routes import ANTHROPIC_MESSAGES, COHERE_CHAT, GEMINI, OLLAMA_APIS, OPENAI_RESPONSES, Route
 
-__all__ = ["StreamParser"]
+__all__ = ["StreamParser", "stream_parser"]
 
 _MAX_TAIL = 1 << 20  # an "event" longer than 1 MiB without a boundary is not SSE: stop parsing
 
@@ -227,6 +228,13 @@ class StreamParser:
             if isinstance(ev, dict):
                 _apply_chunk(self.route, ev, info)
         return 0 if usage_only else 1
+
+
+def stream_parser(route: Route, info: ResponseInfo, capture: bool = False) -> StreamParser | NdjsonParser:
+    """The incremental parser of a streamed answer in the route's framing: SSE, or Ollama's NDJSON lines."""
+    if route.api in OLLAMA_APIS:
+        return NdjsonParser(route, info, capture)
+    return StreamParser(route, info, capture)
 
 
 def _apply_chunk(route: Route, ev: dict, info: ResponseInfo) -> None:

@@ -17,7 +17,7 @@ from .._parsers.headers import HeaderInfo, parse_header_list, parse_header_store
 from .._parsers.request import parse_request, parse_request_bytes
 from .._parsers.response import parse_body_bytes
 from .._parsers.routes import GEMINI, Route, gemini_model_from_path
-from .._parsers.sse import StreamParser
+from .._parsers.sse import stream_parser
 from .._urls import URL_CACHE_SIZE, scrub_url
 
 if TYPE_CHECKING:
@@ -198,7 +198,7 @@ def parse_read_body(inv: Invocation, raw: bytes | None) -> None:
         return
     try:
         if not parse_body_bytes(inv.route, raw, inv.info, inv.recorder.capture):
-            parser = StreamParser(inv.route, inv.info, inv.recorder.capture)
+            parser = stream_parser(inv.route, inv.info, inv.recorder.capture)
             parser.feed(raw)
             parser.flush()
     except Exception:
@@ -209,7 +209,8 @@ def is_sse(inv: Invocation, content_type: str) -> bool:
     if "event-stream" in content_type:
         return True
     if "json" in content_type:
-        return False
+        return "ndjson" in content_type  # Ollama's stream: one JSON object per line
+
     return inv.request.stream and inv.route.api != GEMINI
 
 
