@@ -595,7 +595,7 @@ def tokens_panel(cfg: dict[str, Any], sel: Selector, w: str) -> PanelSpec:
                 ),
             ],
         )
-    modality = labels(["token_modality"])
+    modality, type_ = labels(["token_modality"]), LABELS["token_type"]
     return PanelSpec(
         title,
         "From the conventions' gen_ai.client.inference.usage.* token counters, by modality (text, audio, image; "
@@ -603,12 +603,20 @@ def tokens_panel(cfg: dict[str, Any], sel: Selector, w: str) -> PanelSpec:
         "and reasoning (already part of output).",
         "short",
         [
+            *(
+                Query(sum_by(modality, sel.rate(TOKEN_COUNTERS[kind], w)), f"{kind} {legend('token_modality')}")
+                for kind in ("input", "output")
+            ),
+            # one query for the three, like the histogram form's detail counter: data once any of them has some
             Query(
-                sum_by(modality, sel.rate(series, w)),
-                f"{kind} {legend('token_modality')}",
-                needs=("calls",) if kind in ("input", "output") else ("token_detail",),
-            )
-            for kind, series in TOKEN_COUNTERS.items()
+                "\nor\n".join(
+                    f'label_replace({sum_by(modality, sel.rate(TOKEN_COUNTERS[kind], w))}, "{type_}", "{kind}", '
+                    '"__name__", ".*")'
+                    for kind in ("cache_read", "cache_write", "reasoning")
+                ),
+                legend("token_type", "token_modality"),
+                needs=("token_detail",),
+            ),
         ],
     )
 

@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from otel_llm import _names as n
+from tests.test_collector import KNOWN_SERIES, series_names
 
 ROOT = Path(__file__).resolve().parents[1]
 COLLECTOR = ROOT / "collector"
@@ -160,6 +161,7 @@ def test_counters_form_reads_the_conventions_counters_and_its_rules_pass_promtoo
     for series in TOKEN_COUNTERS:
         assert series in exprs, series
     assert n.PROM_TOKEN_USAGE not in exprs and L[n.TOKEN_MODALITY] in exprs
+    assert not series_names(exprs) - KNOWN_SERIES
     assert json.loads((out / "queries.json").read_text())["token_metrics"] == "counters"
     rules = out / "prometheus" / "rules" / "otel-llm-alerts.yml"
     assert_ok(run(promtool, "check", "rules", str(rules)))
