@@ -1795,7 +1795,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--counted", action="store_true", help="only the counted mode (callgrind) and the start-up")
     ap.add_argument("--keep-cpu", action="store_true", help="--counted: keep the last run's CPU numbers beside it")
     ap.add_argument("--cpu-only", action="store_true", help="skip the counted mode and the start-up")
+    ap.add_argument("--cg-repeats", type=int, default=None, help="counted mode: memory layouts (a quick check: 1)")
     args = ap.parse_args(argv)
+    if args.cg_repeats:
+        global CG_REPEATS, CG_OFFICIAL_REPEATS
+        CG_REPEATS = args.cg_repeats
+        CG_OFFICIAL_REPEATS = min(CG_OFFICIAL_REPEATS, args.cg_repeats)
     if args.render_only:
         data = json.loads(RESULTS_JSON.read_text())
         memory = json.loads(MEMORY_JSON.read_text()) if MEMORY_JSON.exists() else None
