@@ -37,11 +37,16 @@ SCENARIOS = (
     "raw_httpx",
     "raw_requests",
     "responses",
+    "chat_cached",
+    "chat_reasoning",
+    "responses_reasoning",
+    "chat_tool_call",
     "non_llm_get",
 )
 VARIANTS = (
     "baseline",
     "floor",
+    "official-floor",
     "otel-llm",
     "genai-openai",
     "openllmetry",
@@ -57,6 +62,55 @@ MAX_TOKENS = 64
 STREAM_CHUNKS = 50
 USAGE = {"include_usage": True}
 SHORT_STREAM_CHUNKS = 10  # stream_chat_10: the per-chunk cost is the slope between the two stream lengths
+
+# The calls production makes most, beyond the short prompt above (issue #31): an application with a long system
+# prompt (the provider reports part of it as cache reads: the fake provider's gpt-4.1-mini caches 40% of a prompt
+# of 16 tokens or more), a reasoning model (reasoning tokens inside the output tokens), and a tool-call turn.
+SYSTEM_PROMPT = " ".join(
+    f"Rule {i}: answer in plain English, cite the telemetry source, keep units, never invent a metric name."
+    for i in range(1, 61)
+)  # ~1,200 prompt tokens, as an application's instructions are
+CACHED_MESSAGES = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": PROMPT}]
+REASONING_MODEL = "o4-mini"
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "The weather in a city.",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+        },
+    }
+]
+TOOL_MESSAGES = [{"role": "user", "content": "What is the weather in Lisbon?"}]
+TOOL_HEADERS = {"x-fake-answer": "tool_call"}
+# scenario -> the chat.completions.create arguments (the Responses scenarios are made apart)
+CHAT_CALLS: dict[str, dict[str, Any]] = {
+    "sync_chat": {"model": CHAT_MODEL, "messages": MESSAGES, "max_tokens": MAX_TOKENS},
+    "chat_cached": {"model": CHAT_MODEL, "messages": CACHED_MESSAGES, "max_tokens": MAX_TOKENS},
+    "chat_reasoning": {
+        "model": REASONING_MODEL,
+        "messages": MESSAGES,
+        "max_completion_tokens": 4 * MAX_TOKENS,
+        "reasoning_effort": "low",
+    },
+    "chat_tool_call": {
+        "model": CHAT_MODEL,
+        "messages": TOOL_MESSAGES,
+        "max_tokens": MAX_TOKENS,
+        "tools": TOOLS,
+        "extra_headers": TOOL_HEADERS,
+    },
+}
+RESPONSES_CALLS: dict[str, dict[str, Any]] = {
+    "responses": {"model": CHAT_MODEL, "input": PROMPT, "max_output_tokens": MAX_TOKENS},
+    "responses_reasoning": {
+        "model": REASONING_MODEL,
+        "input": PROMPT,
+        "max_output_tokens": 4 * MAX_TOKENS,
+        "reasoning": {"effort": "low"},
+    },
+}
 
 # Content capture off, for every variant, each by its own switch (set before any import).
 CONTENT_OFF_ENV = {
@@ -139,7 +193,7 @@ def metric_records(reader: Any) -> dict[str, int]:
 
 
 def instrument(variant: str, tp: Any, mp: Any, pricing_file: str | None) -> None:
-    if variant in ("baseline", "floor"):
+    if variant in ("baseline", "floor", "official-floor"):
         return
     if variant == "otel-llm":
         from otel_llm import LLMInstrumentor
@@ -222,7 +276,13 @@ class Floor:
         return hit
 
     def start(
-        self, operation: str, model: str, stream: bool, http_url: str | None = None, api_type: str = "chat_completions"
+        self,
+        operation: str,
+        model: str,
+        stream: bool,
+        http_url: str | None = None,
+        api_type: str = "chat_completions",
+        request: dict[str, Any] | None = None,
     ) -> Any:
         """A span with the attribute keys otel-llm's own span has at its start, for the same call."""
         attrs: dict[str, Any] = {
@@ -235,7 +295,14 @@ class Floor:
         }
         if operation == "chat":
             attrs["openai.api.type"] = api_type
-            attrs["gen_ai.request.max_tokens"] = MAX_TOKENS
+            limit = MAX_TOKENS
+            if request is not None:  # max_tokens, max_completion_tokens or max_output_tokens, as sent
+                limit = (
+                    request.get("max_tokens")
+                    or request.get("max_completion_tokens")
+                    or request.get("max_output_tokens", MAX_TOKENS)
+                )
+            attrs["gen_ai.request.max_tokens"] = limit
         else:
             attrs["gen_ai.request.encoding_formats"] = ("base64",)
         if stream:
@@ -255,9 +322,14 @@ class Floor:
         tout: int | None,
         stream_gaps: Any = None,
         responses: bool = False,
+        cached: int = 0,
+        reasoning: int = 0,
     ) -> None:
         """The attribute keys otel-llm adds at the end (values from the SDK's object or constants: no
-        parsing, no header lookups, no pricing), and the same metric points."""
+        parsing, no header lookups, no pricing), and the same metric points. Cache-read and reasoning token
+        counts are span attributes (and a cost part for cache reads, which the model prices apart); their
+        per-type totals are otel-llm's observable counters, tallied in-process and read at collection, so
+        they add no measurement to a call (issue #31): the floor records none either."""
         dur = time.perf_counter() - t0
         operation = span.attributes["gen_ai.operation.name"]
         base, m_in, m_out = self.metric_attrs(operation, span.attributes["gen_ai.request.model"], model)
@@ -279,9 +351,16 @@ class Floor:
             attrs["gen_ai.usage.output_tokens"] = tout
             attrs["openai.response.service_tier"] = "default"
             attrs["otel_llm.cost.output"] = 0.00002
-            attrs["otel_llm.cost.model"] = CHAT_MODEL  # the dated response model is priced as the one asked for
+            request_model = span.attributes["gen_ai.request.model"]
+            if model != request_model:  # a dated response model is priced as the one asked for, and says so
+                attrs["otel_llm.cost.model"] = request_model
             if not responses:  # the Responses API has no system fingerprint
                 attrs["openai.response.system_fingerprint"] = "fp_1b5a0dfa74"
+            if cached:
+                attrs["gen_ai.usage.cache_read.input_tokens"] = cached
+                attrs["otel_llm.cost.cache_read"] = 0.00001
+            if reasoning:
+                attrs["gen_ai.usage.reasoning.output_tokens"] = reasoning
         else:
             attrs["gen_ai.embeddings.dimension.count"] = 1536
         if stream_gaps is not None:
@@ -317,6 +396,166 @@ class Floor:
                 record(g, base)
         span.end()
 
+    def end_chat(self, span: Any, t0: float, r: Any) -> None:
+        """``end`` for a chat completion object: token counts and details as the SDK's object has them."""
+        u = r.usage
+        pd, cd = u.prompt_tokens_details, u.completion_tokens_details
+        cached = (pd.cached_tokens or 0) if pd is not None else 0
+        reasoning = (cd.reasoning_tokens or 0) if cd is not None else 0
+        self.end(span, t0, r.model, r.id, r.choices[0].finish_reason, u.prompt_tokens, u.completion_tokens,
+                 cached=cached, reasoning=reasoning)  # fmt: skip
+
+    def end_responses(self, span: Any, t0: float, r: Any) -> None:
+        """``end`` for a Responses API object."""
+        u = r.usage
+        idt, odt = u.input_tokens_details, u.output_tokens_details
+        cached = (idt.cached_tokens or 0) if idt is not None else 0
+        reasoning = (odt.reasoning_tokens or 0) if odt is not None else 0
+        self.end(span, t0, r.model, r.id, r.status, u.input_tokens, u.output_tokens, responses=True,
+                 cached=cached, reasoning=reasoning)  # fmt: skip
+
+
+# the official instrumentation's histogram buckets (the GenAI conventions' advisory boundaries)
+DURATION_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92]
+TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864]
+
+
+class OfficialFloor(Floor):
+    """The bare SDK cost of the official instrumentation's (``genai-openai``) telemetry for the same call: its
+    CLIENT span with the same attribute keys, its duration and token-usage histogram records with the same
+    attribute sets (the response's service tier and system fingerprint included) and buckets; nothing else.
+    ``run.py`` checks it against what genai-openai recorded, as it checks the floor against otel-llm."""
+
+    def __init__(self, tp: Any, mp: Any, host: str, port: int) -> None:
+        from opentelemetry.trace import SpanKind
+
+        self.kind = SpanKind.CLIENT
+        self.tracer = tp.get_tracer("bench.official_floor")
+        meter = mp.get_meter("bench.official_floor")
+        self.duration = meter.create_histogram(
+            "gen_ai.client.operation.duration", unit="s", explicit_bucket_boundaries_advisory=DURATION_BUCKETS
+        )
+        self.tokens = meter.create_histogram(
+            "gen_ai.client.token.usage", unit="{token}", explicit_bucket_boundaries_advisory=TOKEN_BUCKETS
+        )
+        self.host = host
+        self.port = port
+        self._sets: dict[tuple[Any, ...], tuple[dict, dict, dict]] = {}
+
+    def start(
+        self,
+        operation: str,
+        model: str,
+        stream: bool,
+        http_url: str | None = None,
+        api_type: str = "chat_completions",
+        request: dict[str, Any] | None = None,
+    ) -> Any:
+        attrs: dict[str, Any] = {
+            "gen_ai.operation.name": operation,
+            "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": model,
+            "server.address": self.host,
+            "server.port": self.port,
+        }
+        if operation == "chat":
+            req = request or {}
+            attrs["gen_ai.request.max_tokens"] = (
+                req.get("max_tokens") or req.get("max_completion_tokens") or req.get("max_output_tokens", MAX_TOKENS)
+            )
+            if api_type == "responses":
+                attrs["openai.api.type"] = "responses"
+        return self.tracer.start_span(f"{operation} {model}", kind=self.kind, attributes=attrs)
+
+    def _finish(self, span: Any, t0: float, model: str, tin: int, tout: int | None, end: dict[str, Any],
+                tier: str | None, fingerprint: str | None) -> None:  # fmt: skip
+        dur = time.perf_counter() - t0
+        span.set_attributes(end)
+        a = span.attributes
+        key = (a["gen_ai.operation.name"], a["gen_ai.request.model"], model, tier, fingerprint)
+        sets = self._sets.get(key)
+        if sets is None:
+            base = {
+                "gen_ai.operation.name": key[0],
+                "gen_ai.provider.name": "openai",
+                "gen_ai.request.model": key[1],
+                "server.address": self.host,
+                "server.port": self.port,
+                "gen_ai.response.model": model,
+            }
+            if tier is not None:
+                base["openai.response.service_tier"] = tier
+            if fingerprint is not None:
+                base["openai.response.system_fingerprint"] = fingerprint
+            sets = self._sets[key] = (
+                base,
+                dict(base, **{"gen_ai.token.type": "input"}),
+                dict(base, **{"gen_ai.token.type": "output"}),
+            )
+        self.duration.record(dur, sets[0])
+        self.tokens.record(tin, sets[1])
+        if tout is not None:
+            self.tokens.record(tout, sets[2])
+        span.end()
+
+    def _chat(self, span: Any, t0: float, model: str, rid: str, reason: str, tin: int, tout: int, cached: int,
+              reasoning: int, tier: str | None, fingerprint: str | None,
+              tier_on_points: bool = True) -> None:  # fmt: skip
+        end: dict[str, Any] = {
+            "gen_ai.response.id": rid,
+            "gen_ai.response.model": model,
+            "gen_ai.response.finish_reasons": (reason,),
+            "gen_ai.usage.input_tokens": tin,
+            "gen_ai.usage.output_tokens": tout,
+        }
+        if cached:
+            end["gen_ai.usage.cache_read.input_tokens"] = cached
+        if reasoning:
+            end["gen_ai.usage.reasoning.output_tokens"] = reasoning
+        if tier is not None:
+            end["openai.response.service_tier"] = tier
+        if fingerprint is not None:
+            end["openai.response.system_fingerprint"] = fingerprint
+        self._finish(span, t0, model, tin, tout, end, tier if tier_on_points else None, fingerprint)
+
+    def end(self, span: Any, t0: float, model: str, rid: str, reason: str, tin: int, tout: int | None,
+            stream_gaps: Any = None, responses: bool = False, cached: int = 0, reasoning: int = 0) -> None:  # fmt: skip
+        if tout is None:  # embeddings
+            end = {
+                "gen_ai.response.model": model,
+                "gen_ai.usage.input_tokens": tin,
+                "gen_ai.embeddings.dimension.count": 1536,
+            }
+            self._finish(span, t0, model, tin, None, end, None, None)
+            return
+        self._chat(span, t0, model, rid, reason, tin, tout, cached, reasoning, None, None)
+
+    def end_chat(self, span: Any, t0: float, r: Any) -> None:
+        u = r.usage
+        pd, cd = u.prompt_tokens_details, u.completion_tokens_details
+        self._chat(span, t0, r.model, r.id, r.choices[0].finish_reason, u.prompt_tokens, u.completion_tokens,
+                   (pd.cached_tokens or 0) if pd is not None else 0,
+                   (cd.reasoning_tokens or 0) if cd is not None else 0,
+                   r.service_tier, r.system_fingerprint)  # fmt: skip
+
+    def end_responses(self, span: Any, t0: float, r: Any) -> None:
+        u = r.usage
+        idt, odt = u.input_tokens_details, u.output_tokens_details
+        self._chat(
+            span,
+            t0,
+            r.model,
+            r.id,
+            r.status,
+            u.input_tokens,
+            u.output_tokens,
+            (idt.cached_tokens or 0) if idt is not None else 0,
+            (odt.reasoning_tokens or 0) if odt is not None else 0,
+            r.service_tier,
+            None,
+            tier_on_points=False,
+        )  # fmt: skip  (its Responses points carry no service tier)
+
 
 def floor_stream(floor: Floor, span: Any, t0: float, stream: Any) -> int:
     """The floor's reading of an SDK stream: time to first chunk, each chunk's gap, and the token counts
@@ -351,33 +590,35 @@ def floor_stream(floor: Floor, span: Any, t0: float, stream: Any) -> int:
 def make_call(variant: str, scenario: str, url: str, floor: Floor | None) -> tuple[Callable[[], Any], bool]:
     base = url.rstrip("/")
     chat_body = {"model": CHAT_MODEL, "messages": MESSAGES, "max_tokens": MAX_TOKENS}
-    if scenario in ("sync_chat", "stream_chat", "stream_chat_10", "embeddings", "responses"):
+    if scenario in ("stream_chat", "stream_chat_10", "embeddings", *CHAT_CALLS, *RESPONSES_CALLS):
         import openai
 
         client = openai.OpenAI(base_url=base + "/v1", api_key="sk-bench", max_retries=0)
-        if scenario == "responses":
+        if scenario in RESPONSES_CALLS:
+            rkw = RESPONSES_CALLS[scenario]
+            rmodel = rkw["model"]
 
             def call() -> Any:
                 if floor is None:
-                    return client.responses.create(model=CHAT_MODEL, input=PROMPT, max_output_tokens=MAX_TOKENS)
-                span = floor.start("chat", CHAT_MODEL, False, api_type="responses")
+                    return client.responses.create(**rkw)
+                span = floor.start("chat", rmodel, False, api_type="responses", request=rkw)
                 t0 = time.perf_counter()
-                r = client.responses.create(model=CHAT_MODEL, input=PROMPT, max_output_tokens=MAX_TOKENS)
-                u = r.usage
-                floor.end(span, t0, r.model, r.id, r.status, u.input_tokens, u.output_tokens, responses=True)
+                r = client.responses.create(**rkw)
+                floor.end_responses(span, t0, r)
                 return r
 
             return call, False
-        if scenario == "sync_chat":
+        if scenario in CHAT_CALLS:
+            ckw = CHAT_CALLS[scenario]
+            cmodel = ckw["model"]
 
             def call() -> Any:
                 if floor is None:
-                    return client.chat.completions.create(model=CHAT_MODEL, messages=MESSAGES, max_tokens=MAX_TOKENS)
-                span = floor.start("chat", CHAT_MODEL, False)
+                    return client.chat.completions.create(**ckw)
+                span = floor.start("chat", cmodel, False, request=ckw)
                 t0 = time.perf_counter()
-                r = client.chat.completions.create(model=CHAT_MODEL, messages=MESSAGES, max_tokens=MAX_TOKENS)
-                u = r.usage
-                floor.end(span, t0, r.model, r.id, r.choices[0].finish_reason, u.prompt_tokens, u.completion_tokens)
+                r = client.chat.completions.create(**ckw)
+                floor.end_chat(span, t0, r)
                 return r
 
             return call, False
@@ -426,11 +667,10 @@ def make_call(variant: str, scenario: str, url: str, floor: Floor | None) -> tup
         async def acall() -> Any:
             if floor is None:
                 return await aclient.chat.completions.create(model=CHAT_MODEL, messages=MESSAGES, max_tokens=MAX_TOKENS)
-            span = floor.start("chat", CHAT_MODEL, False)
+            span = floor.start("chat", CHAT_MODEL, False, request=CHAT_CALLS["sync_chat"])
             t0 = time.perf_counter()
             r = await aclient.chat.completions.create(model=CHAT_MODEL, messages=MESSAGES, max_tokens=MAX_TOKENS)
-            u = r.usage
-            floor.end(span, t0, r.model, r.id, r.choices[0].finish_reason, u.prompt_tokens, u.completion_tokens)
+            floor.end_chat(span, t0, r)
             return r
 
         return acall, True
@@ -1083,7 +1323,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parts = urlsplit(args.url)
     tp, mp, (exporter, reader) = setup_sdk()
-    patches = Patches() if args.paired and args.variant not in ("baseline", "floor") else None
+    patches = Patches() if args.paired and args.variant not in ("baseline", "floor", "official-floor") else None
     instrument(args.variant, tp, mp, args.pricing_file)
     if patches is not None:
         patches.capture()
@@ -1093,13 +1333,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.sdk_costs:
         print(json.dumps({"variant": args.variant, **sdk_costs(tp, mp)}))
         return 0
-    floor = Floor(tp, mp, parts.hostname or "", parts.port or 80) if args.variant == "floor" else None
+    floor: Floor | None = None
+    if args.variant == "floor":
+        floor = Floor(tp, mp, parts.hostname or "", parts.port or 80)
+    elif args.variant == "official-floor":
+        floor = OfficialFloor(tp, mp, parts.hostname or "", parts.port or 80)
     call, is_async = make_call(args.variant, args.scenario, args.url, floor)
     warmup = args.warmup if args.warmup is not None else max(50, args.n // 10)
     out: dict[str, Any] = {"variant": args.variant, "scenario": args.scenario, "n": args.n, "warmup": warmup}
 
     if args.paired:
-        if args.variant == "floor":
+        if args.variant in ("floor", "official-floor"):
             off_call, _ = make_call(args.variant, args.scenario, args.url, None)
             switch_on = switch_off = lambda: None
         elif patches is not None:

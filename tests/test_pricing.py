@@ -23,7 +23,8 @@ GENAI_VERSION = f"genai-prices {genai_prices.__version__}"
 
 @pytest.fixture(autouse=True)
 def _no_price_cache(monkeypatch: pytest.MonkeyPatch) -> None:
-    """In this process, resolutions come from genai-prices itself (the on-disk memory has its own tests below)."""
+    """In this process, resolutions come from the shipped table or genai-prices itself, never from a previous
+    process (the on-disk memory has its own tests below)."""
     monkeypatch.setenv(pricing.CACHE_DIR_ENV, "off")
 
 
@@ -725,9 +726,10 @@ def test_the_second_call_for_a_model_does_no_lookup(monkeypatch: pytest.MonkeyPa
     book = PriceBook.load(TABLE)
     lookups: list[tuple[Any, ...]] = []
     genai_searches: list[tuple[Any, ...]] = []
-    real_lookup, real_genai = book._lookup, pricing._genai_model
+    real_lookup, real_genai, real_table = book._lookup, pricing._genai_model, pricing._table_model
     monkeypatch.setattr(book, "_lookup", lambda *a: lookups.append(a) or real_lookup(*a))
     monkeypatch.setattr(pricing, "_genai_model", lambda *a: genai_searches.append(a) or real_genai(*a))
+    monkeypatch.setattr(pricing, "_table_model", lambda *a: genai_searches.append(a) or real_table(*a))
     for model in ("gpt-4.1-mini", "my-org/x", "no-such-model"):
         first = book.price(provider="openai", model=model, server_address=None, usage=usage(10, 10))
         second = book.price(provider="openai", model=model, server_address=None, usage=usage(10, 10))
@@ -806,15 +808,15 @@ def _fresh(cache_dir: Any, calls: list[tuple[str, str]]) -> dict[str, Any]:
 def test_a_second_process_prices_remembered_models_without_importing_genai_prices(tmp_path: Any) -> None:
     calls = [("openai", "gpt-4.1-mini-2025-04-14"), ("anthropic", "claude-sonnet-4-5"), ("openai", "no-such-model-x")]
     first = _fresh(tmp_path, calls)
-    assert first["genai_prices_imported"]  # nothing remembered yet: genai-prices answers, and is remembered
+    assert not first["genai_prices_imported"]  # nothing remembered yet: the shipped table answers, is remembered
     assert first["costs"][0] is not None and first["costs"][1] is not None and first["costs"][2] is None
     assert len(list(tmp_path.iterdir())) == 1
     second = _fresh(tmp_path, calls)
     assert not second["genai_prices_imported"]
     assert second["costs"] == first["costs"]  # the same amounts (floats survive JSON exactly), ids and versions
     assert second["versions"] == first["versions"] == [GENAI_VERSION]
-    third = _fresh(tmp_path, [*calls, ("openai", "gpt-4.1")])  # a model not seen before: genai-prices again
-    assert third["genai_prices_imported"] and third["costs"][:3] == first["costs"] and third["costs"][3]
+    third = _fresh(tmp_path, [*calls, ("openai", "gpt-4.1")])  # a model not seen before: the table again
+    assert not third["genai_prices_imported"] and third["costs"][:3] == first["costs"] and third["costs"][3]
 
 
 def test_a_corrupt_or_unwritable_price_cache_changes_nothing(tmp_path: Any) -> None:
@@ -826,7 +828,7 @@ def test_a_corrupt_or_unwritable_price_cache_changes_nothing(tmp_path: Any) -> N
     blocker = tmp_path / "file"
     blocker.write_text("")  # a cache "directory" that is a file: nothing can be written
     assert _fresh(blocker / "sub", calls)["costs"] == reference
-    assert _fresh("off", calls) == {"costs": reference, "genai_prices_imported": True, "versions": [GENAI_VERSION]}
+    assert _fresh("off", calls) == {"costs": reference, "genai_prices_imported": False, "versions": [GENAI_VERSION]}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -985,3 +987,161 @@ def test_gpt_audio_charges_audio_tokens_at_their_own_rates(book: PriceBook, snap
     assert cost.amount == pytest.approx(float(want), rel=1e-12)
     assert cost.parts is not None and sum(cost.parts) == cost.amount
     assert cost.amount > cost_of(book, "openai", "gpt-audio", Usage(1_000, 500)).amount  # audio costs more
+
+
+# --------------------------------------------------------------------------------------------------
+# the shipped price table (genai-prices compiled into the package: no genai-prices import at start-up)
+
+TABLE_USAGES = [
+    usage(1_000, 100),
+    usage(250_000, 2_000, cache_read=50_000, cache_write=10_000, reasoning=500),
+    usage(12_000, 800, cache_read=9_000, reasoning=300),
+]
+
+
+def _as_genai_usage(u: Usage) -> genai_prices.Usage:
+    return genai_prices.Usage(
+        input_tokens=u.input_tokens,
+        output_tokens=u.output_tokens,
+        cache_read_tokens=u.cache_read_tokens,
+        cache_write_tokens=u.cache_write_tokens,
+        output_reasoning_tokens=u.reasoning_tokens,
+    )
+
+
+def _refs(clause: Any) -> list[str]:
+    """Every name an ``equals`` clause of a model's match logic accepts (its aliases)."""
+    from genai_prices import types as t
+
+    if isinstance(clause, t.ClauseEquals):
+        return [clause.equals]
+    if isinstance(clause, t.ClauseOr):
+        return [r for c in clause.or_ for r in _refs(c)]
+    return []
+
+
+def test_the_shipped_table_is_the_one_the_installed_genai_prices_generates() -> None:
+    from otel_llm import _pricetable
+
+    shipped = json.loads(_pricetable.TABLE_FILE.read_text(encoding="utf-8"))
+    assert shipped["identity"] == _pricetable.identity(genai_prices.__version__)
+    # regenerate with: python -c "import otel_llm._pricetable as t; t.write()"
+    assert shipped == json.loads(json.dumps(_pricetable.generate()))
+    assert pricing._table() is not None
+
+
+def test_every_model_the_project_prices_costs_what_genai_prices_calc_price_says(snapshot: DataSnapshot) -> None:
+    """Through the shipped table (as a fresh process prices): every model of every provider the project maps
+    (each by its id and every alias its match logic names), and every model by name alone."""
+    assert pricing._table() is not None
+    book = PriceBook.load(env={})
+    names = {**{name: pid for name, pid in pricing.PROVIDER_IDS.items()}, None: None}
+    by_id = {p.id: p for p in snapshot.providers}
+    checked = unpriced = 0
+    for name, pid in names.items():
+        providers = [by_id[pid]] if pid else snapshot.providers
+        for provider in providers:
+            for model in provider.models:
+                for ref in dict.fromkeys([model.id, *_refs(model.match)]):
+                    now = datetime.now(tz=timezone.utc)
+                    for u in TABLE_USAGES:
+                        ours = book.price(provider=name, model=ref, server_address=None, usage=u)
+                        try:
+                            theirs = genai_prices.calc_price(
+                                _as_genai_usage(u), ref, provider_id=pid, genai_request_timestamp=now
+                            )
+                        except LookupError:
+                            assert ours is None, (name, ref)
+                            continue
+                        if ours is None:  # genai-prices lists it without any token or call price
+                            assert pricing._compile_model_price(theirs.model_price) is None, (name, ref)
+                            unpriced += 1
+                            continue
+                        assert ours.priced_model == theirs.model.id, (name, ref)
+                        assert ours.amount == pytest.approx(float(theirs.total_price), rel=1e-9, abs=1e-15), (name, ref)
+                        checked += 1
+    assert checked > 9_000
+    assert unpriced < checked / 10
+
+
+def test_time_dependent_prices_in_the_table_choose_what_genai_prices_chooses(snapshot: DataSnapshot) -> None:
+    """Start dates and time-of-day windows, at every hour (and just around each switch) of the days they
+    matter, for every model whose price depends on the time of the call."""
+    from datetime import timedelta
+
+    table = pricing._table()
+    assert table is not None
+    dynamic = 0
+    for provider in snapshot.providers:
+        for model in provider.models:
+            if isinstance(model.prices, ModelPrice):
+                continue
+            try:
+                snapshot.find_provider_model(model.id, None, provider.id, None)
+            except LookupError:
+                continue  # genai-prices finds no model by this id (its match logic wants a region prefix)
+            found = table.resolve(model.id, provider.id, None)
+            assert found is not None and isinstance(found[1], pricing._Conditional), (provider.id, model.id)
+            cond = found[1]
+            days = {datetime(2026, 1, 5, tzinfo=timezone.utc)}
+            for cp in model.prices:
+                start = getattr(cp.constraint, "start_date", None)
+                if start is not None:
+                    days.add(datetime(start.year, start.month, start.day, tzinfo=timezone.utc) - timedelta(days=1))
+            moments = [d + timedelta(minutes=m) for d in days for m in range(0, 2 * 24 * 60, 15)]
+            moments += [m - timedelta(microseconds=1) for m in moments]
+            for at in moments:
+                ours = cond.variants[id(cond.get_prices(at))]
+                theirs = pricing._compile_model_price(model.get_prices(at))
+                assert (ours is None) == (theirs is None), (provider.id, model.id, at)
+                if ours is not None and theirs is not None:
+                    assert pricing._prices_to_dict(ours) == pricing._prices_to_dict(theirs), (model.id, at)
+            dynamic += 1
+    assert dynamic > 100
+
+
+def test_a_table_made_from_another_genai_prices_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    from otel_llm import _pricetable
+
+    monkeypatch.setattr(_pricetable, "identity", lambda version: {"format": 1, "version": "0.0.1", "data_size": 1})
+    _pricetable.reset()
+    try:
+        assert pricing._table() is None
+        book = PriceBook.load(env={})
+        cost = cost_of(book, "openai", "gpt-4.1", usage(1_000_000, 0))
+        assert cost.priced_model == "gpt-4.1"
+        assert cost.amount == pytest.approx(2.0)  # from genai-prices itself
+    finally:
+        _pricetable.reset()
+
+
+_START = """
+import json, sys
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.trace import TracerProvider
+import otel_llm
+otel_llm.instrument(tracer_provider=TracerProvider(), meter_provider=MeterProvider())
+after_start = "genai_prices" in sys.modules
+from otel_llm._parsers.usage import Usage
+from otel_llm.pricing import PriceBook
+cost = PriceBook.load(env={}).price(provider="deepseek", model="deepseek-chat", server_address=None,
+                                    usage=Usage(1000, 100, None, None, None))
+print(json.dumps([after_start, "genai_prices" in sys.modules, cost.priced_model]))
+"""
+
+
+def test_start_up_and_first_prices_need_no_genai_prices_import_empty_cache_or_dynamic_model(tmp_path: Any) -> None:
+    """A fresh container (empty cache directory) and a machine that priced a time-of-day priced model before
+    (its cache says "dynamic"): neither imports genai-prices, at start-up or to price a call."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, **{pricing.CACHE_DIR_ENV: str(tmp_path)})
+    env.pop("OTEL_LLM_PRICES", None)
+    runs = []
+    for _ in range(2):  # the first writes deepseek-chat into the cache as dynamic; the second starts with it
+        res = subprocess.run([sys.executable, "-c", _START], capture_output=True, text=True, env=env, check=True)
+        runs.append(json.loads(res.stdout.strip().splitlines()[-1]))
+    assert any("dynamic" in p.read_text() for p in tmp_path.iterdir())
+    assert runs == [[False, False, "deepseek-chat"], [False, False, "deepseek-chat"]]

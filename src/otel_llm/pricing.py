@@ -94,7 +94,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from otel_llm import _pricetable
 from otel_llm._parsers.usage import Usage
+from otel_llm._pricetable import Conditional as _Conditional
 
 if TYPE_CHECKING:
     from genai_prices.data_snapshot import DataSnapshot
@@ -244,7 +246,7 @@ class _Entry:
         price_version: str,
         multiplier: float,
         prices: _Prices | None,
-        model_info: ModelInfo | None = None,
+        model_info: ModelInfo | _Conditional | None = None,
         variants: dict[int, _Prices | None] | None = None,
     ) -> None:
         self.origin = origin
@@ -599,6 +601,42 @@ def _genai_model(provider: str | None, model: str, server_address: str | None) -
     return None
 
 
+def _table() -> _pricetable.Table | None:
+    """The shipped price table when it was generated from the installed genai-prices, else ``None``."""
+    return _pricetable.load(_genai_version_name().rpartition(" ")[2], _prices_from_dict)
+
+
+def _table_model(
+    table: _pricetable.Table, provider: str | None, model: str, server_address: str | None
+) -> tuple[str, _Prices | _Conditional | None] | None:
+    """:func:`_genai_model` answered from the shipped table: (model id, prices), prices ``None`` when the
+    model is listed without token prices; ``None`` when genai-prices has no such model for the call."""
+    if provider in SELF_HOSTED_PROVIDERS:
+        return None
+    pid = PROVIDER_IDS.get(provider) if provider else None
+    if pid is None and provider and table.has_provider(provider):
+        pid = provider
+    if pid == "google" and "models/" in model:
+        model = model.rsplit("models/", 1)[1]
+    if pid is not None:
+        return table.resolve(model, pid, None)
+    if server_address:
+        found = table.resolve(model, None, f"https://{server_address}")
+        if found is not None:
+            return found
+    return table.resolve(model, None, None)
+
+
+def _prices_to_dict(prices: _Prices) -> dict[str, Any]:
+    return {"b": _rates_to_list(prices.base), "t": [[start, _rates_to_list(r)] for start, r in prices.tiers]}
+
+
+def _prices_from_dict(raw: dict[str, Any] | None) -> _Prices | None:
+    if raw is None:
+        return None
+    return _Prices(_rates_from_list(raw["b"]), tuple((int(start), _rates_from_list(r)) for start, r in raw["t"]))
+
+
 # --------------------------------------------------------------------------------------------------
 # user tables
 
@@ -746,7 +784,7 @@ class PriceBook:
         self._missed: set[tuple[str | None, str]] = set()
         self._error_logged = False
         self._disk = _DiskMemory()
-        if self._disk.needs_genai:
+        if self._disk.needs_genai and _table() is None:
             _genai_snapshot()  # pay the ~0.1 s data load now, not on the first priced call
 
     @property
@@ -871,6 +909,24 @@ class PriceBook:
         if known is not _UNSET and known != _DYNAMIC:
             info_id, prices = known
             return _Entry(ORIGIN_GENAI, info_id, _genai_version_name(), multiplier, prices)
+        table = _table()
+        if table is not None:  # the shipped table generated from the installed genai-prices: no import
+            found = _table_model(table, provider, name, server_address)
+            if found is None:
+                disk.put(disk_key, None, None, False)
+                return None
+            info_id, resolved = found
+            if isinstance(resolved, _Conditional):
+                disk.put(disk_key, info_id, None, True)
+                if all(v is None for v in resolved.variants.values()):
+                    return None
+                return _Entry(
+                    ORIGIN_GENAI, info_id, _genai_version_name(), multiplier, None, resolved, resolved.variants
+                )
+            disk.put(disk_key, info_id, resolved, False)
+            if resolved is None:
+                return None
+            return _Entry(ORIGIN_GENAI, info_id, _genai_version_name(), multiplier, resolved)
         info = _genai_model(provider, name, server_address)  # loads genai-prices if this process has not yet
         if info is None:
             disk.put(disk_key, None, None, False)
