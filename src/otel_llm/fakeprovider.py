@@ -93,6 +93,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlsplit
 
+from . import _fake_bedrock
+
 __all__ = [
     "FAULTS",
     "FakeConfig",
@@ -390,6 +392,8 @@ def _route(method: str, path: str) -> str | None:
         return "retrieve" if sep and rid and "/" not in rid else None
     if method != "POST":
         return None
+    if path.startswith("/model/") and _fake_bedrock.route(method, path):
+        return "bedrock"
     if path.endswith("/chat/completions"):
         return "chat"
     if path.endswith("/completions"):
@@ -1722,6 +1726,9 @@ class FakeProvider:
     ) -> None:
         if api == "retrieve":
             self._retrieve(h, path, query, headers)
+            return
+        if api == "bedrock":
+            _fake_bedrock.answer(self, h, h.path.partition("?")[0], headers, raw)
             return
         began = time.monotonic()
         rng, fault = self._draw()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import aiohttp, httpx, openai, requests
+from . import aiohttp, botocore, httpx, openai, requests
 
 __all__ = ["DEFERRED", "TARGETS"]
 
@@ -17,6 +17,7 @@ TARGETS: list[tuple[str, str, Any]] = [
     *httpx.targets("httpx2"),
     *aiohttp.targets("aiohttp.client"),
     *requests.targets("requests.sessions"),
+    *botocore.targets("botocore.session"),
 ]
 
 DEFERRED = frozenset(openai.STREAM_MANAGER_MODULES)
