@@ -482,3 +482,29 @@ def test_event_stream_encoder_round_trips_through_botocore() -> None:
     [message] = list(buffer)
     assert message.headers == {":event-type": "chunk", ":message-type": "event"}
     assert message.payload == b'{"bytes":"e30="}'
+
+
+def test_an_exception_botocore_never_reports_still_ends_the_span_once(
+    provider: FakeProvider, instrument: Callable[..., Telemetry]
+) -> None:
+    t = instrument()
+    client = _client(provider)
+
+    def interrupt(**_: Any) -> None:
+        raise KeyboardInterrupt  # a BaseException: botocore's after-call-error handlers never see it
+
+    client.meta.events.register("before-send.bedrock-runtime", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        client.converse(modelId="amazon.nova-lite-v1:0", messages=MESSAGES)
+    t.wait_gc()  # the request context botocore dropped held the call
+    a = _attrs(t)
+    assert a["error.type"] == "_OTHER" and t.in_flight() == 0
+
+
+def test_the_demo_table_has_a_bedrock_row_priced() -> None:
+    from otel_llm.demo import BEDROCK_MODEL, DemoOptions, run_demo
+
+    result = run_demo(DemoOptions(duration=3, rate=8, error_rate=0.0, metrics_port=0))
+    [row] = [r for r in result.report.rows if r.model == BEDROCK_MODEL]
+    assert row.provider == "aws.bedrock" and row.requests > 0 and row.errors == 0
+    assert row.input_tokens > 0 and row.output_tokens > 0 and row.cost_usd > 0 and row.unpriced == 0
