@@ -508,3 +508,25 @@ def test_the_demo_table_has_a_bedrock_row_priced() -> None:
     [row] = [r for r in result.report.rows if r.model == BEDROCK_MODEL]
     assert row.provider == "aws.bedrock" and row.requests > 0 and row.errors == 0
     assert row.input_tokens > 0 and row.output_tokens > 0 and row.cost_usd > 0 and row.unpriced == 0
+
+
+def test_invoke_model_body_dropped_half_read_is_abandoned_and_whole_is_complete(
+    provider: FakeProvider, instrument: Callable[..., Telemetry]
+) -> None:
+    t = instrument()
+    client = _client(provider)
+    model, body = FAMILIES["nova"]
+    response = client.invoke_model(modelId=model, body=json.dumps(body))
+    response["body"].read(10)
+    del response
+    t.wait_gc()
+    assert _attrs(t)["error.type"] == "stream_abandoned"
+    t.exporter.clear()
+    response = client.invoke_model(modelId=model, body=json.dumps(body))
+    size = int(response["ResponseMetadata"]["HTTPHeaders"]["content-length"])
+    assert json.loads(response["body"].read(size))["stopReason"]  # all of it, without reading to the end
+    del response
+    t.wait_gc()
+    a = _attrs(t)
+    assert "error.type" not in a and a["gen_ai.response.finish_reasons"] == ("end_turn",)
+    assert t.in_flight() == 0

@@ -56,11 +56,18 @@ def targets(module_name: str) -> list[tuple[str, str, Any]]:
     return [(module_name, "Session.create_client", create_client_factory)]
 
 
+_INSTRUMENTOR: Any = None  # the LLMInstrumentor class (imported on first use: it imports this module's package)
+
+
 def _live_recorder() -> Recorder | None:
     """The recorder of the instrumentation that is on now, or None."""
-    from ..instrumentor import LLMInstrumentor
+    global _INSTRUMENTOR
+    cls = _INSTRUMENTOR
+    if cls is None:
+        from ..instrumentor import LLMInstrumentor
 
-    inst = LLMInstrumentor._instance
+        cls = _INSTRUMENTOR = LLMInstrumentor
+    inst = cls._instance
     return inst.recorder if inst is not None else None
 
 
@@ -335,7 +342,7 @@ class _BodyTap:
                 return
             if self.buf:
                 whole = br.apply_invoke_body(inv.info, b"".join(self.buf), inv.recorder.capture)
-                if whole and outcome == "closed_early":
+                if whole and outcome in ("closed_early", "abandoned"):
                     outcome = "completed"  # the whole document was read
             self.buf = None
             inv.end(None if outcome == "completed" else outcome)
@@ -438,6 +445,9 @@ def _hook(client: Any) -> None:
 
 
 def create_client_factory(recorder: Recorder, module: Any) -> Any:
+    """The handlers record into whichever instrumentation is on when a call is made (``_live_recorder``), not
+    this ``recorder``: a client outlives ``uninstrument()`` and a later ``instrument()``."""
+
     def create_client(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         client = wrapped(*args, **kwargs)
         _hook(client)
