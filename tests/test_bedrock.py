@@ -459,16 +459,18 @@ tp = TracerProvider()
 tp.add_span_processor(SimpleSpanProcessor(exporter))
 LLMInstrumentor().instrument(tracer_provider=tp, meter_provider=MeterProvider())
 before = "botocore" in sys.modules
+import botocore.exceptions  # the package alone (as a library catching its errors would): its session is not loaded
+session = "botocore.session" in sys.modules
 import boto3
 client = boto3.client("bedrock-runtime", region_name="us-east-1", endpoint_url="{provider.url}",
                       aws_access_key_id="AKIA", aws_secret_access_key="x")
 client.converse(modelId="amazon.nova-lite-v1:0", messages=[{{"role": "user", "content": [{{"text": "hi"}}]}}])
-print(json.dumps({{"before": before, "spans": [s.name for s in exporter.get_finished_spans()]}}))
+print(json.dumps({{"before": before, "session": session, "spans": [s.name for s in exporter.get_finished_spans()]}}))
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out == {"before": False, "spans": ["chat amazon.nova-lite-v1:0"]}
+    assert out == {"before": False, "session": False, "spans": ["chat amazon.nova-lite-v1:0"]}
 
 
 def test_event_stream_encoder_round_trips_through_botocore() -> None:

@@ -1,4 +1,5 @@
-"""A local fake LLM provider: a real HTTP server that speaks the OpenAI, Anthropic and Gemini wire formats.
+"""A local fake LLM provider: a real HTTP server that speaks the OpenAI, Anthropic and Gemini wire formats (and AWS
+Bedrock's runtime API, see ``otel_llm._fake_bedrock``).
 
 The test-suite points real clients (the ``openai`` SDK, httpx, aiohttp, requests) at it, and
 ``otel-llm demo`` runs a multi-model workload against it. Answers are synthetic but shaped like the
@@ -1728,7 +1729,7 @@ class FakeProvider:
             self._retrieve(h, path, query, headers)
             return
         if api == "bedrock":
-            _fake_bedrock.answer(self, h, h.path.partition("?")[0], headers, raw)
+            _fake_bedrock.answer(self, h, path, headers, raw)
             return
         began = time.monotonic()
         rng, fault = self._draw()

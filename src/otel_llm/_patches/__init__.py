@@ -20,7 +20,7 @@ TARGETS: list[tuple[str, str, Any]] = [
     *botocore.targets("botocore.session"),
 ]
 
-DEFERRED = frozenset(openai.STREAM_MANAGER_MODULES)
+DEFERRED = frozenset((*openai.STREAM_MANAGER_MODULES, botocore.SESSION_MODULE))
 """Target modules the library does not import with its top-level package and that are costly to import
-(the openai SDK's stream helpers, about 100 ms): patched when the application imports them, never imported
-by us."""
+(the openai SDK's stream helpers, about 100 ms; ``botocore.session``, about 100 ms more than ``botocore``):
+patched when the application imports them, never imported by us."""

@@ -39,7 +39,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("otel_llm")
 
-__all__ = ["create_client_factory", "targets"]
+__all__ = ["SESSION_MODULE", "create_client_factory", "targets"]
+
+SESSION_MODULE = "botocore.session"
 
 SERVICE = "bedrock-runtime"
 _CONVERSE = "Converse"
