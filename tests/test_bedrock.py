@@ -503,15 +503,6 @@ def test_an_exception_botocore_never_reports_still_ends_the_span_once(
     assert a["error.type"] == "_OTHER" and t.in_flight() == 0
 
 
-def test_the_demo_table_has_a_bedrock_row_priced() -> None:
-    from otel_llm.demo import BEDROCK_MODEL, DemoOptions, run_demo
-
-    result = run_demo(DemoOptions(duration=3, rate=8, error_rate=0.0, metrics_port=0))
-    [row] = [r for r in result.report.rows if r.model == BEDROCK_MODEL]
-    assert row.provider == "aws.bedrock" and row.requests > 0 and row.errors == 0
-    assert row.input_tokens > 0 and row.output_tokens > 0 and row.cost_usd > 0 and row.unpriced == 0
-
-
 def test_invoke_model_body_dropped_half_read_is_abandoned_and_whole_is_complete(
     provider: FakeProvider, instrument: Callable[..., Telemetry]
 ) -> None:
