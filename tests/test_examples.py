@@ -151,11 +151,12 @@ def test_the_demo_runs_to_completion_and_prints_the_table(tmp_path: Path) -> Non
 
 
 def test_the_demo_report_has_the_cost_split_the_peak_concurrency_and_its_relay_savings() -> None:
-    from otel_llm.demo import RELAY_PRICES, DemoOptions, run_demo
+    from otel_llm.demo import BEDROCK_MODEL, RELAY_PRICES, DemoOptions, run_demo
 
     result = run_demo(DemoOptions(duration=3, rate=8, error_rate=0.0, metrics_port=0))
     rows = {r.model: r for r in result.report.rows}
-    assert set(rows) == {"gpt-4.1", "claude-sonnet-4.5", "gemini-2.5-flash", "deepseek-v3.2"}
+    assert set(rows) == {"gpt-4.1", "claude-sonnet-4.5", "gemini-2.5-flash", "deepseek-v3.2", BEDROCK_MODEL}
+    assert rows[BEDROCK_MODEL].provider == "aws.bedrock"  # called through boto3's bedrock-runtime client
     driven = result.report.in_flight_over_time
     for model, row in rows.items():
         # the split adds up to the cost; every model was in flight at some point, and back to zero at the end
@@ -168,7 +169,7 @@ def test_the_demo_report_has_the_cost_split_the_peak_concurrency_and_its_relay_s
         assert row.relay_billed_usd == pytest.approx(row.cost_usd, rel=1e-9)  # every call billed by the relay
         assert row.relay_billed_usd == pytest.approx(factor * row.list_cost_usd, rel=1e-9)
         assert row.savings_usd == pytest.approx((1 - factor) * row.list_cost_usd, rel=1e-9)
-    for model in ("gemini-2.5-flash", "deepseek-v3.2"):  # at list price: no savings, not zero savings
+    for model in ("gemini-2.5-flash", "deepseek-v3.2", BEDROCK_MODEL):  # at list price: no savings, not zero savings
         assert rows[model].savings_usd is None and result.report.cells(rows[model])[-2] == "-"
     assert result.report.total_savings == pytest.approx(
         rows["gpt-4.1"].savings_usd + rows["claude-sonnet-4.5"].savings_usd

@@ -153,6 +153,8 @@ class ProviderResolver:
                     return sname
         if api == ANTHROPIC_MESSAGES:
             return "anthropic"
+        if api.startswith("aws.bedrock"):  # botocore's bedrock-runtime client, whatever endpoint it is sent to
+            return "aws.bedrock"
         if api == GEMINI:
             return "gcp.gemini"
         if api in COHERE_APIS:

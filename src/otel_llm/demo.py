@@ -18,6 +18,7 @@ by the standard variables, where ``OTEL_TRACES_EXPORTER=otlp`` / ``OTEL_METRICS_
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import itertools
 import logging
 import os
@@ -37,10 +38,13 @@ log = logging.getLogger("otel_llm.demo")
 
 CHEAP = ("gemini-2.5-flash", "deepseek-v3.2")
 STRONG = ("gpt-4.1", "claude-sonnet-4.5")
+BEDROCK_MODEL = "us.amazon.nova-pro-v1:0"
+"""A cheap model the demo calls through boto3's ``bedrock-runtime`` client (Converse, ConverseStream), when boto3 is
+installed."""
 
 RELAY_PRICES = {"providers": {"openai": {"multiplier": 0.3}, "anthropic": {"multiplier": 0.45}}}
 """The demo's relay price table: its OpenAI and Anthropic models come through a relay billing 30% and 45%
-of list price (the report shows what that saved); Gemini and DeepSeek are billed at list price."""
+of list price (the report shows what that saved); Gemini, DeepSeek and Bedrock are billed at list price."""
 
 _SIMPLE = (
     "Translate 'good morning' to French.",
@@ -168,10 +172,14 @@ def _pick(rng: random.Random, complex_prompt: bool, over_budget: bool) -> list[s
     if complex_prompt and not over_budget:
         first = list(STRONG)
         rng.shuffle(first)
-        return [*first, *CHEAP]
-    cheap = list(CHEAP)
+        return [*first, *_cheap()]
+    cheap = list(_cheap())
     rng.shuffle(cheap)
     return cheap if over_budget else [*cheap, STRONG[0]]
+
+
+def _cheap() -> tuple[str, ...]:
+    return (*CHEAP, BEDROCK_MODEL) if importlib.util.find_spec("boto3") is not None else CHEAP
 
 
 class _Clients:
@@ -190,6 +198,33 @@ class _Clients:
         self.requests = requests.Session()
         self.timeout = timeout
         self._aiohttp: Any = None
+        self.bedrock: Any = None
+        if BEDROCK_MODEL in _cheap():
+            import boto3
+            from botocore.config import Config
+
+            self.bedrock = boto3.client(
+                "bedrock-runtime",
+                region_name="us-east-1",
+                endpoint_url=base,
+                aws_access_key_id="AKIADEMO",
+                aws_secret_access_key="demo-secret",
+                config=Config(
+                    retries={"total_max_attempts": 1}, read_timeout=timeout, connect_timeout=timeout,
+                    max_pool_connections=64,
+                ),
+            )  # fmt: skip
+
+    def converse(self, prompt: str, stream: bool) -> None:
+        """One Bedrock call through boto3 (streamed: every event read)."""
+        messages = [{"role": "user", "content": [{"text": prompt}]}]
+        system = [{"text": "You are a concise assistant."}]
+        if stream:
+            response = self.bedrock.converse_stream(modelId=BEDROCK_MODEL, messages=messages, system=system)
+            for _ in response["stream"]:
+                pass
+        else:
+            self.bedrock.converse(modelId=BEDROCK_MODEL, messages=messages, system=system)
 
     async def aiohttp_session(self) -> Any:
         import aiohttp
@@ -230,7 +265,9 @@ async def _call(c: _Clients, kind: int, model: str, prompt: str) -> None:
     import openai
 
     try:
-        if kind == 0:
+        if model == BEDROCK_MODEL:
+            await asyncio.to_thread(c.converse, prompt, kind in (2, 3))
+        elif kind == 0:
             await asyncio.to_thread(c.sdk.chat.completions.create, model=model, messages=_messages(prompt))
         elif kind == 1:
             await c.async_sdk.chat.completions.create(model=model, messages=_messages(prompt))
@@ -276,7 +313,7 @@ async def _call(c: _Clients, kind: int, model: str, prompt: str) -> None:
     ) as exc:
         raise _Retryable(type(exc).__name__) from exc
     except Exception as exc:
-        if type(exc).__module__.split(".")[0] in ("httpx", "requests", "aiohttp", "urllib3") or isinstance(
+        if type(exc).__module__.split(".")[0] in ("httpx", "requests", "aiohttp", "urllib3", "botocore") or isinstance(
             exc, (TimeoutError, asyncio.TimeoutError, ConnectionError)
         ):
             raise _Retryable(type(exc).__name__) from exc

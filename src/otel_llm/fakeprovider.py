@@ -1,4 +1,5 @@
-"""A local fake LLM provider: a real HTTP server that speaks the OpenAI, Anthropic, Gemini and Cohere v2 wire formats.
+"""A local fake LLM provider: a real HTTP server that speaks the OpenAI, Anthropic, Gemini, Cohere v2, Ollama and
+Mistral wire formats (and AWS Bedrock's runtime API, see ``otel_llm._fake_bedrock``).
 
 The test-suite points real clients (the ``openai`` SDK, httpx, aiohttp, requests) at it, and
 ``otel-llm demo`` runs a multi-model workload against it. Answers are synthetic but shaped like the
@@ -93,8 +94,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlsplit
 
+from . import _fake_bedrock, _fake_mistral, _fake_ollama
 from . import _fake_cohere as _cohere
-from . import _fake_mistral, _fake_ollama
 
 __all__ = [
     "FAULTS",
@@ -394,6 +395,8 @@ def _route(method: str, path: str) -> str | None:
         return "retrieve" if sep and rid and "/" not in rid else None
     if method != "POST":
         return None
+    if path.startswith("/model/") and _fake_bedrock.route(method, path):
+        return "bedrock"
     ollama = _fake_ollama.route(path)  # before "/embeddings": Ollama's older endpoint ends with it too
     if ollama is not None:
         return ollama
@@ -1749,6 +1752,9 @@ class FakeProvider:
     ) -> None:
         if api == "retrieve":
             self._retrieve(h, path, query, headers)
+            return
+        if api == "bedrock":
+            _fake_bedrock.answer(self, h, path, headers, raw)
             return
         began = time.monotonic()
         rng, fault = self._draw()

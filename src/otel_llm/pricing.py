@@ -895,6 +895,8 @@ class PriceBook:
         return None
 
     def _lookup(self, provider: str | None, model: str, server_address: str | None) -> _Entry | None:
+        if provider == "aws.bedrock" and model.startswith("arn:"):  # a Bedrock ARN: priced as the id it ends with
+            model = model.rpartition("/")[2] or model
         name = self._cfg.aliases.get(model, model)
         multiplier = self._multiplier(provider, server_address)
         user = self._user_rates(name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import aiohttp, httpx, openai, requests
+from . import aiohttp, botocore, httpx, openai, requests
 
 __all__ = ["DEFERRED", "TARGETS"]
 
@@ -17,9 +17,10 @@ TARGETS: list[tuple[str, str, Any]] = [
     *httpx.targets("httpx2"),
     *aiohttp.targets("aiohttp.client"),
     *requests.targets("requests.sessions"),
+    *botocore.targets("botocore.session"),
 ]
 
-DEFERRED = frozenset(openai.STREAM_MANAGER_MODULES)
+DEFERRED = frozenset((*openai.STREAM_MANAGER_MODULES, botocore.SESSION_MODULE))
 """Target modules the library does not import with its top-level package and that are costly to import
-(the openai SDK's stream helpers, about 100 ms): patched when the application imports them, never imported
-by us."""
+(the openai SDK's stream helpers, about 100 ms; ``botocore.session``, about 100 ms more than ``botocore``):
+patched when the application imports them, never imported by us."""
