@@ -35,7 +35,7 @@ from opentelemetry.context import get_current
 from . import _names as n
 from ._parsers._text import clean
 
-__all__ = ["MAX_VALUE_LENGTH", "Rollup", "Scope", "configure", "current", "from_baggage", "scope"]
+__all__ = ["BAGGAGE_KEY", "MAX_VALUE_LENGTH", "Rollup", "Scope", "configure", "current", "from_baggage", "scope"]
 
 MAX_VALUE_LENGTH = 256
 """A scope value longer than this is cut to it (attributes and labels stay small)."""
@@ -111,7 +111,7 @@ _BAGGAGE: tuple[tuple[str, str], ...] = (
     ("user", "user"),
     ("conversation", "conversation"),
 )
-_BAGGAGE_KEY = getattr(_baggage, "_BAGGAGE_KEY", None)
+BAGGAGE_KEY = getattr(_baggage, "_BAGGAGE_KEY", None)  # where the context holds its baggage (None: unknown)
 _baggage_frames: dict[tuple, _Frame] = {}
 
 
@@ -134,8 +134,8 @@ def _value(raw: Any) -> str | None:
 
 def _baggage_entries() -> Any:
     """The current context's baggage mapping (empty or None when there is none): one dict lookup."""
-    if _BAGGAGE_KEY is not None:
-        return get_current().get(_BAGGAGE_KEY)
+    if BAGGAGE_KEY is not None:
+        return get_current().get(BAGGAGE_KEY)
     return _baggage.get_all()
 
 

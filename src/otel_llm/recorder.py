@@ -13,6 +13,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry import context as _otel_context
 from opentelemetry import metrics, trace
 from opentelemetry._logs import LogRecord as _LogRecord
 from opentelemetry.metrics import Observation
@@ -27,6 +28,7 @@ from ._parsers.request import RequestInfo
 from ._parsers.response import ResponseInfo, new_response_info
 from ._parsers.routes import CHAT, FETCH_RESPONSE, GENERATE_CONTENT, TEXT_COMPLETION, Route
 from ._parsers.usage import Usage
+from ._scope import BAGGAGE_KEY
 from ._scope import configure as configure_scope_baggage
 from ._scope import current as _scope_current
 from ._scope import from_baggage as _scope_from_baggage
@@ -279,7 +281,7 @@ class Recorder:
         self._label_keys = tuple((key, n.SCOPE_PREFIX + key) for key in config.scope_labels)
         self._max_scope_values = config.max_scope_values
         self._scope_values: dict[str, set[str]] = {}
-        self._baggage = bool(config.scope_baggage)
+        self._baggage = bool(config.scope_baggage) and BAGGAGE_KEY is not None
         configure_scope_baggage(config.scope_baggage)
 
     # --- start ---
@@ -309,8 +311,8 @@ class Recorder:
         inv.content_in = None
         inv.owned_by_stream = inv.hide_usage = inv.from_result = inv.from_chunks = inv.held = inv._ended = False
         inv.attempts = 0
-        frame = _scope_current()
-        if frame is None and self._baggage:
+        frame = _scope_current()  # one ContextVar.get; without a scope, one look at the baggage
+        if frame is None and self._baggage and _context_now().get(_BAGGAGE_KEY):
             frame = _scope_from_baggage()
         inv.scope = frame
         if frame is None:
@@ -907,6 +909,11 @@ class Recorder:
 
 
 _UNRESOLVED: Any = object()
+_BAGGAGE_KEY: Any = BAGGAGE_KEY
+# the current OpenTelemetry context, one Python frame fewer than opentelemetry.context.get_current
+_context_now = (
+    getattr(getattr(_otel_context, "_RUNTIME_CONTEXT", None), "get_current", None) or _otel_context.get_current
+)
 _NO_DIMS: tuple = ((), None, None)  # a scope with no label key, tenant or feature: the plain leaves
 _MAX_SCOPED_LEAVES = 1024  # leaves of calls inside scopes kept per start key (by bounded scope dimensions)
 _OTHER = OTHER  # the metric label of a model or server past its bound (compared by identity)
