@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._scope import Scope, scope
 from .config import Config, ConfigError
 from .instrumentor import LLMInstrumentor
 from .pricing import PriceConfigError
@@ -26,9 +27,11 @@ __all__ = [
     "ConfigError",
     "LLMInstrumentor",
     "PriceConfigError",
+    "Scope",
     "Spend",
     "__version__",
     "instrument",
+    "scope",
     "spend",
     "uninstrument",
 ]
@@ -63,11 +66,12 @@ def uninstrument() -> None:
     LLMInstrumentor().uninstrument()
 
 
-def spend() -> Spend:
-    """Calls, tokens and USD cost per provider and model since start (or the last reset), in-process."""
+def spend(tenant: str | None = None, feature: str | None = None) -> Spend:
+    """Calls, tokens and USD cost per provider and model since start (or the last reset), in-process; with
+    ``tenant`` and/or ``feature``, of the calls made inside scopes (or under baggage) naming them only."""
     from .spend import LEDGER
 
-    return LEDGER.snapshot()
+    return LEDGER.snapshot(tenant=tenant, feature=feature)
 
 
 for _name in __all__:

@@ -41,6 +41,22 @@ def render_table(report: Any, title: str) -> Any:
     return table
 
 
+def render_tenant_table(report: Any) -> Any:
+    """The per-tenant table, or None when no call carried a tenant."""
+    if not report.tenants:
+        return None
+    from rich.table import Table
+
+    from .report import TENANT_COLUMNS
+
+    table = Table(title="Spend by tenant", title_justify="left", header_style="bold")
+    for i, name in enumerate(TENANT_COLUMNS):
+        table.add_column(name, justify="left" if i == 0 else "right")
+    for row in report.tenants:
+        table.add_row(*report.tenant_cells(row))
+    return table
+
+
 def _demo(args: argparse.Namespace) -> int:
     from .demo import DemoOptions, run_demo
     from .report import render_html
@@ -76,6 +92,9 @@ def _demo(args: argparse.Namespace) -> int:
             console.print(f"[red]otel-llm demo: {exc}[/]")
             return 2
     console.print(render_table(result.report, "Per-model summary (from the instrumentation's own metrics)"))
+    tenants = render_tenant_table(result.report)
+    if tenants is not None:
+        console.print(tenants)
     console.print(
         f"{result.calls} logical calls · {result.spans} spans · {result.failovers} failovers · "
         f"{result.failed} failed after every fallback · "
@@ -104,6 +123,9 @@ def _report(args: argparse.Namespace) -> int:
     else:
         console = _rich()
         console.print(render_table(report, f"LLM calls, last {args.window} ({args.prometheus})"))
+        tenants = render_tenant_table(report)
+        if tenants is not None:
+            console.print(tenants)
         if args.html:
             console.print(f"HTML report: {args.html}")
     return 0

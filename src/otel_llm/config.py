@@ -44,6 +44,9 @@ OPTIONS = {
     "redact_query_params": "OTEL_LLM_REDACT_QUERY_PARAMS",
     "chunk_timing": "OTEL_LLM_CHUNK_TIMING",
     "rate_limit_interval": "OTEL_LLM_RATE_LIMIT_INTERVAL",
+    "scope_labels": "OTEL_LLM_SCOPE_LABELS",
+    "max_scope_values": "OTEL_LLM_MAX_SCOPE_VALUES",
+    "scope_baggage": "OTEL_LLM_SCOPE_BAGGAGE",
 }
 """Every option of ``instrument()`` and the environment variable that sets it when the option is not given."""
 
@@ -125,6 +128,62 @@ def _param_names(name: str, raw: Any) -> frozenset[str]:
     return frozenset(out)
 
 
+# scope keys that never become metric labels: one value per person or conversation is unbounded by nature
+_NEVER_LABELS = frozenset({"user", "conversation"})
+_DEFAULT_BAGGAGE = {"tenant": "tenant", "feature": "feature", "user": "user", "conversation": "conversation"}
+
+
+def _names(name: str, raw: Any) -> list[str]:
+    """``"a,b"`` or an iterable of strings -> the stripped, non-empty names, in order."""
+    if isinstance(raw, str):
+        items: list[Any] = raw.split(",")
+    elif isinstance(raw, Iterable) and not isinstance(raw, (bytes, Mapping)):
+        items = list(raw)
+    else:
+        raise ConfigError(f"{name}={raw!r}: expected comma-separated names or a list of them")
+    out = []
+    for item in items:
+        if not isinstance(item, str):
+            raise ConfigError(f"{name}: {item!r} is not a name (a string)")
+        if item.strip():
+            out.append(item.strip())
+    return out
+
+
+def _scope_key(name: str, key: str) -> str:
+    """A scope key usable as a metric label (``otel_llm.scope.<key>``, Prometheus ``otel_llm_scope_<key>``)."""
+    if not key.isidentifier() or not key.isascii() or key.startswith("_"):
+        raise ConfigError(f"{name}: {key!r} is not a scope key (letters, digits and _, not first)")
+    return key
+
+
+def _scope_labels(name: str, raw: Any) -> tuple[str, ...]:
+    keys = [_scope_key(name, k) for k in _names(name, raw)]
+    never = sorted(set(keys) & _NEVER_LABELS)
+    if never:
+        raise ConfigError(f"{name}: {', '.join(never)} never become metric labels (one value per person or talk)")
+    return tuple(dict.fromkeys(keys))
+
+
+def _scope_baggage(name: str, raw: Any) -> Mapping[str, str]:
+    """Scope key -> W3C baggage entry name: ``"tenant=org,feature"`` (a bare key reads the entry of its own name)
+    or a mapping; ``"none"`` turns baggage off."""
+    if isinstance(raw, str) and raw.strip().lower() in ("none", "off", "false"):
+        return {}
+    if isinstance(raw, Mapping):
+        pairs = {str(k).strip(): str(v).strip() for k, v in raw.items()}
+    else:
+        pairs = {}
+        for item in _names(name, raw):
+            key, sep, entry = item.partition("=")
+            pairs[key.strip()] = entry.strip() if sep else key.strip()
+    for key, entry in pairs.items():
+        _scope_key(name, key)
+        if not entry:
+            raise ConfigError(f"{name}: scope key {key!r} has no baggage entry name")
+    return pairs
+
+
 def _capture(name: str, raw: Any) -> tuple[bool, bool]:
     """(content on spans, content on events) of a capture mode."""
     if isinstance(raw, bool):
@@ -159,6 +218,12 @@ class Config:
     redact_query_params: frozenset[str] = frozenset()
     chunk_timing: bool = True  # one time-per-output-chunk point per chunk of a stream (the conventions ask for it)
     rate_limit_interval: float = 1.0  # seconds between two sets of one rate-limit gauge series (a 429's: always)
+    # the keys of otel_llm.scope(...) (and of baggage) that label the spend-related metrics, each bounded to
+    # max_scope_values distinct values (then "_OTHER"); user and conversation never do
+    scope_labels: tuple[str, ...] = ("tenant", "feature")
+    max_scope_values: int = 200
+    # scope key -> the W3C baggage entry that sets it when no scope entered in code does
+    scope_baggage: Mapping[str, str] = field(default_factory=lambda: dict(_DEFAULT_BAGGAGE))
 
     @classmethod
     def load(cls, options: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Config:
@@ -183,7 +248,7 @@ class Config:
                 kwargs[opt] = on_span or on_event
             elif opt in ("include_usage", "http", "chunk_timing", "emit_event"):
                 kwargs[opt] = _bool(name, value)
-            elif opt in ("content_max_length", "max_models", "max_servers"):
+            elif opt in ("content_max_length", "max_models", "max_servers", "max_scope_values"):
                 kwargs[opt] = _int(name, value, 1)
             elif opt == "include_usage_skip_hosts":
                 items = value.split(",") if isinstance(value, str) else list(value)
@@ -196,6 +261,10 @@ class Config:
                 kwargs[opt] = _param_names(name, value)
             elif opt == "prices":
                 kwargs[opt] = value
+            elif opt == "scope_labels":
+                kwargs[opt] = _scope_labels(name, value)
+            elif opt == "scope_baggage":
+                kwargs[opt] = _scope_baggage(name, value)
         if "emit_event" not in kwargs:
             kwargs["emit_event"] = kwargs.get("content_on_event", False)
         return cls(**kwargs)

@@ -320,6 +320,10 @@ async def _call(c: _Clients, kind: int, model: str, prompt: str) -> None:
         raise
 
 
+_TENANTS = ("acme", "globex", "acme", "initech", "acme", "globex")  # acme sends half the traffic
+_FEATURES = ("chat", "search")
+
+
 async def _workload(
     opts: DemoOptions,
     c: _Clients,
@@ -330,6 +334,8 @@ async def _workload(
 ) -> None:
     from opentelemetry.trace import Status, StatusCode
 
+    import otel_llm
+
     rng = random.Random(opts.seed)
     total = max(1, int(opts.duration * opts.rate))
     sem = asyncio.Semaphore(opts.concurrency)
@@ -337,14 +343,19 @@ async def _workload(
     loop = asyncio.get_running_loop()
     start = loop.time()
 
-    async def one(kind: int, prompt: str, complex_prompt: bool) -> None:
+    async def one(kind: int, prompt: str, complex_prompt: bool, tenant: str) -> None:
         async with sem:
             over = spend() >= 0.8 * opts.budget
             if complex_prompt and over:
                 result.downgraded += 1
             chain = _pick(rng, complex_prompt, over)
-            # one span per logical call; the LLM spans of its attempts are its children
-            with tracer.start_as_current_span("demo.route", attributes={"demo.complex": complex_prompt}) as span:
+            # one span per logical call; the LLM spans of its attempts are its children, attributed to a tenant
+            # and a feature (the span gets the roll-up of its calls' tokens and cost)
+            feature = "summarise" if complex_prompt else _FEATURES[kind % len(_FEATURES)]
+            with (
+                tracer.start_as_current_span("demo.route", attributes={"demo.complex": complex_prompt}) as span,
+                otel_llm.scope(tenant=tenant, feature=feature),
+            ):
                 for attempt, model in enumerate(chain):
                     result.attempts += 1
                     try:
@@ -368,7 +379,8 @@ async def _workload(
             await asyncio.sleep(delay)
         complex_prompt = rng.random() < 0.35
         prompt = rng.choice(_COMPLEX if complex_prompt else _SIMPLE)
-        tasks.append(asyncio.create_task(one(next(kinds), prompt, complex_prompt)))
+        tenant = _TENANTS[i % len(_TENANTS)]
+        tasks.append(asyncio.create_task(one(next(kinds), prompt, complex_prompt, tenant)))
     await asyncio.gather(*tasks)
 
 

@@ -13,6 +13,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from opentelemetry import context as _otel_context
 from opentelemetry import metrics, trace
 from opentelemetry._logs import LogRecord as _LogRecord
 from opentelemetry.metrics import Observation
@@ -27,6 +28,10 @@ from ._parsers.request import RequestInfo
 from ._parsers.response import ResponseInfo, new_response_info
 from ._parsers.routes import CHAT, FETCH_RESPONSE, GENERATE_CONTENT, TEXT_COMPLETION, Route
 from ._parsers.usage import Usage
+from ._scope import BAGGAGE_KEY
+from ._scope import configure as configure_scope_baggage
+from ._scope import current as _scope_current
+from ._scope import from_baggage as _scope_from_baggage
 from ._urls import configure as configure_urls
 from .pricing import ORIGIN_RELAY, Cost, _relay_amount, charge
 from .spend import LOCK as _LOCK
@@ -79,6 +84,7 @@ class Invocation:
         "recorder",
         "request",
         "route",
+        "scope",
         "span",
         "stamps",
         "start",
@@ -112,6 +118,7 @@ class Invocation:
     active: _InFlight | None  # its calls-in-flight tally: taken off once, at its end
     start_attrs: dict[str, Any] | None  # events on: the span's start attributes, for the event
     content_in: tuple[list, list, list] | None  # event content on: (input, system instructions, tools)
+    scope: Any  # the attribution scope in force when it started (_scope._Frame), or None
 
     # --- stream progress (called by the stream tees) ---
     def chunks_arrived(self, count: int) -> None:
@@ -270,6 +277,12 @@ class Recorder:
         self._servers: set[tuple[str, int | None]] = set()
         self._max_servers = config.max_servers
         configure_urls(config.redact_query_params)
+        # attribution scopes: the keys that label metrics, each key's distinct label values (bounded)
+        self._label_keys = tuple((key, n.SCOPE_PREFIX + key) for key in config.scope_labels)
+        self._max_scope_values = config.max_scope_values
+        self._scope_values: dict[str, set[str]] = {}
+        self._baggage = bool(config.scope_baggage) and BAGGAGE_KEY is not None
+        configure_scope_baggage(config.scope_baggage)
 
     # --- start ---
     def start(
@@ -298,7 +311,16 @@ class Recorder:
         inv.content_in = None
         inv.owned_by_stream = inv.hide_usage = inv.from_result = inv.from_chunks = inv.held = inv._ended = False
         inv.attempts = 0
-        attrs = {**entry.fixed, **request.attributes}
+        frame = _scope_current()  # one ContextVar.get; without a scope, one look at the baggage
+        if frame is None and self._baggage and _context_now().get(_BAGGAGE_KEY):
+            frame = _scope_from_baggage()
+        inv.scope = frame
+        if frame is None:
+            attrs = {**entry.fixed, **request.attributes}
+        else:  # the request's own values (a conversation id it names) win over the scope's
+            attrs = {**entry.fixed, **frame.span_attrs, **request.attributes}
+            if foreign_span is not None:
+                foreign_span.set_attributes(frame.span_attrs)
         if url is not None:
             attrs[n.URL_FULL] = url
         inv.start_attrs = None
@@ -464,26 +486,78 @@ class Recorder:
             return model
         return _OTHER
 
-    def _leaf(self, inv: Invocation, model: str | None, error: str | None) -> _Leaf:
-        """The calls of a start entry that answered ``model`` and ended with ``error``: their series (made
-        once per metric key, bounded), price entries and ledger slot (resolved on first use)."""
+    def _leaf(self, inv: Invocation, model: str | None, error: str | None, dims: tuple | None = None) -> _Leaf:
+        """The calls of a start entry that answered ``model`` and ended with ``error`` (and, inside a scope, with
+        its bounded dimensions ``dims``, see ``_scope_dims``): their series (made once per metric key, bounded),
+        price entries and ledger slots (resolved on first use)."""
         entry = inv.entry
         answered = self._model_label(model)
         host, port = entry.server
-        key = (inv.route.operation, entry.provider, entry.asked, answered, host, port, error)
+        key: tuple = (inv.route.operation, entry.provider, entry.asked, answered, host, port, error)
+        if dims is not None and dims[0]:
+            key = (*key, dims[0])  # the scope's metric labels
         series = self._series.get(key)
         if series is None:
             with _LOCK:  # the table is the meter's (see _Tallies): another recorder may add to it
                 series = self._series.get(key)
-                if series is None:  # bounded by the model (max_models) and server (max_servers) labels, errors
+                if series is None:  # bounded by the model, server and scope labels, and errors
                     series = self._series[key] = _Series(key)
         leaf = _Leaf(series)
         ledger = self.ledger
         if ledger is not None and inv.route.operation != FETCH_RESPONSE:
-            leaf.ledger = ledger.slot(entry.provider, inv.request.model or model or "_unknown")
-        if answered is not _OTHER and len(entry.leaves) < _MAX_LEAVES:
-            entry.leaves[(model, error)] = leaf
+            name = inv.request.model or model or "_unknown"
+            leaf.ledger = ledger.slot(entry.provider, name)
+            if dims is not None and (dims[1] is not None or dims[2] is not None):
+                leaf.scoped = ledger.scoped_slot(dims[1], dims[2], entry.provider, name)
+        if answered is not _OTHER:
+            if dims is None:
+                if len(entry.leaves) < _MAX_LEAVES:
+                    entry.leaves[(model, error)] = leaf
+            elif len(entry.scoped) < _MAX_SCOPED_LEAVES:
+                entry.scoped[(model, error, dims)] = leaf
         return leaf
+
+    def _scoped_leaf(self, inv: Invocation, frame: Any, model: str | None, error: str | None) -> _Leaf:
+        """The leaf of a call made inside a scope: by its bounded dimensions (the plain leaf when it has none)."""
+        made = frame.dims
+        dims = made[1] if made is not None and made[0] is self else self._scope_dims(frame)
+        if dims is _NO_DIMS:
+            leaf = inv.entry.leaves.get((model, error))
+            return leaf if leaf is not None else self._leaf(inv, model, error)
+        leaf = inv.entry.scoped.get((model, error, dims))
+        return leaf if leaf is not None else self._leaf(inv, model, error, dims)
+
+    def _scope_dims(self, frame: Any) -> tuple:
+        """A scope's bounded dimensions, once per scope frame and recorder: (its metric labels, as
+        ((otel_llm.scope.<key>, value), ...) over ``scope_labels``; its tenant; its feature), each value past
+        the first ``max_scope_values`` of its key ``_OTHER`` (spans keep the real value)."""
+        values = frame.values
+        labels = tuple((name, self._scope_value(key, values[key])) for key, name in self._label_keys if key in values)
+        tenant = values.get("tenant")
+        feature = values.get("feature")
+        dims = (
+            labels,
+            None if tenant is None else self._scope_value("tenant", tenant),
+            None if feature is None else self._scope_value("feature", feature),
+        )
+        if dims == _NO_DIMS:
+            dims = _NO_DIMS
+        frame.dims = (self, dims)
+        return dims
+
+    def _scope_value(self, key: str, value: str) -> str:
+        """``value`` while ``key`` has fewer than ``max_scope_values`` distinct values (or already has it), else
+        ``_OTHER``."""
+        with _LOCK:
+            seen = self._scope_values.get(key)
+            if seen is None:
+                seen = self._scope_values[key] = set()
+            if value in seen:
+                return value
+            if len(seen) < self._max_scope_values:
+                seen.add(value)
+                return value
+        return _OTHER
 
     def _rate_limits(self, series: _Series, headers: HeaderInfo, now: float) -> None:
         """Headroom gauges per provider, model and endpoint: the last value reported, whatever the call's
@@ -501,9 +575,13 @@ class Recorder:
         now = time.perf_counter()
         error, outcome = self._classify(inv)
         model = inv.info.model
-        leaf = inv.entry.leaves.get((model, error))
-        if leaf is None:
-            leaf = self._leaf(inv, model, error)
+        frame = inv.scope
+        if frame is None:
+            leaf = inv.entry.leaves.get((model, error))
+            if leaf is None:
+                leaf = self._leaf(inv, model, error)
+        else:
+            leaf = self._scoped_leaf(inv, frame, model, error)
         attrs, usage, details = self._answer_attrs(inv, error, outcome)
         output = self._output_content(inv, error, attrs) if self.capture else None
         charged = self._record_points(inv, leaf, attrs, usage, details, error, now)
@@ -513,6 +591,8 @@ class Recorder:
             active.leave()
         self._tally(leaf, usage, details, error, charged)
         self._end_span(inv, attrs, error, output)
+        if frame is not None and frame.rollups and inv.route.operation != FETCH_RESPONSE:
+            _roll_up(frame.rollups, usage, error, charged)
 
     @staticmethod
     def _classify(inv: Invocation) -> tuple[str | None, str | None]:
@@ -639,6 +719,7 @@ class Recorder:
                     charged = self._charge(inv, leaf, attrs, usage, details)
         ttfc = inv.ttfc
         if ttfc is not None:
+            mattrs = series.plain  # timing, not spend: no scope labels
             self.ttfc.record(ttfc, mattrs)
             stamps = inv.stamps
             if stamps is not None and len(stamps) > 1 and self.chunk_timing:  # one point per later chunk: its gap
@@ -745,6 +826,9 @@ class Recorder:
                         slot.reasoning += usage.reasoning_tokens or 0
                         slot.audio_input += usage.audio_input_tokens or 0
                         slot.audio_output += usage.audio_output_tokens or 0
+                scoped = leaf.scoped
+                if scoped is not None:
+                    _add_call(scoped, usage, details, error, charged)
         finally:
             _release()
 
@@ -830,6 +914,13 @@ class Recorder:
 
 
 _UNRESOLVED: Any = object()
+_BAGGAGE_KEY: Any = BAGGAGE_KEY
+# the current OpenTelemetry context, one Python frame fewer than opentelemetry.context.get_current
+_context_now = (
+    getattr(getattr(_otel_context, "_RUNTIME_CONTEXT", None), "get_current", None) or _otel_context.get_current
+)
+_NO_DIMS: tuple = ((), None, None)  # a scope with no label key, tenant or feature: the plain leaves
+_MAX_SCOPED_LEAVES = 1024  # leaves of calls inside scopes kept per start key (by bounded scope dimensions)
 _OTHER = OTHER  # the metric label of a model or server past its bound (compared by identity)
 _MAX_STARTS = 4096  # start keys kept (see Recorder._starts)
 _MAX_LEAVES = 16  # (answering model, error type) leaves kept per start key
@@ -838,6 +929,53 @@ _release = _LOCK.release
 _new = object.__new__
 _PART_IN, _PART_OUT = n.COST_PART_ATTRIBUTES[:2]
 _PART_FEE = n.COST_PART_ATTRIBUTES[5]
+
+
+def _add_call(
+    slot: Any,
+    usage: Usage | None,
+    details: bool,
+    error: str | None,
+    charged: tuple[float, tuple[float, ...] | None, float | None] | None,
+) -> None:
+    """One call added to a (tenant, feature) ledger slot, as ``Recorder._tally`` adds it to its (provider, model)
+    slot (called with the ledger lock held)."""
+    slot.calls += 1
+    if error is not None:
+        slot.errors += 1
+    if charged is not None:
+        slot.cost += charged[0]
+    elif error is None:
+        slot.unpriced += 1
+    if usage is not None:
+        if usage.input_tokens:
+            slot.input += usage.input_tokens
+        if usage.output_tokens:
+            slot.output += usage.output_tokens
+        if details:
+            slot.cache_read += usage.cache_read_tokens or 0
+            slot.cache_write += usage.cache_write_tokens or 0
+            slot.reasoning += usage.reasoning_tokens or 0
+            slot.audio_input += usage.audio_input_tokens or 0
+            slot.audio_output += usage.audio_output_tokens or 0
+
+
+def _roll_up(
+    rollups: tuple[Any, ...],
+    usage: Usage | None,
+    error: str | None,
+    charged: tuple[float, tuple[float, ...] | None, float | None] | None,
+) -> None:
+    """A call finished inside scopes: add it to each level's roll-up (whatever fails here, the call is done)."""
+    tin = (usage.input_tokens or 0) if usage is not None else 0
+    tout = (usage.output_tokens or 0) if usage is not None else 0
+    cost = charged[0] if charged is not None else None
+    failed = error is not None
+    for rollup in rollups:
+        try:
+            rollup.add(failed, cost, tin, tout)
+        except Exception:
+            log.debug("otel_llm: rolling a call up onto its scope's span failed", exc_info=True)
 
 
 def _has_details(usage: Usage | None) -> bool:
@@ -890,7 +1028,7 @@ class _Start:
     """What every call with the same route, provider, layer, model, server and stream flag shares: the span's
     fixed start attributes and name, the in-flight tally, and per (answering model, error type) a leaf."""
 
-    __slots__ = ("active", "asked", "fixed", "leaves", "name", "price_host", "provider", "route", "server")
+    __slots__ = ("active", "asked", "fixed", "leaves", "name", "price_host", "provider", "route", "scoped", "server")
 
     def __init__(
         self,
@@ -911,6 +1049,7 @@ class _Start:
         self.price_host = price_host  # the server the price book is asked about
         self.name = ""
         self.leaves: dict[tuple, _Leaf] = {}
+        self.scoped: dict[tuple, _Leaf] = {}  # (answering model, error type, scope dimensions) -> leaf
 
 
 class _InFlight:
@@ -943,7 +1082,7 @@ class _Leaf:
     """Calls of one start entry that answered one model with one error type: their series, the price entries
     of the answering and the asked model (resolved on first use), and their spend-ledger slot."""
 
-    __slots__ = ("asked_price", "fast", "ledger", "price", "series")
+    __slots__ = ("asked_price", "fast", "ledger", "price", "scoped", "series")
 
     def __init__(self, series: _Series) -> None:
         self.series = series
@@ -951,16 +1090,17 @@ class _Leaf:
         self.price: Any = _UNRESOLVED
         self.asked_price: Any = _UNRESOLVED
         self.ledger: Any = None
+        self.scoped: Any = None  # the ledger's (tenant, feature, provider, model) slot, inside a scope
 
 
 class _Series:
     """One metric series (operation, provider, models, server, error type): the attribute sets of its points,
     made once, and its in-process cost tallies (read by the observable counters, see ``_Tallies``)."""
 
-    __slots__ = ("_extra", "attrs", "listed", "m_in", "m_out", "part_totals", "rl_last")
+    __slots__ = ("_extra", "attrs", "listed", "m_in", "m_out", "part_totals", "plain", "rl_last")
 
     def __init__(self, key: tuple) -> None:
-        operation, provider, asked, answered, host, port, error = key
+        operation, provider, asked, answered, host, port, error = key[:7]
         attrs: dict[str, Any] = {n.OPERATION: operation, n.PROVIDER: provider}
         if asked is not None:
             attrs[n.REQUEST_MODEL] = asked
@@ -972,6 +1112,9 @@ class _Series:
                 attrs[n.SERVER_PORT] = port
         if error is not None:
             attrs[n.ERROR_TYPE] = error
+        self.plain = attrs  # without scope labels: the timing histograms' and rate-limit gauges'
+        if len(key) > 7:  # the scope's bounded labels (spend-related metrics)
+            attrs = {**attrs, **dict(key[7])}
         self.attrs = attrs
         self.m_in = {**attrs, n.TOKEN_TYPE: "input"}
         self.m_out = {**attrs, n.TOKEN_TYPE: "output"}
@@ -992,7 +1135,7 @@ class _Series:
         """A rate-limit gauge's attributes: the series' without response model and error type, plus the resource."""
         attrs = self._extra.get((n.RATE_LIMIT_RESOURCE, resource))
         if attrs is None:
-            attrs = {k: v for k, v in self.attrs.items() if k not in _NOT_ON_GAUGES}
+            attrs = {k: v for k, v in self.plain.items() if k not in _NOT_ON_GAUGES}
             attrs[n.RATE_LIMIT_RESOURCE] = resource
             self._extra[(n.RATE_LIMIT_RESOURCE, resource)] = attrs
         return attrs

@@ -27,6 +27,8 @@ __all__ = [
     "ModelRow",
     "Report",
     "ReportError",
+    "TENANT_COLUMNS",
+    "TenantRow",
     "add_in_flight",
     "from_metrics",
     "from_prometheus",
@@ -99,6 +101,22 @@ class ModelRow:
         return self.list_cost_usd - (self.relay_billed_usd or 0.0)
 
 
+TENANT_COLUMNS = ("tenant", "requests", "error %", "input tok", "output tok", "unpriced", "cost", "share")
+"""The per-tenant table's columns (calls made inside ``otel_llm.scope(tenant=...)`` or under tenant baggage;
+``-``: calls with no tenant; ``_OTHER``: tenants past ``max_scope_values``)."""
+
+
+@dataclass
+class TenantRow:
+    tenant: str
+    requests: int = 0
+    errors: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    unpriced: int = 0
+    cost_usd: float = 0.0
+
+
 @dataclass
 class Report:
     rows: list[ModelRow]
@@ -108,6 +126,8 @@ class Report:
     source: str = ""
     window: str = ""
     generated_at: float = field(default_factory=time.time)
+    # per tenant, most expensive first; empty when no call carried a tenant label
+    tenants: list[TenantRow] = field(default_factory=list)
 
     @property
     def total_cost(self) -> float:
@@ -143,6 +163,20 @@ class Report:
             "-" if row.list_cost_usd is None else f"${row.list_cost_usd:.4f}",
             "-" if row.savings_usd is None else f"${row.savings_usd:.4f}",
             f"{self.share(row):.1f}%",
+        ]
+
+    def tenant_cells(self, row: TenantRow) -> list[str]:
+        """One per-tenant row as text, in the order of ``TENANT_COLUMNS``."""
+        total = self.total_cost
+        return [
+            row.tenant,
+            f"{row.requests:,}",
+            f"{100.0 * row.errors / row.requests if row.requests else 0.0:.1f}%",
+            f"{row.input_tokens:,}",
+            f"{row.output_tokens:,}",
+            f"{row.unpriced:,}",
+            f"${row.cost_usd:.4f}",
+            f"{100.0 * row.cost_usd / total if total else 0.0:.1f}%",
         ]
 
     def as_dict(self) -> dict[str, Any]:
@@ -182,6 +216,14 @@ def from_metrics(metrics_data: Any, source: str = "in-process metrics") -> Repor
     rows: dict[tuple[str, str], ModelRow] = {}
     hist: dict[tuple[str, tuple[str, str]], tuple[list[float], list[float]]] = {}
     errors: dict[str, int] = defaultdict(int)
+    tenants: dict[str, TenantRow] = {}
+
+    def tenant(attrs: Any) -> TenantRow:
+        name = str(attrs.get(n.SCOPE_TENANT, "-"))
+        r = tenants.get(name)
+        if r is None:
+            r = tenants[name] = TenantRow(name)
+        return r
 
     def row(attrs: Any) -> ModelRow:
         key = (str(attrs.get(n.REQUEST_MODEL, "?")), str(attrs.get(n.PROVIDER, "?")))
@@ -207,9 +249,12 @@ def from_metrics(metrics_data: Any, source: str = "in-process metrics") -> Repor
                     if metric.name == n.DURATION:
                         r = row(a)
                         r.requests += p.count
+                        t = tenant(a)
+                        t.requests += p.count
                         err = a.get(n.ERROR_TYPE)
                         if err:
                             r.errors += p.count
+                            t.errors += p.count
                             errors[str(err)] += p.count
                         add_hist(metric.name, (r.model, r.provider), p)
                     elif metric.name == n.TIME_TO_FIRST_CHUNK:
@@ -219,12 +264,15 @@ def from_metrics(metrics_data: Any, source: str = "in-process metrics") -> Repor
                         r = row(a)
                         if a.get(n.TOKEN_TYPE) == "input":
                             r.input_tokens += int(p.sum)
+                            tenant(a).input_tokens += int(p.sum)
                         elif a.get(n.TOKEN_TYPE) == "output":
                             r.output_tokens += int(p.sum)
+                            tenant(a).output_tokens += int(p.sum)
                     elif metric.name == n.TOKEN_DETAIL and a.get(n.TOKEN_TYPE) == "cache_read":
                         row(a).cached_tokens += int(p.value)
                     elif metric.name == n.COST:
                         row(a).cost_usd += float(p.sum)
+                        tenant(a).cost_usd += float(p.sum)
                     elif metric.name == n.TOKEN_COST:
                         r = row(a)
                         kind = str(a.get(n.TOKEN_TYPE, "?"))
@@ -237,6 +285,7 @@ def from_metrics(metrics_data: Any, source: str = "in-process metrics") -> Repor
                         r.relay_billed_usd = (r.relay_billed_usd or 0.0) + float(p.value)
                     elif metric.name == n.UNPRICED:
                         row(a).unpriced += int(p.value)
+                        tenant(a).unpriced += int(p.value)
     for (name, key), (bounds, counts) in hist.items():
         r = rows[key]
         if name == n.DURATION:
@@ -244,7 +293,14 @@ def from_metrics(metrics_data: Any, source: str = "in-process metrics") -> Repor
         else:
             r.ttfc_p50_s, r.ttfc_p95_s = (quantile(q, bounds, counts) for q in (0.5, 0.95))
     ordered = sorted(rows.values(), key=lambda r: (-r.cost_usd, -r.requests, r.model))
-    return Report(ordered, dict(errors), source=source)
+    return Report(ordered, dict(errors), source=source, tenants=_tenant_rows(tenants))
+
+
+def _tenant_rows(tenants: dict[str, TenantRow]) -> list[TenantRow]:
+    """Most expensive first; none at all when no call carried a tenant (only the "-" row)."""
+    if set(tenants) <= {"-"}:
+        return []
+    return sorted(tenants.values(), key=lambda r: (-r.cost_usd, -r.requests, r.tenant))
 
 
 def in_flight(metrics_data: Any) -> dict[tuple[str, str], float]:
@@ -415,7 +471,47 @@ def from_prometheus(base: str, window: str = "1h", selector: str = "") -> Report
     for item in _query_range(base, f"sum by ({m}) ({n.PROM_ACTIVE_OPERATIONS}{sel})", end - span, end, step):
         points = [(float(t), float(v)) for t, v in item.get("values", []) if v not in ("NaN", "+Inf", "-Inf")]
         in_flight[item["metric"].get(m, "?")] = points
-    return Report(rows, errors_by, series, in_flight, source=base, window=window)
+    tenants = _prometheus_tenants(base, sel, err_sel, selector, window)
+    return Report(rows, errors_by, series, in_flight, source=base, window=window, tenants=tenants)
+
+
+def _prometheus_tenants(base: str, sel: str, err_sel: str, selector: str, window: str) -> list[TenantRow]:
+    """The per-tenant rows from the ``otel_llm_scope_tenant`` label (a series without it: tenant "-")."""
+    label = n.PROM_LABELS[n.SCOPE_TENANT]
+    tok_label = n.PROM_LABELS[n.TOKEN_TYPE]
+
+    def vec(promql: str) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for item in _query(base, promql):
+            try:
+                value = float(item["value"][1])
+            except (KeyError, IndexError, ValueError):
+                continue
+            if not math.isnan(value):
+                out[item["metric"].get(label) or "-"] = value
+        return out
+
+    requests = vec(f"sum by ({label}) (increase({n.PROM_DURATION}_count{sel}[{window}]))")
+    errs = vec(f"sum by ({label}) (increase({n.PROM_DURATION}_count{err_sel}[{window}]))")
+    tokens = {}
+    for kind in ("input", "output"):
+        tsel = "{" + ",".join(x for x in (selector, f'{tok_label}="{kind}"') if x) + "}"
+        tokens[kind] = vec(f"sum by ({label}) (increase({n.PROM_TOKEN_USAGE}_sum{tsel}[{window}]))")
+    cost = vec(f"sum by ({label}) (increase({n.PROM_COST}_sum{sel}[{window}]))")
+    unpriced = vec(f"sum by ({label}) (increase({n.PROM_UNPRICED}{sel}[{window}]))")
+    rows = {
+        name: TenantRow(
+            name,
+            requests=round(count),
+            errors=round(errs.get(name, 0.0)),
+            input_tokens=round(tokens["input"].get(name, 0.0)),
+            output_tokens=round(tokens["output"].get(name, 0.0)),
+            unpriced=round(unpriced.get(name, 0.0)),
+            cost_usd=cost.get(name, 0.0),
+        )
+        for name, count in requests.items()
+    }
+    return _tenant_rows(rows)
 
 
 def _scaled(parts: dict[str, float], total: float) -> dict[str, float]:
@@ -584,6 +680,18 @@ def render_html(report: Report, title: str = "otel-llm report") -> str:
         else "<p>No errors in this window.</p>"
     )
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(report.generated_at))
+    tenants_html = (
+        "<h2>Spend by tenant</h2><table><thead><tr>"
+        + "".join(f"<th>{html.escape(c)}</th>" for c in TENANT_COLUMNS)
+        + "</tr></thead><tbody>"
+        + "\n".join(
+            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in report.tenant_cells(r)) + "</tr>"
+            for r in report.tenants
+        )
+        + "</tbody></table>"
+        if report.tenants
+        else ""
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
@@ -600,6 +708,7 @@ h2{{margin-top:1.6em}}.l{{font-size:13px}}.v{{font-size:12px;fill:#444}}
  · {sum(r.requests for r in report.rows)} requests</p>
 <table><thead><tr>{"".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)}</tr></thead>
 <tbody>{rows_html}</tbody></table>
+{tenants_html}
 <div class="grid"><section><h2>Latency</h2>{latency}</section>
 <section><h2>Time to first chunk</h2>{ttfc}</section></div>
 <div class="grid"><section><h2>Spend share</h2>{share}</section>

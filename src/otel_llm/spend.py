@@ -25,6 +25,12 @@ per-(provider, model) slot; after a key's first call it allocates nothing. At mo
 :data:`MAX_KEYS` distinct (provider, model) keys are kept; calls for further keys are added under
 ``(provider, "_OTHER")`` (and, should provider names themselves run away, under
 ``("_OTHER", "_OTHER")`` once :data:`MAX_KEYS` + :data:`MAX_OVERFLOW_KEYS` slots exist).
+
+Tenants and features: a call made inside ``otel_llm.scope(tenant=..., feature=...)`` (or under baggage
+that names them) is also added to a (tenant, feature, provider, model) slot; ``otel_llm.spend(tenant="acme")``
+reads those (``LEDGER.snapshot(tenant=..., feature=...)``). Tenant and feature values are the bounded ones
+of the metric labels (past ``max_scope_values`` distinct values of a key: ``"_OTHER"``), and at most
+:data:`MAX_SCOPED_KEYS` such slots are kept (then everything new goes to ``("_OTHER",) * 4``).
 """
 
 from __future__ import annotations
@@ -35,7 +41,18 @@ from typing import Any
 
 from otel_llm._parsers.usage import Usage
 
-__all__ = ["LEDGER", "LOCK", "MAX_KEYS", "MAX_OVERFLOW_KEYS", "OTHER", "ModelSpend", "Spend", "SpendLedger"]
+__all__ = [
+    "LEDGER",
+    "LOCK",
+    "MAX_KEYS",
+    "MAX_OVERFLOW_KEYS",
+    "MAX_SCOPED_KEYS",
+    "OTHER",
+    "ModelSpend",
+    "ScopeSpend",
+    "Spend",
+    "SpendLedger",
+]
 
 LOCK = threading.RLock()
 """The one lock of the in-process tallies: every ledger's, and the recorder's metric tallies (so that a call
@@ -50,6 +67,10 @@ MAX_KEYS = 1000
 
 MAX_OVERFLOW_KEYS = 100
 """Extra ``(provider, "_OTHER")`` slots allowed before everything new goes to ``("_OTHER", "_OTHER")``."""
+
+MAX_SCOPED_KEYS = 20000
+"""Distinct (tenant, feature, provider, model) keys a ledger keeps before adding calls of new ones under
+``("_OTHER", "_OTHER", "_OTHER", "_OTHER")``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +110,20 @@ def _sum(provider: str, model: str, parts: tuple[ModelSpend, ...]) -> ModelSpend
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ScopeSpend:
+    """What one (tenant, feature) has cost (``None``: calls whose scope named no tenant, or no feature)."""
+
+    tenant: str | None
+    feature: str | None
+    calls: int
+    unpriced_calls: int
+    errors: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+
+
 @dataclass(frozen=True)
 class Spend:
     """A consistent copy of a ledger at one moment."""
@@ -98,6 +133,28 @@ class Spend:
     total_usd: float
     calls: int
     unpriced_calls: int
+    scopes: tuple[ScopeSpend, ...] = ()
+    """Every (tenant, feature) seen, most expensive first (in the unfiltered snapshot; empty in a filtered one)."""
+
+    def by_tenant(self) -> tuple[ScopeSpend, ...]:
+        """Each tenant's totals over its features (``feature`` is ``"*"``), most expensive first."""
+        tenants: dict[str | None, list[ScopeSpend]] = {}
+        for s in self.scopes:
+            tenants.setdefault(s.tenant, []).append(s)
+        out = [
+            ScopeSpend(
+                tenant,
+                "*",
+                sum(p.calls for p in parts),
+                sum(p.unpriced_calls for p in parts),
+                sum(p.errors for p in parts),
+                sum(p.input_tokens for p in parts),
+                sum(p.output_tokens for p in parts),
+                sum(p.cost_usd for p in parts),
+            )
+            for tenant, parts in tenants.items()
+        ]
+        return tuple(sorted(out, key=lambda s: (-s.cost_usd, -s.calls, s.tenant or "")))
 
     def by_model(self, model: str) -> ModelSpend | None:
         """Spend on ``model`` summed over the providers that served it; ``None`` if it was never called.
@@ -120,12 +177,15 @@ class Spend:
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable data."""
-        return {
+        out: dict[str, Any] = {
             "total_usd": self.total_usd,
             "calls": self.calls,
             "unpriced_calls": self.unpriced_calls,
             "models": [asdict(m) for m in self.models],
         }
+        if self.scopes:  # calls made inside scopes: per (tenant, feature)
+            out["scopes"] = [asdict(s) for s in self.scopes]
+        return out
 
 
 class _Slot:
@@ -168,6 +228,9 @@ class SpendLedger:
         self._slots: dict[tuple[str, str], _Slot] = {}
         self._max_keys = max_keys
         self._max_all = max_keys + max_overflow_keys
+        # (tenant, feature, provider, model) -> its slot: calls made inside a scope (see the module docstring)
+        self._scoped: dict[tuple[str | None, str | None, str, str], _Slot] = {}
+        self._max_scoped = MAX_SCOPED_KEYS
 
     def add(self, provider: str, model: str, usage: Usage | None, cost: float | None, *, error: bool = False) -> None:
         """Count one call (see the module docstring for what goes where)."""
@@ -209,6 +272,20 @@ class SpendLedger:
                 slot = self._new_slot(provider, key)
             return slot
 
+    def scoped_slot(self, tenant: str | None, feature: str | None, provider: str, model: str) -> _Slot:
+        """The live slot of the calls of (provider, model) made for (tenant, feature), bounded by
+        :data:`MAX_SCOPED_KEYS`; the recorder adds to it under :data:`LOCK` beside the (provider, model) one."""
+        key = (tenant, feature, provider, model)
+        with self._lock:
+            slot = self._scoped.get(key)
+            if slot is None:
+                if len(self._scoped) >= self._max_scoped:
+                    key = (OTHER, OTHER, OTHER, OTHER)
+                    slot = self._scoped.get(key)
+                if slot is None:
+                    slot = self._scoped[key] = _Slot()
+            return slot
+
     def _new_slot(self, provider: str, key: tuple[str, str]) -> _Slot:
         """The slot for a key seen for the first time (called with the lock held)."""
         slots = self._slots
@@ -222,34 +299,42 @@ class SpendLedger:
         slot = slots[key] = _Slot()
         return slot
 
-    def snapshot(self) -> Spend:
-        """A consistent copy of every total."""
+    def snapshot(self, tenant: str | None = None, feature: str | None = None) -> Spend:
+        """A consistent copy of every total; with ``tenant`` and/or ``feature``, of the calls made for them only
+        (per provider and model, summed over the other dimension; empty when never seen)."""
+        scoped = tenant is not None or feature is not None
         with self._lock:
-            rows = [
-                (
-                    provider,
-                    model,
-                    s.calls,
-                    s.unpriced,
-                    s.errors,
-                    s.input,
-                    s.output,
-                    s.cache_read,
-                    s.cache_write,
-                    s.reasoning,
-                    s.cost,
-                    s.audio_input,
-                    s.audio_output,
-                )
-                for (provider, model), s in self._slots.items()
-                if s.calls
-            ]
-        models = sorted((ModelSpend(*row) for row in rows), key=lambda m: (-m.cost_usd, -m.calls, m.provider, m.model))
+            if not scoped:
+                items = [(key, _row(s)) for key, s in self._slots.items() if s.calls]
+                by_scope: dict[tuple[str | None, str | None], list[int | float]] = {}
+                for (t, f, _, _), s in self._scoped.items():
+                    if s.calls:
+                        row = by_scope.setdefault((t, f), [0, 0, 0, 0, 0, 0.0])
+                        for i, v in enumerate((s.calls, s.unpriced, s.errors, s.input, s.output, s.cost)):
+                            row[i] += v
+            else:
+                sums: dict[tuple[str, str], list[int | float]] = {}
+                for (t, f, provider, model), s in self._scoped.items():
+                    if s.calls and (tenant is None or t == tenant) and (feature is None or f == feature):
+                        row = sums.setdefault((provider, model), [0] * 8 + [0.0, 0, 0])
+                        for i, v in enumerate(_row(s)):
+                            row[i] += v
+                items = [(key, tuple(v)) for key, v in sums.items()]
+                by_scope = {}
+        models = sorted(
+            (ModelSpend(provider, model, *row) for (provider, model), row in items),  # type: ignore[arg-type]
+            key=lambda m: (-m.cost_usd, -m.calls, m.provider, m.model),
+        )
+        scopes = sorted(
+            (ScopeSpend(t, f, *row) for (t, f), row in by_scope.items()),  # type: ignore[arg-type]
+            key=lambda s: (-s.cost_usd, -s.calls, s.tenant or "", s.feature or ""),
+        )
         return Spend(
             models=tuple(models),
             total_usd=sum(m.cost_usd for m in models),
             calls=sum(m.calls for m in models),
             unpriced_calls=sum(m.unpriced_calls for m in models),
+            scopes=tuple(scopes),
         )
 
     def reset(self) -> None:
@@ -258,6 +343,25 @@ class SpendLedger:
         with self._lock:
             for slot in self._slots.values():
                 slot.__init__()  # type: ignore[misc]
+            for slot in self._scoped.values():
+                slot.__init__()  # type: ignore[misc]
+
+
+def _row(s: _Slot) -> tuple[int | float, ...]:
+    """A slot's totals in the order of ``ModelSpend``'s fields after provider and model."""
+    return (
+        s.calls,
+        s.unpriced,
+        s.errors,
+        s.input,
+        s.output,
+        s.cache_read,
+        s.cache_write,
+        s.reasoning,
+        s.cost,
+        s.audio_input,
+        s.audio_output,
+    )
 
 
 LEDGER = SpendLedger()
