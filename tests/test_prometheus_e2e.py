@@ -25,15 +25,12 @@ from typing import Any
 import pytest
 import yaml
 
-import otel_llm
 from otel_llm.fakeprovider import FakeProvider
 
 ROOT = Path(__file__).resolve().parent.parent
 QUIET_S = 12
 # The workload makes some calls inside attribution scopes where otel_llm has them (issue #28); the rest of the
 # traffic, and all of it before, is outside any scope.
-SCOPED = hasattr(otel_llm, "scope")
-SCOPED_NEEDS = {"tenant_budget"}
 
 
 def _free_port() -> int:
@@ -192,8 +189,6 @@ def test_every_dashboard_query_and_alert_expression_returns_data(stack: dict[str
         expr = q["expr"]
         if q["source"] == "alert_rule" and q["alert"] == "LLMTrafficStopped":
             continue  # its signal is "no traffic lately": checked by the alert test below
-        if not SCOPED and SCOPED_NEEDS & set(q["needs"]):
-            continue  # needs calls inside scopes: test_scoped_spend_... below
         if not _query(base, expr):
             empty.append(f"{q['id']}: {expr}")
     assert empty == [], "queries without data:\n" + "\n".join(empty)
@@ -222,7 +217,7 @@ def test_the_alerts_fire_in_prometheus_rule_evaluation(stack: dict[str, Any]) ->
         "LLMModelDailySpendOverBudget",
         "LLMUnpricedCalls",
         "LLMTrafficStopped",
-    } | ({"LLMTenantDailySpendOverBudget"} if SCOPED else set())
+    } | {"LLMTenantDailySpendOverBudget"}
     firing: set[str] = set()
 
     def all_firing() -> bool:
@@ -246,7 +241,7 @@ def test_the_alerts_fire_in_prometheus_rule_evaluation(stack: dict[str, Any]) ->
     tenant_alerts = [a["labels"] for a in alerts if a["labels"]["alertname"] == "LLMTenantDailySpendOverBudget"]
     by_tenant = {x["otel_llm_scope_tenant"]: x["tenant_budget"] for x in tenant_alerts}
     # each scoped tenant against its own budget (acme, globex) or the default one (initech); unscoped calls none
-    assert by_tenant == ({"acme": "acme", "globex": "globex", "initech": "*"} if SCOPED else {})
+    assert by_tenant == {"acme": "acme", "globex": "globex", "initech": "*"}
     groups = _get(base + "/api/v1/rules")["data"]["groups"]
     assert all(r.get("keepFiringFor") for g in groups for r in g["rules"] if r["type"] == "alerting")
 
@@ -357,8 +352,6 @@ def test_tenant_and_feature_filters_match_calls_made_outside_any_scope(stack: di
 
 
 def test_scoped_spend_shows_by_tenant_and_feature_and_against_the_budgets(stack: dict[str, Any]) -> None:
-    if not SCOPED:
-        pytest.skip("this otel_llm has no attribution scopes (otel_llm.scope, issue #28)")
     base = stack["base"]
     _wait(lambda: _query(base, 'gen_ai_client_operation_cost_USD_sum{otel_llm_scope_tenant="acme"}'), 60, "scoped")
     tenants = {r["metric"]["otel_llm_scope_tenant"] for r in _query(base, _panel_query("Top 10 tenants")["expr"])}

@@ -30,7 +30,7 @@ import yaml
 
 from otel_llm import _names as n
 from otel_llm.fakeprovider import FakeProvider
-from tests.test_prometheus_e2e import QUIET_S, SCOPED, SCOPED_NEEDS, _test_rules
+from tests.test_prometheus_e2e import QUIET_S, _test_rules
 
 ROOT = Path(__file__).resolve().parent.parent
 COLLECTOR = ROOT / "collector"
@@ -419,8 +419,6 @@ def test_every_dashboard_query_and_alert_expression_returns_data_through_the_col
     for q in queries:
         if q["source"] == "alert_rule" and q.get("alert") == "LLMTrafficStopped":
             continue  # "no traffic lately": the alert test below waits for it
-        if not SCOPED and SCOPED_NEEDS & set(q["needs"]):
-            continue  # needs calls inside attribution scopes (otel_llm.scope)
         if not _query(prom, q["expr"]):
             empty.append(f"{q['id']}: {q['expr']}")
     assert empty == [], "queries without data through the Collector:\n" + "\n".join(empty)

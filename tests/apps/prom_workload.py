@@ -1,7 +1,7 @@
 """A bounded instrumented workload for the Prometheus end-to-end test; then serves metrics until killed.
 
 It ends with three streams held open together for a few scrapes: the peak of calls in flight is 3.
-Where otel_llm has attribution scopes, some calls are made inside scopes of three tenants (two with budgets
+Some calls are made inside scopes of three tenants (two with budgets
 in collector/config.yaml, one without); the rest, outside any scope, carry no tenant or feature label.
 
 Set up by env vars only (OTEL_METRICS_EXPORTER=prometheus, OTEL_EXPORTER_PROMETHEUS_HOST/PORT), like a user.
@@ -22,7 +22,6 @@ import openai  # noqa: E402
 
 base = os.environ["PROVIDER_URL"]
 client = openai.OpenAI(base_url=base + "/v1", api_key="sk-e2e", max_retries=0)
-scope = getattr(otel_llm, "scope", None)  # attribution scopes (issue #28), where this otel_llm has them
 print("ready", flush=True)
 sys.stdin.readline()  # the test says go once Prometheus scrapes us, so that rates see the traffic
 msg = [{"role": "user", "content": "Explain the difference between latency and throughput for a service team."}]
@@ -44,10 +43,9 @@ for _round in range(4):
         headers={"x-api-key": "k", "anthropic-version": "2023-06-01"},
     )
     client.embeddings.create(model="text-embedding-3-small", input="hello")
-    if scope is not None:
-        for tenant, feature in (("acme", "search"), ("globex", "chat"), ("initech", "search")):
-            with scope(tenant=tenant, feature=feature):
-                client.chat.completions.create(model="gpt-4.1", messages=msg)
+    for tenant, feature in (("acme", "search"), ("globex", "chat"), ("initech", "search")):
+        with otel_llm.scope(tenant=tenant, feature=feature):
+            client.chat.completions.create(model="gpt-4.1", messages=msg)
     # billed by a relay: a reported cost below list price, so list price and savings are recorded
     client.chat.completions.create(model="gpt-4.1", messages=msg, extra_headers={"x-fake-relay-cost": "0.000001"})
 
