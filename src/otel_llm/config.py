@@ -44,6 +44,7 @@ OPTIONS = {
     "redact_query_params": "OTEL_LLM_REDACT_QUERY_PARAMS",
     "chunk_timing": "OTEL_LLM_CHUNK_TIMING",
     "rate_limit_interval": "OTEL_LLM_RATE_LIMIT_INTERVAL",
+    "token_metrics": "OTEL_LLM_TOKEN_METRICS",
 }
 """Every option of ``instrument()`` and the environment variable that sets it when the option is not given."""
 
@@ -135,6 +136,17 @@ def _capture(name: str, raw: Any) -> tuple[bool, bool]:
     return _CONTENT_MODES[v]
 
 
+def _token_metrics(name: str, raw: Any) -> str:
+    from ._names import TOKEN_METRICS_FORMS
+
+    v = str(raw).strip().lower()
+    if v not in TOKEN_METRICS_FORMS:
+        raise ConfigError(
+            f"{name}={raw!r}: expected {', '.join(TOKEN_METRICS_FORMS[:-1])} or {TOKEN_METRICS_FORMS[-1]}"
+        )
+    return v
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """``capture_content`` is True when any content is recorded (on spans, events or both): the parsers then
@@ -159,6 +171,9 @@ class Config:
     redact_query_params: frozenset[str] = frozenset()
     chunk_timing: bool = True  # one time-per-output-chunk point per chunk of a stream (the conventions ask for it)
     rate_limit_interval: float = 1.0  # seconds between two sets of one rate-limit gauge series (a 429's: always)
+    # token metrics: the gen_ai.client.token.usage histogram, the GenAI repo's gen_ai.client.inference.usage.*
+    # counters by gen_ai.token.modality, or both (_names.TOKEN_METRICS_FORMS)
+    token_metrics: str = "histogram"
 
     @classmethod
     def load(cls, options: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Config:
@@ -196,6 +211,8 @@ class Config:
                 kwargs[opt] = _param_names(name, value)
             elif opt == "prices":
                 kwargs[opt] = value
+            elif opt == "token_metrics":
+                kwargs[opt] = _token_metrics(name, value)
         if "emit_event" not in kwargs:
             kwargs["emit_event"] = kwargs.get("content_on_event", False)
         return cls(**kwargs)
