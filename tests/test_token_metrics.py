@@ -380,7 +380,7 @@ def test_token_counters_count_streams_async_calls_and_raw_clients(
     provider: FakeProvider, instrument: Callable[..., Telemetry]
 ) -> None:
     """A stream with usage counts its tokens, one without usage and a refused call count 0 with modality
-    unknown; async and raw httpx calls count like the openai client's."""
+    unknown; async and raw httpx calls count like the openai client's; an embedding counts its input only."""
     import asyncio
 
     t = instrument(token_metrics="counters", include_usage=False)
@@ -407,6 +407,7 @@ def test_token_counters_count_streams_async_calls_and_raw_clients(
         headers={"authorization": "Bearer sk-test", "x-fake-fault": "429"},
     )
     assert raw.status_code == 429
+    embedded = c.embeddings.create(model="text-embedding-3-small", input="hello")
     port = provider.port
     points = {name: _points(t, name) for name in COUNTERS}
     mini = _series("gpt-4.1-mini", "gpt-4.1-mini-2025-04-14", port, gen_ai__token__modality="unknown")
@@ -416,7 +417,10 @@ def test_token_counters_count_streams_async_calls_and_raw_clients(
     for name, total in ((n.INFERENCE_USAGE_INPUT, "prompt_tokens"), (n.INFERENCE_USAGE_OUTPUT, "completion_tokens")):
         assert (mini, 0) in points[name] and (refused, 0) in points[name], points[name]
         assert (g41, getattr(usage, total) + getattr(aresult.usage, total)) in points[name], points[name]
-        assert len(points[name]) == 3
+    embeddings = [(a, v) for a, v in points[n.INFERENCE_USAGE_INPUT] if a["gen_ai.operation.name"] == "embeddings"]
+    assert [(a[n.TOKEN_MODALITY], v) for a, v in embeddings] == [("text", embedded.usage.prompt_tokens)]
+    assert len(points[n.INFERENCE_USAGE_INPUT]) == 4  # an embedding has no output tokens: no output point
+    assert len(points[n.INFERENCE_USAGE_OUTPUT]) == 3
 
 
 def test_the_prometheus_exporter_names_the_token_counters_as_the_dashboards_expect(provider: FakeProvider) -> None:

@@ -904,9 +904,9 @@ _USAGE_COUNTERS = (
 
 def _count_tokens(series: _Series, usage: Usage | None, details: bool) -> None:
     """Add a call's tokens to its series' token-counter totals (called with the lock held). Input and output by
-    modality: audio from the usage's audio details, the rest text; a count the usage lacks (no usage at all: a
-    failed call, an invalid usage, a stream without usage) adds 0 with modality unknown. Cache reads, cache writes
-    and reasoning (text) only when reported."""
+    modality: audio from the usage's audio details, the rest text (a count the usage lacks, such as an embedding's
+    output, adds nothing); a call without usage (failed, an invalid usage, a stream without usage) adds 0 with
+    modality unknown to both. Cache reads, cache writes and reasoning (text) only when reported."""
     counts = series.counts
     if counts is None:
         counts = series.counts = {}
@@ -918,21 +918,16 @@ def _count_tokens(series: _Series, usage: Usage | None, details: bool) -> None:
     tin = usage.input_tokens
     tout = usage.output_tokens
     if not details:  # the common call: text only
-        if tin is None:
-            counts[_IN_UNKNOWN] = get(_IN_UNKNOWN, 0)
-        else:
+        if tin is not None:
             counts[_IN_TEXT] = get(_IN_TEXT, 0) + tin
-        if tout is None:
-            counts[_OUT_UNKNOWN] = get(_OUT_UNKNOWN, 0)
-        else:
+        if tout is not None:
             counts[_OUT_TEXT] = get(_OUT_TEXT, 0) + tout
         return
-    for total, audio, i_text, i_audio, i_unknown in (
-        (tin, usage.audio_input_tokens, _IN_TEXT, _IN_AUDIO, _IN_UNKNOWN),
-        (tout, usage.audio_output_tokens, _OUT_TEXT, _OUT_AUDIO, _OUT_UNKNOWN),
+    for total, audio, i_text, i_audio in (
+        (tin, usage.audio_input_tokens, _IN_TEXT, _IN_AUDIO),
+        (tout, usage.audio_output_tokens, _OUT_TEXT, _OUT_AUDIO),
     ):
         if total is None:
-            counts[i_unknown] = get(i_unknown, 0)
             continue
         if audio and total > 0:
             audio = audio if audio < total else total  # a part of the total, never more than it
