@@ -656,8 +656,9 @@ class Recorder:
         self, inv: Invocation, leaf: _Leaf, attrs: dict[str, Any], usage: Usage | None, details: bool
     ) -> tuple[float, tuple[float, ...] | None, float | None] | None:
         """Price the call: its cost point and span attributes, or an unpriced count with its reason (no usage, a
-        model the price tables lack). A model priced at fixed list rates, input and output only, is charged
-        inline (``_fast_rates``: the same arithmetic as ``pricing.charge``)."""
+        model the price tables lack). A model priced at fixed list rates is charged inline after its first call
+        (``_fast_rates``: the same arithmetic as ``pricing.charge``; a usage with cache, reasoning or audio tokens
+        split by ``pricing._parts`` itself)."""
         series = leaf.series
         relay = inv.info.relay_cost
         if relay is None and inv.headers is not None:
@@ -718,15 +719,26 @@ class Recorder:
         slot = leaf.ledger
         _acquire()
         try:
-            if details and error is None:  # a failed call's details are not counted (as its tokens are not)
-                totals_d = series.details
-                if totals_d is None:
-                    totals_d = series.details = [0, 0, 0, 0, 0]
-                totals_d[0] += usage.cache_read_tokens or 0  # type: ignore[union-attr]
-                totals_d[1] += usage.cache_write_tokens or 0  # type: ignore[union-attr]
-                totals_d[2] += usage.reasoning_tokens or 0  # type: ignore[union-attr]
-                totals_d[3] += usage.audio_input_tokens or 0  # type: ignore[union-attr]
-                totals_d[4] += usage.audio_output_tokens or 0  # type: ignore[union-attr]
+            if details:  # each read once, added where not zero (by n.DETAIL_TOKEN_TYPES' index)
+                cr = usage.cache_read_tokens  # type: ignore[union-attr]
+                cw = usage.cache_write_tokens  # type: ignore[union-attr]
+                rs = usage.reasoning_tokens  # type: ignore[union-attr]
+                ain = usage.audio_input_tokens  # type: ignore[union-attr]
+                aout = usage.audio_output_tokens  # type: ignore[union-attr]
+                if error is None:  # a failed call's details are not counted (as its tokens are not)
+                    totals_d = series.details
+                    if totals_d is None:
+                        totals_d = series.details = [0, 0, 0, 0, 0]
+                    if cr:
+                        totals_d[0] += cr
+                    if cw:
+                        totals_d[1] += cw
+                    if rs:
+                        totals_d[2] += rs
+                    if ain:
+                        totals_d[3] += ain
+                    if aout:
+                        totals_d[4] += aout
             if counters:
                 _count_tokens(series, usage, details)
             if charged is not None:
@@ -737,7 +749,8 @@ class Recorder:
                     totals[1] += parts[1]
                     if parts[2] or parts[3] or parts[4] or parts[5]:
                         for i in range(2, 6):
-                            totals[i] += parts[i]
+                            if parts[i]:
+                                totals[i] += parts[i]
                 if list_amount is not None:
                     listed = series.listed
                     if listed is None:
@@ -758,11 +771,16 @@ class Recorder:
                     if usage.output_tokens:
                         slot.output += usage.output_tokens
                     if details:
-                        slot.cache_read += usage.cache_read_tokens or 0
-                        slot.cache_write += usage.cache_write_tokens or 0
-                        slot.reasoning += usage.reasoning_tokens or 0
-                        slot.audio_input += usage.audio_input_tokens or 0
-                        slot.audio_output += usage.audio_output_tokens or 0
+                        if cr:
+                            slot.cache_read += cr
+                        if cw:
+                            slot.cache_write += cw
+                        if rs:
+                            slot.reasoning += rs
+                        if ain:
+                            slot.audio_input += ain
+                        if aout:
+                            slot.audio_output += aout
         finally:
             _release()
 
