@@ -47,6 +47,7 @@ OPTIONS = {
     "scope_labels": "OTEL_LLM_SCOPE_LABELS",
     "max_scope_values": "OTEL_LLM_MAX_SCOPE_VALUES",
     "scope_baggage": "OTEL_LLM_SCOPE_BAGGAGE",
+    "token_metrics": "OTEL_LLM_TOKEN_METRICS",
 }
 """Every option of ``instrument()`` and the environment variable that sets it when the option is not given."""
 
@@ -194,6 +195,17 @@ def _capture(name: str, raw: Any) -> tuple[bool, bool]:
     return _CONTENT_MODES[v]
 
 
+def _token_metrics(name: str, raw: Any) -> str:
+    from ._names import TOKEN_METRICS_FORMS
+
+    v = str(raw).strip().lower()
+    if v not in TOKEN_METRICS_FORMS:
+        raise ConfigError(
+            f"{name}={raw!r}: expected {', '.join(TOKEN_METRICS_FORMS[:-1])} or {TOKEN_METRICS_FORMS[-1]}"
+        )
+    return v
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """``capture_content`` is True when any content is recorded (on spans, events or both): the parsers then
@@ -224,6 +236,9 @@ class Config:
     max_scope_values: int = 200
     # scope key -> the W3C baggage entry that sets it when no scope entered in code does
     scope_baggage: Mapping[str, str] = field(default_factory=lambda: dict(_DEFAULT_BAGGAGE))
+    # token metrics: the gen_ai.client.token.usage histogram, the GenAI repo's gen_ai.client.inference.usage.*
+    # counters by gen_ai.token.modality, or both (_names.TOKEN_METRICS_FORMS)
+    token_metrics: str = "histogram"
 
     @classmethod
     def load(cls, options: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Config:
@@ -265,6 +280,8 @@ class Config:
                 kwargs[opt] = _scope_labels(name, value)
             elif opt == "scope_baggage":
                 kwargs[opt] = _scope_baggage(name, value)
+            elif opt == "token_metrics":
+                kwargs[opt] = _token_metrics(name, value)
         if "emit_event" not in kwargs:
             kwargs["emit_event"] = kwargs.get("content_on_event", False)
         return cls(**kwargs)

@@ -33,7 +33,7 @@ from ._scope import configure as configure_scope_baggage
 from ._scope import current as _scope_current
 from ._scope import from_baggage as _scope_from_baggage
 from ._urls import configure as configure_urls
-from .pricing import ORIGIN_RELAY, Cost, _relay_amount, charge
+from .pricing import ORIGIN_RELAY, Cost, _parts, _relay_amount, charge
 from .spend import LOCK as _LOCK
 from .spend import OTHER
 from .version import __version__
@@ -250,14 +250,16 @@ class Recorder:
             description="Cost of a GenAI operation in US dollars (provisional, semantic-conventions-genai PR #443).",
             explicit_bucket_boundaries_advisory=list(n.COST_BUCKETS),
         )
-        self.token_detail = meter.create_counter(
-            n.TOKEN_DETAIL, unit="{token}", description="Cache-read, cache-write and reasoning tokens (subsets)."
-        )
         self.unpriced = meter.create_counter(
             n.UNPRICED, unit="{call}", description="Calls whose cost could not be computed."
         )
         self._tallies = _tallies_of(meter)
         self._series = self._tallies.series  # metric key -> its attribute sets and tallies
+        # token_metrics: the gen_ai.client.token.usage histogram, the GenAI repo's token counters (tallied), or both
+        self._histogram = config.token_metrics != "counters"
+        self._counters = config.token_metrics != "histogram"
+        if self._counters:
+            self._tallies.add_usage_counters()
         self.rl_remaining = meter.create_gauge(
             n.RATE_LIMIT_REMAINING,
             unit="{request_or_token}",
@@ -589,7 +591,7 @@ class Recorder:
         if active is not None:  # the one way out of every call: no longer in flight
             inv.active = None
             active.leave()
-        self._tally(leaf, usage, details, error, charged)
+        self._tally(leaf, usage, details, error, charged, self._counters and inv.route.operation != FETCH_RESPONSE)
         self._end_span(inv, attrs, error, output)
         if frame is not None and frame.rollups and inv.route.operation != FETCH_RESPONSE:
             _roll_up(frame.rollups, usage, error, charged)
@@ -705,13 +707,11 @@ class Recorder:
         charged = None
         if error is None:
             invalid = n.USAGE_INVALID in attrs
-            if usage is not None:
+            if usage is not None and self._histogram:
                 if usage.input_tokens is not None:
                     self.tokens.record(usage.input_tokens, series.m_in)
                 if usage.output_tokens is not None:
                     self.tokens.record(usage.output_tokens, series.m_out)
-                if details:
-                    self._token_details(series, usage)
             if self.prices is not None and inv.route.operation != FETCH_RESPONSE:
                 if invalid:  # not priced, even from a relay's reported cost: its usage says it is broken
                     self.unpriced.add(1, series.extra(n.UNPRICED_REASON, n.INVALID_USAGE))
@@ -739,8 +739,9 @@ class Recorder:
         self, inv: Invocation, leaf: _Leaf, attrs: dict[str, Any], usage: Usage | None, details: bool
     ) -> tuple[float, tuple[float, ...] | None, float | None] | None:
         """Price the call: its cost point and span attributes, or an unpriced count with its reason (no usage, a
-        model the price tables lack). A model priced at fixed list rates, input and output only, is charged
-        inline (``_fast_rates``: the same arithmetic as ``pricing.charge``)."""
+        model the price tables lack). A model priced at fixed list rates is charged inline after its first call
+        (``_fast_rates``: the same arithmetic as ``pricing.charge``; a usage with cache, reasoning or audio tokens
+        split by ``pricing._parts`` itself)."""
         series = leaf.series
         relay = inv.info.relay_cost
         if relay is None and inv.headers is not None:
@@ -751,8 +752,18 @@ class Recorder:
         tin = usage.input_tokens if usage is not None else None
         tout = usage.output_tokens if usage is not None else None
         fast = leaf.fast
-        if fast is not None and relay is None and (tin is not None or tout is not None) and not details:
-            r_in, r_out, fee, const = fast
+        if fast is not None and relay is None and (tin is not None or tout is not None):
+            r_in, r_out, fee, const, fixed = fast
+            if details:  # cache, reasoning or audio tokens: pricing's own split (_parts), without the rest of charge
+                parts = _parts(fixed, usage)  # type: ignore[arg-type]
+                amount = sum(parts)
+                attrs[n.COST_AMOUNT] = amount
+                attrs.update(const)
+                for name, value in zip(n.COST_PART_ATTRIBUTES, parts, strict=True):
+                    if value:
+                        attrs[name] = value
+                self.cost.record(amount, series.attrs)
+                return amount, parts, None
             p_in = tin * r_in / 1_000_000 if tin else 0.0
             p_out = tout * r_out / 1_000_000 if tout else 0.0
             amount = p_in + p_out + fee
@@ -784,14 +795,38 @@ class Recorder:
         details: bool,
         error: str | None,
         charged: tuple[float, tuple[float, ...] | None, float | None] | None,
+        counters: bool = False,
     ) -> None:
-        """The in-process tallies: cost parts and list prices (read by the observable counters) and the spend
-        ledger, under one lock (taken and released by its bound methods: a ``with`` block costs about twice as
+        """The in-process tallies: cost parts and list prices, token details and (``counters``: token_metrics
+        counters or both, not a fetch) the token counters, all read by the observable counters; and the spend
+        ledger. Under one lock (taken and released by its bound methods: a ``with`` block costs about twice as
         much on every call)."""
         series = leaf.series
         slot = leaf.ledger
         _acquire()
         try:
+            if details:  # each read once, added where not zero (by n.DETAIL_TOKEN_TYPES' index)
+                cr = usage.cache_read_tokens  # type: ignore[union-attr]
+                cw = usage.cache_write_tokens  # type: ignore[union-attr]
+                rs = usage.reasoning_tokens  # type: ignore[union-attr]
+                ain = usage.audio_input_tokens  # type: ignore[union-attr]
+                aout = usage.audio_output_tokens  # type: ignore[union-attr]
+                if error is None:  # a failed call's details are not counted (as its tokens are not)
+                    totals_d = series.details
+                    if totals_d is None:
+                        totals_d = series.details = [0, 0, 0, 0, 0]
+                    if cr:
+                        totals_d[0] += cr
+                    if cw:
+                        totals_d[1] += cw
+                    if rs:
+                        totals_d[2] += rs
+                    if ain:
+                        totals_d[3] += ain
+                    if aout:
+                        totals_d[4] += aout
+            if counters:
+                _count_tokens(series, usage, details)
             if charged is not None:
                 amount, parts, list_amount = charged
                 if parts is not None:
@@ -800,7 +835,8 @@ class Recorder:
                     totals[1] += parts[1]
                     if parts[2] or parts[3] or parts[4] or parts[5]:
                         for i in range(2, 6):
-                            totals[i] += parts[i]
+                            if parts[i]:
+                                totals[i] += parts[i]
                 if list_amount is not None:
                     listed = series.listed
                     if listed is None:
@@ -821,11 +857,16 @@ class Recorder:
                     if usage.output_tokens:
                         slot.output += usage.output_tokens
                     if details:
-                        slot.cache_read += usage.cache_read_tokens or 0
-                        slot.cache_write += usage.cache_write_tokens or 0
-                        slot.reasoning += usage.reasoning_tokens or 0
-                        slot.audio_input += usage.audio_input_tokens or 0
-                        slot.audio_output += usage.audio_output_tokens or 0
+                        if cr:
+                            slot.cache_read += cr
+                        if cw:
+                            slot.cache_write += cw
+                        if rs:
+                            slot.reasoning += rs
+                        if ain:
+                            slot.audio_input += ain
+                        if aout:
+                            slot.audio_output += aout
                 scoped = leaf.scoped
                 if scoped is not None:
                     _add_call(scoped, usage, details, error, charged)
@@ -851,18 +892,6 @@ class Recorder:
         if inv.start_attrs is not None:  # events on, and an inference call
             self._emit(inv, attrs, output)
         span.end()
-
-    def _token_details(self, series: _Series, usage: Usage) -> None:
-        if usage.cache_read_tokens:
-            self.token_detail.add(usage.cache_read_tokens, series.extra(n.TOKEN_TYPE, "cache_read"))
-        if usage.cache_write_tokens:
-            self.token_detail.add(usage.cache_write_tokens, series.extra(n.TOKEN_TYPE, "cache_write"))
-        if usage.reasoning_tokens:
-            self.token_detail.add(usage.reasoning_tokens, series.extra(n.TOKEN_TYPE, "reasoning"))
-        if usage.audio_input_tokens:
-            self.token_detail.add(usage.audio_input_tokens, series.extra(n.TOKEN_TYPE, "audio_input"))
-        if usage.audio_output_tokens:
-            self.token_detail.add(usage.audio_output_tokens, series.extra(n.TOKEN_TYPE, "audio_output"))
 
     def _cost(self, inv: Invocation, leaf: _Leaf, usage: Usage | None, relay: float | None) -> Cost | None:
         """The call's cost: priced as the model that answered, else as the one asked for (an answering model
@@ -913,6 +942,7 @@ class Recorder:
             attrs[n.COST_LIST_PRICE] = cost.list_amount
 
 
+_FastRates = tuple[float, float, float, dict[str, Any], Any]  # see _fast_rates
 _UNRESOLVED: Any = object()
 _BAGGAGE_KEY: Any = BAGGAGE_KEY
 # the current OpenTelemetry context, one Python frame fewer than opentelemetry.context.get_current
@@ -1011,9 +1041,74 @@ def _usage_attrs(usage: Usage, attrs: dict[str, Any]) -> bool:
     return True
 
 
-def _fast_rates(entry: Any, cost: Cost, model: str | None) -> tuple[float, float, float, dict[str, Any]] | None:
-    """(input rate, output rate, per-call fee, the cost's constant span attributes) of a price entry whose
-    calls ``_finish`` may charge inline: fixed rates (not time-dependent), no context tiers, no multiplier."""
+# The points of the token counters (token_metrics counters or both): (counter, gen_ai.token.modality), by index.
+_USAGE_POINTS = (
+    (0, "text"),
+    (0, "audio"),
+    (0, "unknown"),
+    (1, "text"),
+    (1, "audio"),
+    (1, "unknown"),
+    (2, "text"),
+    (3, "text"),
+    (4, "text"),
+)
+_IN_TEXT, _IN_AUDIO, _IN_UNKNOWN, _OUT_TEXT, _OUT_AUDIO, _OUT_UNKNOWN, _CACHE_READ, _CACHE_WRITE, _REASONING = range(9)
+_USAGE_COUNTERS = (
+    n.INFERENCE_USAGE_INPUT,
+    n.INFERENCE_USAGE_OUTPUT,
+    n.INFERENCE_USAGE_CACHE_READ,
+    n.INFERENCE_USAGE_CACHE_WRITE,
+    n.INFERENCE_USAGE_REASONING,
+)
+
+
+def _count_tokens(series: _Series, usage: Usage | None, details: bool) -> None:
+    """Add a call's tokens to its series' token-counter totals (called with the lock held). Input and output by
+    modality: audio from the usage's audio details, the rest text (a count the usage lacks, such as an embedding's
+    output, adds nothing); a call without usage (failed, an invalid usage, a stream without usage) adds 0 with
+    modality unknown to both. Cache reads, cache writes and reasoning (text) only when reported."""
+    counts = series.counts
+    if counts is None:
+        counts = series.counts = {}
+    get = counts.get
+    if usage is None:
+        counts[_IN_UNKNOWN] = get(_IN_UNKNOWN, 0)
+        counts[_OUT_UNKNOWN] = get(_OUT_UNKNOWN, 0)
+        return
+    tin = usage.input_tokens
+    tout = usage.output_tokens
+    if not details:  # the common call: text only
+        if tin is not None:
+            counts[_IN_TEXT] = get(_IN_TEXT, 0) + tin
+        if tout is not None:
+            counts[_OUT_TEXT] = get(_OUT_TEXT, 0) + tout
+        return
+    for total, audio, i_text, i_audio in (
+        (tin, usage.audio_input_tokens, _IN_TEXT, _IN_AUDIO),
+        (tout, usage.audio_output_tokens, _OUT_TEXT, _OUT_AUDIO),
+    ):
+        if total is None:
+            continue
+        if audio and total > 0:
+            audio = audio if audio < total else total  # a part of the total, never more than it
+            counts[i_audio] = get(i_audio, 0) + audio
+            total -= audio
+            if not total:
+                continue
+        counts[i_text] = get(i_text, 0) + total
+    if usage.cache_read_tokens:
+        counts[_CACHE_READ] = get(_CACHE_READ, 0) + usage.cache_read_tokens
+    if usage.cache_write_tokens:
+        counts[_CACHE_WRITE] = get(_CACHE_WRITE, 0) + usage.cache_write_tokens
+    if usage.reasoning_tokens:
+        counts[_REASONING] = get(_REASONING, 0) + usage.reasoning_tokens
+
+
+def _fast_rates(entry: Any, cost: Cost, model: str | None) -> _FastRates | None:
+    """(input rate, output rate, per-call fee, the cost's constant span attributes, the fixed prices) of a price
+    entry whose calls ``_finish`` may charge inline: fixed rates (not time-dependent), no context tiers, no
+    multiplier."""
     prices = entry.prices
     if prices is None or prices.tiers or entry.multiplier != 1.0 or cost.origin == ORIGIN_RELAY:
         return None
@@ -1021,7 +1116,7 @@ def _fast_rates(entry: Any, cost: Cost, model: str | None) -> tuple[float, float
     const: dict[str, Any] = {n.COST_CURRENCY: "USD", n.COST_SOURCE: "local", n.COST_ORIGIN: cost.origin}
     if cost.priced_model != model:
         const[n.COST_PRICED_MODEL] = cost.priced_model
-    return rates.input, rates.output, rates.request, const
+    return rates.input, rates.output, rates.request, const, prices
 
 
 class _Start:
@@ -1086,7 +1181,7 @@ class _Leaf:
 
     def __init__(self, series: _Series) -> None:
         self.series = series
-        self.fast: tuple[float, float, float, dict[str, Any]] | None = None  # see _fast_rates
+        self.fast: _FastRates | None = None  # see _fast_rates
         self.price: Any = _UNRESOLVED
         self.asked_price: Any = _UNRESOLVED
         self.ledger: Any = None
@@ -1097,7 +1192,7 @@ class _Series:
     """One metric series (operation, provider, models, server, error type): the attribute sets of its points,
     made once, and its in-process cost tallies (read by the observable counters, see ``_Tallies``)."""
 
-    __slots__ = ("_extra", "attrs", "listed", "m_in", "m_out", "part_totals", "plain", "rl_last")
+    __slots__ = ("_extra", "attrs", "counts", "details", "listed", "m_in", "m_out", "part_totals", "plain", "rl_last")
 
     def __init__(self, key: tuple) -> None:
         operation, provider, asked, answered, host, port, error = key[:7]
@@ -1123,6 +1218,8 @@ class _Series:
         # [list-price USD, billed USD] of its calls billed by a relay or at a multiplied price (None: none yet)
         self.listed: list[float] | None = None
         self.rl_last: float | None = None  # when its rate-limit gauges were last set
+        self.details: list[int] | None = None  # tokens by n.DETAIL_TOKEN_TYPES of its calls without error
+        self.counts: dict[int, int] | None = None  # token-counter totals by _USAGE_POINTS index (token_metrics)
 
     def extra(self, key: str, value: str) -> dict[str, Any]:
         """The series' attributes plus one (a token type, an unpriced reason), made once."""
@@ -1176,6 +1273,32 @@ class _Tallies:
             unit="{operation}",
             description="GenAI operations in progress (streams until they end).",
         )
+        meter.create_observable_counter(
+            n.TOKEN_DETAIL,
+            callbacks=[self._observe_details],
+            unit="{token}",
+            description="Cache-read, cache-write and reasoning tokens (subsets).",
+        )
+        self._meter = meter
+        self._usage_counters = False
+
+    def add_usage_counters(self) -> None:
+        """The GenAI repo's token counters (token_metrics counters or both), made once per meter."""
+        with self.lock:
+            if self._usage_counters:
+                return
+            self._usage_counters = True
+        descriptions = (
+            "Input tokens used (cache reads and writes included).",
+            "Output tokens used (reasoning included).",
+            "Input tokens read from the provider's cache.",
+            "Input tokens written to the provider's cache.",
+            "Output tokens spent on reasoning.",
+        )
+        for i, (name, description) in enumerate(zip(_USAGE_COUNTERS, descriptions, strict=True)):
+            self._meter.create_observable_counter(
+                name, callbacks=[self._observe_usage(i)], unit="{token}", description=description
+            )
 
     def slot(self, table: dict[tuple, Any], key: tuple, make: Any) -> Any:
         with self.lock:
@@ -1194,6 +1317,33 @@ class _Tallies:
             for i, v in enumerate(totals)
             if v
         ]
+
+    def _observe_details(self, options: Any) -> list[Observation]:
+        with self.lock:
+            rows = [(series, list(series.details)) for series in self.series.values() if series.details is not None]
+        types = n.DETAIL_TOKEN_TYPES
+        return [
+            Observation(v, series.extra(n.TOKEN_TYPE, types[i]))
+            for series, totals in rows
+            for i, v in enumerate(totals)
+            if v
+        ]
+
+    def _observe_usage(self, counter: int) -> Any:
+        points = [i for i, (c, _) in enumerate(_USAGE_POINTS) if c == counter]
+
+        def observe(options: Any) -> list[Observation]:
+            with self.lock:
+                rows = [
+                    (series, i, counts[i])
+                    for series in self.series.values()
+                    if (counts := series.counts) is not None
+                    for i in points
+                    if i in counts
+                ]
+            return [Observation(v, series.extra(n.TOKEN_MODALITY, _USAGE_POINTS[i][1])) for series, i, v in rows]
+
+        return observe
 
     def _observe_listed(self, index: int) -> Any:
         def observe(options: Any) -> list[Observation]:
