@@ -151,12 +151,17 @@ def test_the_demo_runs_to_completion_and_prints_the_table(tmp_path: Path) -> Non
 
 
 def test_the_demo_report_has_the_cost_split_the_peak_concurrency_and_its_relay_savings() -> None:
-    from otel_llm.demo import BEDROCK_MODEL, RELAY_PRICES, DemoOptions, run_demo
+    from otel_llm.demo import BEDROCK_MODEL, LOCAL_MODEL, RELAY_PRICES, DemoOptions, run_demo
 
     result = run_demo(DemoOptions(duration=3, rate=8, error_rate=0.0, metrics_port=0))
     rows = {r.model: r for r in result.report.rows}
-    assert set(rows) == {"gpt-4.1", "claude-sonnet-4.5", "gemini-2.5-flash", "deepseek-v3.2", BEDROCK_MODEL}
+    models = {"gpt-4.1", "claude-sonnet-4.5", "gemini-2.5-flash", "deepseek-v3.2", LOCAL_MODEL, BEDROCK_MODEL}
+    assert set(rows) == models
     assert rows[BEDROCK_MODEL].provider == "aws.bedrock"  # called through boto3's bedrock-runtime client
+    # a local model on Ollama's native API has no list price: unpriced, never $0
+    local = rows.pop(LOCAL_MODEL)
+    assert local.provider == "ollama" and local.cost_usd == 0 and local.unpriced == local.requests - local.errors > 0
+    assert result.report.cells(local)[11] == "unpriced" and local.input_tokens > 0 and local.output_tokens > 0
     driven = result.report.in_flight_over_time
     for model, row in rows.items():
         # the split adds up to the cost; every model was in flight at some point, and back to zero at the end

@@ -32,12 +32,15 @@ from typing import Any
 
 from .fakeprovider import FakeConfig, FakeProvider
 
-__all__ = ["DemoOptions", "DemoResult", "run_demo", "CHEAP", "STRONG"]
+__all__ = ["DemoOptions", "DemoResult", "run_demo", "BEDROCK_MODEL", "CHEAP", "LOCAL_MODEL", "STRONG"]
 
 log = logging.getLogger("otel_llm.demo")
 
 CHEAP = ("gemini-2.5-flash", "deepseek-v3.2")
 STRONG = ("gpt-4.1", "claude-sonnet-4.5")
+LOCAL_MODEL = "llama3.2"
+"""A local model the demo calls on Ollama's native API (``/api/chat``, raw httpx, NDJSON when streamed): it has no
+list price, so its row is unpriced, not $0."""
 BEDROCK_MODEL = "us.amazon.nova-pro-v1:0"
 """A cheap model the demo calls through boto3's ``bedrock-runtime`` client (Converse, ConverseStream), when boto3 is
 installed."""
@@ -179,7 +182,8 @@ def _pick(rng: random.Random, complex_prompt: bool, over_budget: bool) -> list[s
 
 
 def _cheap() -> tuple[str, ...]:
-    return (*CHEAP, BEDROCK_MODEL) if importlib.util.find_spec("boto3") is not None else CHEAP
+    bedrock = (BEDROCK_MODEL,) if importlib.util.find_spec("boto3") is not None else ()
+    return (*CHEAP, LOCAL_MODEL, *bedrock)
 
 
 class _Clients:
@@ -214,6 +218,17 @@ class _Clients:
                     max_pool_connections=64,
                 ),
             )  # fmt: skip
+
+    def ollama(self, prompt: str, stream: bool) -> None:
+        """One chat call on Ollama's native API with raw httpx (streamed: NDJSON lines read as they come)."""
+        body = {"model": LOCAL_MODEL, "messages": _messages(prompt), "stream": stream}
+        if stream:
+            with self.httpx.stream("POST", self.base + "/api/chat", json=body) as r:
+                for _ in r.iter_lines():
+                    pass
+                _check(r.status_code)
+        else:
+            _answer(self.httpx.post(self.base + "/api/chat", json=body))
 
     def converse(self, prompt: str, stream: bool) -> None:
         """One Bedrock call through boto3 (streamed: every event read)."""
@@ -267,6 +282,8 @@ async def _call(c: _Clients, kind: int, model: str, prompt: str) -> None:
     try:
         if model == BEDROCK_MODEL:
             await asyncio.to_thread(c.converse, prompt, kind in (2, 3))
+        elif model == LOCAL_MODEL:
+            await asyncio.to_thread(c.ollama, prompt, kind in (2, 3))
         elif kind == 0:
             await asyncio.to_thread(c.sdk.chat.completions.create, model=model, messages=_messages(prompt))
         elif kind == 1:

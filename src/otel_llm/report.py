@@ -156,7 +156,7 @@ class Report:
             f"{row.input_tokens:,}",
             f"{row.output_tokens:,}",
             f"{row.cached_tokens:,}",
-            f"${row.cost_usd:.4f}",
+            "unpriced" if row.unpriced and not row.cost_usd else f"${row.cost_usd:.4f}",
             _fmt_usd(sum(v for k, v in row.cost_by_type.items() if k in ("input", "request")), row),
             _fmt_usd(row.cost_by_type.get("output", 0.0) + row.cost_by_type.get("reasoning", 0.0), row),
             _fmt_usd(row.cost_by_type.get("cache_read", 0.0) + row.cost_by_type.get("cache_write", 0.0), row),
