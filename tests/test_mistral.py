@@ -15,7 +15,7 @@ import pytest
 from mistralai.client import Mistral
 
 from otel_llm import _names as n
-from otel_llm.fakeprovider import FakeProvider
+from otel_llm.fakeprovider import FakeConfig, FakeProvider
 
 from .conftest import Telemetry
 
@@ -112,3 +112,65 @@ def test_the_mistral_client_through_the_transport_to_api_mistral_ai_is_mistral_b
     attrs = telemetry.span().attributes
     assert attrs[n.PROVIDER] == "mistral_ai" and attrs[n.SERVER_ADDRESS] == "api.mistral.ai"
     assert attrs[n.USAGE_OUTPUT] == events[-1].data.usage.completion_tokens
+
+
+def _outcome(call: Callable[[], Any]) -> tuple[str, str]:
+    """What the caller gets: the answer (its JSON) or the exception (its type and message)."""
+    try:
+        result = call()
+    except Exception as exc:  # the caller's own exception, compared as such
+        return type(exc).__qualname__, _timeless(str(exc))
+    if isinstance(result, list):
+        return "events", _timeless(repr([e.model_dump_json() for e in result]))
+    return "answer", _timeless(result.model_dump_json())
+
+
+def _timeless(text: str) -> str:
+    """The fake provider's ``created`` is the second it answered: the same answer a second later differs there."""
+    out = []
+    for part in text.split('"created":')[1:]:
+        out.append(part.lstrip("0123456789"))
+    return text.split('"created":')[0] + "".join('"created":0' + p for p in out)
+
+
+@pytest.mark.parametrize(
+    "fault",
+    ["400", "401", "429", "500", "503", "html-502", "malformed-json", "empty", "reset", "truncated-sse", "junk-sse"],
+)
+@pytest.mark.parametrize("kind", ["chat", "chat-stream"])
+def test_a_mistral_fault_gives_the_caller_what_the_plain_client_gives_and_one_span(
+    instrument: Callable[..., Telemetry], kind: str, fault: str
+) -> None:
+    """The fault matrix through the real mistralai client: the same answer or exception as without otel-llm,
+    one span per call, ended once, failed with the status or marked by its stream outcome."""
+    if fault.endswith("-sse") and kind == "chat":
+        pytest.skip("a stream fault")
+    provider = FakeProvider(config=FakeConfig(seed=4321)).start()  # seeded: the same ids in both runs
+    client = Mistral(api_key="sk-mistral-test", server_url=provider.url + "/mistral", retry_config=None)
+    headers = {"x-fake-fault": fault}
+
+    def call() -> Any:
+        if kind == "chat":
+            return client.chat.complete(model=MODEL, messages=MSGS, http_headers=headers)
+        return list(client.chat.stream(model=MODEL, messages=MSGS, http_headers=headers))
+
+    try:
+        provider.reset()
+        plain = _outcome(call)
+        telemetry = instrument()
+        provider.reset()
+        seen = _outcome(call)
+    finally:
+        provider.stop()
+    assert seen == plain
+    telemetry.wait_gc()
+    (span,) = telemetry.exporter.get_finished_spans()
+    attrs = span.attributes or {}
+    assert attrs[n.PROVIDER] == "mistral_ai"
+    if fault.isdigit() or fault == "html-502":  # an error status: the span failed with it
+        assert attrs[n.ERROR_TYPE] == ("502" if fault == "html-502" else fault)
+    if fault == "reset":
+        assert attrs[n.ERROR_TYPE] == "connection_error"
+    # a body the client cannot parse (malformed, empty, junk) came with a 200: the HTTP layer records the answer
+    # it saw, and the client's own exception reaches the caller unchanged (compared above)
+    assert telemetry.in_flight() == 0
