@@ -267,6 +267,11 @@ class Call:
     def timeout(self) -> float:
         return self.fault.timeout or 30.0
 
+    def read_timeout(self, mod: Any) -> Any:
+        """The case's timeout for reads only: connecting on a loaded machine may take longer than a timeout case's
+        0.3 s, and a connect timeout in one run and a read timeout in the other is the machine, not otel-llm."""
+        return mod.Timeout(self.timeout, connect=30.0)
+
     def _visible(self, chunks: list[Any]) -> list[Any]:
         """In an injected case the plain run asked for usage itself: drop the chunk we would hide."""
         if self.fault.inject and not self.instrumented:
@@ -298,7 +303,7 @@ class Call:
             base_url=self.url + "/v1",
             api_key=KEY,
             max_retries=0,
-            timeout=self.timeout,
+            timeout=self.read_timeout(httpx),
             http_client=openai.DefaultHttpxClient(verify=False),  # no CA bundle to load: plain HTTP
         )
         body = self.body()
@@ -327,7 +332,7 @@ class Call:
 
     def _httpx_sync(self, mod: Any) -> Any:
         url = self.url + self.path
-        with mod.Client(timeout=self.timeout, verify=False) as c:
+        with mod.Client(timeout=self.read_timeout(mod), verify=False) as c:
             if not self.stream:
                 r = c.post(url, json=self.body(), headers=self.raw_headers())
                 return (r.status_code, r.headers.get("content-type"), _norm(r.content))
@@ -353,19 +358,21 @@ class Call:
         url = self.url + self.path
         with requests.Session() as s:
             if not self.stream:
-                r = s.post(url, json=self.body(), headers=self.raw_headers(), timeout=self.timeout)
+                r = s.post(url, json=self.body(), headers=self.raw_headers(), timeout=(30.0, self.timeout))
                 return (r.status_code, r.headers.get("content-type"), _norm(r.content))
             action = self.fault.action
             if action == "abandon":
 
                 def use() -> Any:
-                    r = s.post(url, json=self.body(), headers=self.raw_headers(), timeout=self.timeout, stream=True)
+                    r = s.post(
+                        url, json=self.body(), headers=self.raw_headers(), timeout=(30.0, self.timeout), stream=True
+                    )
                     return next(r.iter_lines())
 
                 first = use()
                 gc.collect()
                 return _norm(first)
-            r = s.post(url, json=self.body(), headers=self.raw_headers(), timeout=self.timeout, stream=True)
+            r = s.post(url, json=self.body(), headers=self.raw_headers(), timeout=(30.0, self.timeout), stream=True)
             if action == "close-early":
                 lines = r.iter_lines()
                 first = next(lines)
@@ -420,7 +427,7 @@ class Call:
             base_url=self.url + "/v1",
             api_key=KEY,
             max_retries=0,
-            timeout=self.timeout,
+            timeout=self.read_timeout(httpx),
             http_client=openai.DefaultAsyncHttpxClient(verify=False),
         )
         create = client.chat.completions.create
@@ -449,7 +456,7 @@ class Call:
 
     async def _httpx_async(self, mod: Any, started: asyncio.Event | None, abandon: bool) -> Any:
         url = self.url + self.path
-        c = mod.AsyncClient(timeout=self.timeout, verify=False)
+        c = mod.AsyncClient(timeout=self.read_timeout(mod), verify=False)
         try:
             if not self.stream:
                 r = await c.post(url, json=self.body(), headers=self.raw_headers())
