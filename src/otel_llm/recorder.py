@@ -508,9 +508,11 @@ class Recorder:
         ledger = self.ledger
         if ledger is not None and inv.route.operation != FETCH_RESPONSE:
             name = inv.request.model or model or "_unknown"
-            leaf.ledger = ledger.slot(entry.provider, name)
+            slot = ledger.slot(entry.provider, name)
             if dims is not None and (dims[1] is not None or dims[2] is not None):
-                leaf.scoped = ledger.scoped_slot(dims[1], dims[2], entry.provider, name)
+                leaf.slots = (slot, ledger.scoped_slot(dims[1], dims[2], entry.provider, name))
+            else:
+                leaf.slots = (slot,)
         if answered is not _OTHER:
             if dims is None:
                 if len(entry.leaves) < _MAX_LEAVES:
@@ -802,7 +804,6 @@ class Recorder:
         ledger. Under one lock (taken and released by its bound methods: a ``with`` block costs about twice as
         much on every call)."""
         series = leaf.series
-        slot = leaf.ledger
         _acquire()
         try:
             if details:  # each read once, added where not zero (by n.DETAIL_TOKEN_TYPES' index)
@@ -843,7 +844,7 @@ class Recorder:
                         listed = series.listed = [0.0, 0.0]
                     listed[0] += list_amount
                     listed[1] += amount
-            if slot is not None:
+            for slot in leaf.slots:
                 slot.calls += 1
                 if error is not None:
                     slot.errors += 1
@@ -867,9 +868,6 @@ class Recorder:
                             slot.audio_input += ain
                         if aout:
                             slot.audio_output += aout
-                scoped = leaf.scoped
-                if scoped is not None:
-                    _add_call(scoped, usage, details, error, charged)
         finally:
             _release()
 
@@ -959,35 +957,6 @@ _release = _LOCK.release
 _new = object.__new__
 _PART_IN, _PART_OUT = n.COST_PART_ATTRIBUTES[:2]
 _PART_FEE = n.COST_PART_ATTRIBUTES[5]
-
-
-def _add_call(
-    slot: Any,
-    usage: Usage | None,
-    details: bool,
-    error: str | None,
-    charged: tuple[float, tuple[float, ...] | None, float | None] | None,
-) -> None:
-    """One call added to a (tenant, feature) ledger slot, as ``Recorder._tally`` adds it to its (provider, model)
-    slot (called with the ledger lock held)."""
-    slot.calls += 1
-    if error is not None:
-        slot.errors += 1
-    if charged is not None:
-        slot.cost += charged[0]
-    elif error is None:
-        slot.unpriced += 1
-    if usage is not None:
-        if usage.input_tokens:
-            slot.input += usage.input_tokens
-        if usage.output_tokens:
-            slot.output += usage.output_tokens
-        if details:
-            slot.cache_read += usage.cache_read_tokens or 0
-            slot.cache_write += usage.cache_write_tokens or 0
-            slot.reasoning += usage.reasoning_tokens or 0
-            slot.audio_input += usage.audio_input_tokens or 0
-            slot.audio_output += usage.audio_output_tokens or 0
 
 
 def _roll_up(
@@ -1177,15 +1146,16 @@ class _Leaf:
     """Calls of one start entry that answered one model with one error type: their series, the price entries
     of the answering and the asked model (resolved on first use), and their spend-ledger slot."""
 
-    __slots__ = ("asked_price", "fast", "ledger", "price", "scoped", "series")
+    __slots__ = ("asked_price", "fast", "price", "series", "slots")
 
     def __init__(self, series: _Series) -> None:
         self.series = series
         self.fast: _FastRates | None = None  # see _fast_rates
         self.price: Any = _UNRESOLVED
         self.asked_price: Any = _UNRESOLVED
-        self.ledger: Any = None
-        self.scoped: Any = None  # the ledger's (tenant, feature, provider, model) slot, inside a scope
+        # the spend-ledger slots each call adds to: its (provider, model) one and, inside a scope, its (tenant,
+        # feature, provider, model) one
+        self.slots: tuple = ()
 
 
 class _Series:
