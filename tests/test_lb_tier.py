@@ -11,7 +11,6 @@ the gateways, and a gateway keeping a fragment shows up in Jaeger as a trace wit
 from __future__ import annotations
 
 import json
-import os
 import time
 import urllib.parse
 import urllib.request
@@ -22,22 +21,13 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.test_stack_e2e import COLLECTOR, ls
+from tests.test_stack_e2e import COLLECTOR, _bins, ls
 
 SPANS = 5  # per trace: a root and four children
 NORMAL, ERRORS, SLOW = 930, 50, 20  # phase 1: 1,000 traces
 OUTAGE_CHUNKS, CHUNK = 16, 40  # phase 2: error traces sent in chunks while one gateway stops
 AFTER = 300  # phase 3: error traces after the tier's backend list was updated
 DECISION_WAIT_S = 2
-
-
-def _bins() -> dict[str, str]:
-    try:
-        return ls.binaries()  # type: ignore[no-any-return]
-    except ls.StackError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must build the Go binaries (scripts/test.sh runs scripts/build-go.sh): {exc}")
-        pytest.skip(str(exc))
 
 
 def _get(url: str, timeout: float = 60) -> Any:

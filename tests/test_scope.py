@@ -520,3 +520,41 @@ def test_reports_have_a_per_tenant_table(provider: FakeProvider, telemetry: Tele
     assert "Spend by tenant" in page and "<td>globex</td>" in page
     table = render_tenant_table(report)
     assert table is not None and table.row_count == 3
+
+
+# --- frameworks users build on: the scope reaches the calls they make ---
+
+
+def test_calls_made_by_langchain_and_litellm_inside_a_scope_carry_it_and_roll_up(
+    provider: FakeProvider, telemetry: Telemetry
+) -> None:
+    """langchain-openai and LiteLLM (sync in a worker thread, async, streamed) make their calls inside the scope:
+    each call span carries the tenant and feature, and the request span's roll-up is the sum of them."""
+    import litellm
+    from langchain_openai import ChatOpenAI
+
+    tracer = telemetry.tracer_provider.get_tracer("app")
+    chat = ChatOpenAI(model="gpt-4.1", base_url=provider.url + "/v1", api_key="sk-x", max_retries=0)  # type: ignore[arg-type]
+    lite: dict[str, Any] = {"model": "openai/gpt-4.1", "api_base": provider.url + "/v1", "api_key": "sk-x"}
+
+    async def request() -> None:
+        with tracer.start_as_current_span("framework-request"), otel_llm.scope(tenant="acme", feature="agents"):
+            await asyncio.gather(
+                chat.ainvoke("hello there"),
+                litellm.acompletion(messages=MSG, **lite),
+                asyncio.to_thread(litellm.completion, messages=MSG, **lite),
+            )
+            async for _ in chat.astream("hello again"):
+                pass
+            stream = await litellm.acompletion(messages=MSG, stream=True, **lite)
+            async for _ in stream:
+                pass
+
+    asyncio.run(request())
+    calls = llm_spans(telemetry)
+    assert len(calls) == 5
+    for span in calls:
+        assert span.attributes[n.SCOPE_TENANT] == "acme" and span.attributes[n.SCOPE_FEATURE] == "agents"
+    parent = app_span(telemetry, "framework-request")
+    assert rollup_of(parent) == totals_of(calls)
+    assert parent.attributes[n.ROLLUP_INPUT_TOKENS] > 0 and parent.attributes[n.ROLLUP_COST] > 0
