@@ -12,9 +12,11 @@ client's own copy), registered with fixed unique ids so that a client never gets
   behind a transparent proxy, the ``StreamingBody`` as a subclass of it over the same raw response;
 * ``after-call-error`` (the request raised: connection error, timeout): the call fails with that exception.
 
-A call that leaves by another way (an exception no handler sees) ends as failed when botocore drops its request
-context. botocore sends with urllib3 directly: none of our HTTP-layer patches sees these requests, so the call
-is recorded once. Signing happens after ``before-call``, on the request object botocore sends, which is never
+A call that leaves by another way (an exception no handler sees, such as a ``KeyboardInterrupt`` or an error in
+another handler) fails with that exception when the client's API method returns: the four operation methods of
+each hooked client are wrapped on the instance, and a call they made whose record no handler took is failed there.
+botocore sends with urllib3 directly: none of our HTTP-layer patches sees these requests, so the call is
+recorded once. Signing happens after ``before-call``, on the request object botocore sends, which is never
 read here: no SigV4 header, session token or presigned query parameter reaches a record (``url.full`` is scrubbed
 like every URL). Handlers record into the instrumentation that is on when the call is made (none after
 ``uninstrument()``). Clients made before ``instrument()`` are not seen (their event emitter was copied before).
@@ -22,7 +24,9 @@ like every URL). Handlers record into the instrumentation that is on when the ca
 
 from __future__ import annotations
 
+import functools
 import logging
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -50,6 +54,10 @@ _INVOKE = "InvokeModel"
 _INVOKE_STREAM = "InvokeModelWithResponseStream"
 _OPERATIONS = frozenset((_CONVERSE, _CONVERSE_STREAM, _INVOKE, _INVOKE_STREAM))
 _KEY = "otel_llm.call"  # the request-context key of a call's record
+# the client API methods of the four operations (wrapped on each hooked client instance)
+_METHODS = ("converse", "converse_stream", "invoke_model", "invoke_model_with_response_stream")
+# the records started inside the current API method call (see _api_call); None outside one
+_IN_CALL: ContextVar[list[Any] | None] = ContextVar("otel_llm_botocore_call", default=None)
 _MAX_JSON = 16 << 20  # past this an InvokeModel body is not kept for parsing
 _MAX_URLS = 256
 
@@ -74,8 +82,10 @@ def _live_recorder() -> Recorder | None:
 
 
 class _Pending:
-    """A started call's record in botocore's request context, until ``after-call`` takes it. Dropped with the
-    context while still holding it, the call never got an answer: it ends as failed."""
+    """A started call's record in botocore's request context, until ``after-call`` takes it. The API method's
+    wrapper fails a record still held when the method raises; dropped with the context while still holding it
+    (a call made without the wrapper, e.g. botocore's private ``_make_api_call`` called directly), it ends as
+    failed."""
 
     __slots__ = ("inv",)
 
@@ -149,7 +159,10 @@ def _before_call(model: Any = None, params: Any = None, context: Any = None, **_
             route, request = br.invoke_request(model_id, body, stream)
         inv = recorder.start(route, request, host, port, "sdk", url=url, body=body if recorder.capture else None)
         inv.attempts = 1
-        context[_KEY] = _Pending(inv)
+        pending = context[_KEY] = _Pending(inv)
+        started = _IN_CALL.get()
+        if started is not None:
+            started.append(pending)
     except Exception:
         log.debug("otel_llm: starting a Bedrock call failed", exc_info=True)
 
@@ -433,8 +446,35 @@ _HANDLERS = (
 )
 
 
+def _api_call(method: Any) -> Any:
+    """A client's API method, so that a call no handler ended (its exception bypassed them) fails when the method
+    raises, not later."""
+
+    @functools.wraps(method)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        started: list[Any] = []
+        token = _IN_CALL.set(started)
+        try:
+            return method(*args, **kwargs)
+        except BaseException as exc:
+            for pending in started:
+                inv = pending.take()
+                if inv is not None and not inv.ended:
+                    try:
+                        inv.fail(exc)
+                    except Exception:
+                        log.debug("otel_llm: failing a Bedrock call failed", exc_info=True)
+            raise
+        finally:
+            _IN_CALL.reset(token)
+
+    call._otel_llm_api_call = True  # type: ignore[attr-defined]
+    return call
+
+
 def _hook(client: Any) -> None:
-    """Register the handlers on a new client's event emitter, if it is a ``bedrock-runtime`` client."""
+    """Register the handlers on a new client's event emitter, and wrap its four operation methods on the
+    instance, if it is a ``bedrock-runtime`` client."""
     try:
         meta = client.meta
         if meta.service_model.service_name != SERVICE:
@@ -442,6 +482,10 @@ def _hook(client: Any) -> None:
         events = meta.events
         for event, handler, uid in _HANDLERS:
             events.register(event, handler, unique_id=uid)
+        for name in _METHODS:
+            method = getattr(client, name, None)
+            if callable(method) and not getattr(method, "_otel_llm_api_call", False):
+                setattr(client, name, _api_call(method))
     except Exception:
         log.debug("otel_llm: hooking a botocore client failed", exc_info=True)
 
