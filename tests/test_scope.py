@@ -558,3 +558,28 @@ def test_calls_made_by_langchain_and_litellm_inside_a_scope_carry_it_and_roll_up
     parent = app_span(telemetry, "framework-request")
     assert rollup_of(parent) == totals_of(calls)
     assert parent.attributes[n.ROLLUP_INPUT_TOKENS] > 0 and parent.attributes[n.ROLLUP_COST] > 0
+
+
+def test_combinations_of_scope_labels_are_bounded_too(
+    provider: FakeProvider, telemetry: Telemetry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each label keeps max_scope_values values, and their combinations (tenant x feature x model x server) are
+    bounded as well: past the recorder's series bound a new combination is labelled _OTHER on metrics, while
+    its spans keep the real values and every call is still counted."""
+    from otel_llm import recorder
+
+    monkeypatch.setattr(recorder, "_MAX_SCOPED_SERIES", 12)
+    c = client(provider)
+    for t in range(6):
+        for f in range(6):  # 36 combinations, each key under its own bound
+            with otel_llm.scope(tenant=f"t{t}", feature=f"f{f}"):
+                chat(c)
+    points = telemetry.points(n.DURATION)
+    labelled = {(p.attributes.get(n.SCOPE_TENANT), p.attributes.get(n.SCOPE_FEATURE)) for p in points}
+    assert ("_OTHER", "_OTHER") in labelled
+    assert len(labelled) <= 12 + 1
+    assert sum(p.count for p in points) == 36
+    spans = llm_spans(telemetry)
+    assert {(s.attributes[n.SCOPE_TENANT], s.attributes[n.SCOPE_FEATURE]) for s in spans} == {
+        (f"t{t}", f"f{f}") for t in range(6) for f in range(6)
+    }

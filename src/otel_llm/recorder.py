@@ -497,7 +497,10 @@ class Recorder:
         host, port = entry.server
         key: tuple = (inv.route.operation, entry.provider, entry.asked, answered, host, port, error)
         if dims is not None and dims[0]:
-            key = (*key, dims[0])  # the scope's metric labels
+            labels = dims[0]  # the scope's metric labels: each key bounded, their combinations bounded here
+            if len(self._series) >= _MAX_SCOPED_SERIES and (*key, labels) not in self._series:
+                labels = tuple((name, _OTHER) for name, _ in labels)
+            key = (*key, labels)
         series = self._series.get(key)
         if series is None:
             with _LOCK:  # the table is the meter's (see _Tallies): another recorder may add to it
@@ -948,6 +951,9 @@ _context_now = (
     getattr(getattr(_otel_context, "_RUNTIME_CONTEXT", None), "get_current", None) or _otel_context.get_current
 )
 _NO_DIMS: tuple = ((), None, None)  # a scope with no label key, tenant or feature: the plain leaves
+# metric series past which a new combination of scope label values (tenant x feature x model x server ...) is
+# labelled _OTHER: each label's values are bounded by max_scope_values, their product is bounded here
+_MAX_SCOPED_SERIES = 20_000
 _MAX_SCOPED_LEAVES = 1024  # leaves of calls inside scopes kept per start key (by bounded scope dimensions)
 _OTHER = OTHER  # the metric label of a model or server past its bound (compared by identity)
 _MAX_STARTS = 4096  # start keys kept (see Recorder._starts)
