@@ -103,14 +103,27 @@ def test_dashboard_queries_and_alert_expressions_return_data_from_victoriametric
         )
         time.sleep(5)  # a few more pushes, so that rate() and increase() have two samples everywhere
         queries = json.loads((COLLECTOR / "queries.json").read_text())["queries"]
-        empty, answered = [], 0
-        for q in queries:
-            if q["source"] == "alert_rule" and q.get("alert") == "LLMTrafficStopped":
-                continue  # "no traffic lately": true only after a quiet period
-            if _query(vm, q["expr"]):
-                answered += 1
-            else:
-                empty.append(f"{q['id']}: {q['expr']}")
+        pending = [
+            q
+            for q in queries
+            # "no traffic lately": true only after a quiet period
+            if not (q["source"] == "alert_rule" and q.get("alert") == "LLMTrafficStopped")
+        ]
+        # a subquery ([5m:], step 15s) is evaluated at 15 s-aligned instants, so a series whose first sample came
+        # after the last aligned instant has no point yet: ask again, for at most 45 s in all
+        answered, deadline = 0, time.monotonic() + 45
+        while True:
+            still = []
+            for q in pending:
+                if _query(vm, q["expr"]):
+                    answered += 1
+                else:
+                    still.append(q)
+            pending = still
+            if not pending or time.monotonic() > deadline:
+                break
+            time.sleep(3)
+        empty = [f"{q['id']}: {q['expr']}" for q in pending]
         assert empty == [], "queries without data in VictoriaMetrics:\n" + "\n".join(empty)
         rows = _query(vm, 'gen_ai_client_operation_duration_seconds_count{error_type="429"}')
         assert rows and rows[0]["metric"]["job"] == "e2e-collector-app", rows
