@@ -619,3 +619,57 @@ def test_an_sdk_result_gives_the_same_info_as_its_body(path: str, type_path: str
     apply_openai_object(route, model_cls.model_validate(body), from_object)
     assert from_object == from_body
     assert from_body.model == body["model"]
+
+
+# --------------------------------------------------------------------------------------------------
+# the hot path's JSON parser (orjson, with json.loads taking over where orjson refuses)
+
+_JSON_CASES = [
+    b'{"id": "chatcmpl-1", "usage": {"prompt_tokens": 3, "completion_tokens": 5}}',
+    b'  {"a": [1, 2.5, -0, true, false, null]}  \n',
+    b'{"a": "\\ud800 lone surrogate escape"}',  # orjson refuses it, json.loads keeps it
+    b'{"a": "\\udfff\\ud800"}',
+    b"[NaN, Infinity, -Infinity]",
+    b"[1e400]",
+    b"\xef\xbb\xbf" + b'{"bom": 1}',
+    '{"utf16": "é"}'.encode("utf-16"),
+    b'{"a": 1, "a": 2}',
+    b'{"emoji": "\xf0\x9f\x98\x80", "escaped": "\\u00e9\\n"}',
+    b'"just a string"',
+    b"[18446744073709551615, -9223372036854775808]",
+]
+
+
+@pytest.mark.parametrize("raw", _JSON_CASES)
+def test_the_hot_path_json_parser_gives_what_json_loads_gives(raw: bytes) -> None:
+    from otel_llm._parsers._json import loads
+
+    got, want = loads(raw), json.loads(raw)
+    assert repr(got) == repr(want)  # repr: NaN compares unequal to itself
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"", b"{", b'{"a": 1} trailing', b"\xff\xfe\xfa not utf-8", b"\xed\xa0\x80", b"{'single': 1}", b"[1,]"],
+)
+def test_the_hot_path_json_parser_raises_what_json_loads_raises(raw: bytes) -> None:
+    from otel_llm._parsers._json import loads
+
+    with pytest.raises(Exception) as ours:
+        loads(raw)
+    with pytest.raises(Exception) as theirs:
+        json.loads(raw)
+    assert type(ours.value) is type(theirs.value)
+    assert str(ours.value) == str(theirs.value)
+
+
+def test_the_hot_path_json_parser_takes_big_bodies_and_deep_nesting() -> None:
+    from otel_llm._parsers._json import loads
+
+    big = json.dumps({"data": [{"embedding": [0.001 * i for i in range(1536)], "index": k} for k in range(100)]})
+    assert loads(big.encode()) == json.loads(big)
+    deep = b"[" * 5000 + b"]" * 5000  # past orjson's depth limit: json.loads decides (it raises RecursionError)
+    with pytest.raises(RecursionError):
+        json.loads(deep)
+    with pytest.raises(RecursionError):
+        loads(deep)
