@@ -194,6 +194,10 @@ def ensure_venv(variant: str, pins: dict[str, str], base_python: str, force: boo
     venv = VENVS / variant
     py = venv / "bin" / "python"
     spec = {"pins": pins, "extra": list(extra), "base_python": base_python, "v": 4}
+    if variant == "otel-llm":  # its own dependencies: a new one rebuilds the venv (refresh_ours installs no deps)
+        import tomllib
+
+        spec["deps"] = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
     digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
     marker = venv / ".bench-spec.json"
     if not force and py.exists() and marker.exists():
@@ -804,6 +808,7 @@ CG_REPEATED = ("baseline", "floor", "otel-llm")
 CG_OFFICIAL_REPEATS = 3
 OFFICIAL_SCENARIOS = ("sync_chat", "async_chat", "embeddings", "responses", "chat_cached", "chat_reasoning",
                       "responses_reasoning", "chat_tool_call")  # fmt: skip
+TARGET_OFFICIAL_STREAM = 0.75  # issue #31: streams at most 0.75x the official instrumentation's total
 TARGET_OFFICIAL_CACHED = 0.85  # issue #31: otel-llm's total at most 0.85x the official's on chat with cached tokens
 CG_PARALLEL = 2  # counts do not move with load: two valgrind processes at a time on this 2-core machine
 NO_CHUNK_TIMING = "otel-llm, chunk_timing=False"  # otel-llm with OTEL_LLM_CHUNK_TIMING=false (stream scenarios)
@@ -812,6 +817,21 @@ NO_CHUNK_TIMING = "otel-llm, chunk_timing=False"  # otel-llm with OTEL_LLM_CHUNK
 TARGET_OWN_WORK = 0.15
 TARGET_STARTUP_MS = 30.0
 TARGET_FIRST_CALL_MS = 5.0
+
+
+def _first_call_ms(m: dict[str, Any]) -> tuple[float, str]:
+    """The set-up work a start-up mode moves into its first call, in ms, and how it was measured: counted
+    instructions at the mode's own measured rate when callgrind ran (a verdict that does not move with the
+    machine's load), else the CPU-time difference."""
+    c = m.get("first_call_counted")
+    if c:
+        return c["ms"], (
+            f"{c['ir'] / 1e6:+,.2f} M instructions counted = {c['ms']:+.1f} ms at this run's "
+            f"{c['ms_per_mir']:.3f} ms per M; CPU time difference {m['first_call_extra_cpu_ms']:+.1f} ms"
+        )
+    return m["first_call_extra_cpu_ms"], f"{m['first_call_extra_cpu_ms']:+.1f} ms CPU"
+
+
 CG_IGNORED_INSTRUMENTS = ("gen_ai.client.rate_limit.",)  # set once per series in a counted run (CG_ENV)
 # The rate-limit gauges are set at most once a second of wall time (otel-llm and the floor alike): under callgrind,
 # ~50x slower, that is every few calls, and how often depends on the machine's load. Beyond the run's length, each
@@ -1001,7 +1021,14 @@ def counted_targets(counted: dict[str, Any], startup: dict[str, Any] | None) -> 
         official = rows.get(OFFICIAL, {})
         if "over_baseline" in official and _records(official):
             x = ours["over_baseline"] / official["over_baseline"]
-            limit = TARGET_OFFICIAL_CACHED if scenario == "chat_cached" else 1.0
+            limit = (
+                TARGET_OFFICIAL_CACHED
+                if scenario == "chat_cached"
+                else TARGET_OFFICIAL_STREAM
+                if scenario.startswith("stream_chat")
+                else 1.0
+            )
+            bound = floor["over_baseline"] / official["over_baseline"]
             out.append(
                 (
                     f"{scenario}: totals (each records its own telemetry): otel-llm's total overhead "
@@ -1009,7 +1036,13 @@ def counted_targets(counted: dict[str, Any], startup: dict[str, Any] | None) -> 
                     + "the official genai-openai's",
                     f"otel-llm {ours['over_baseline'] / 1e6:+.3f} M vs genai-openai "
                     f"{official['over_baseline'] / 1e6:+.3f} M = {x:.2f}x"
-                    f" (telemetry per call: otel-llm {_telemetry(ours)}, genai-openai {_telemetry(official)})",
+                    f" (telemetry per call: otel-llm {_telemetry(ours)}, genai-openai {_telemetry(official)})"
+                    + (
+                        f"; the floor alone, the SDK's cost of otel-llm's telemetry without a line of its code, is "
+                        f"{bound:.2f}x"
+                        if x > limit
+                        else ""
+                    ),
                     "PASS" if x < 1.0 and x <= limit else "FAIL",
                 )
             )
@@ -1059,20 +1092,22 @@ def counted_targets(counted: dict[str, Any], startup: dict[str, Any] | None) -> 
                     f"start-up, {label}: `import otel_llm` + `instrument()` after the SDK ≤ "
                     f"{TARGET_COLD_STARTUP_MS:.0f} ms (wall, in each of {startup['runs']} fresh processes, best)",
                     f"{m['best_ms']:.1f} ms (median {m['median_ms']:.1f} ms, CPU {m['cpu_ms']:.1f} ms{counted}); "
-                    f"set-up work moved into its first call {m['first_call_extra_cpu_ms']:+.1f} ms CPU",
+                    f"set-up work moved into its first call: {_first_call_ms(m)[1]}",
                     "PASS"
-                    if m["best_ms"] <= TARGET_COLD_STARTUP_MS and m["first_call_extra_cpu_ms"] <= TARGET_FIRST_CALL_MS
+                    if m["best_ms"] <= TARGET_COLD_STARTUP_MS and _first_call_ms(m)[0] <= TARGET_FIRST_CALL_MS
                     else "FAIL",
                 )
             )
+        warm = (startup.get("modes") or {}).get("1") or {"first_call_extra_cpu_ms": startup["first_call_extra_cpu_ms"]}
+        first_ms, first_how = _first_call_ms(warm)
         out.append(
             (
-                f"start-up: set-up work moved into the first call ≤ {TARGET_FIRST_CALL_MS:.0f} ms (CPU time)",
-                f"{startup['first_call_extra_cpu_ms']:+.1f} ms CPU (first call with - without, less a later "
-                f"call's overhead); wall: first call {startup['first_call_with_ms']:.1f} ms instrumented vs "
+                f"start-up: set-up work moved into the first call ≤ {TARGET_FIRST_CALL_MS:.0f} ms (warm price cache; "
+                "first call with - without, less a later call's overhead)",
+                f"{first_how}; wall: first call {startup['first_call_with_ms']:.1f} ms instrumented vs "
                 f"{startup['first_call_without_ms']:.1f} ms not, a later call's overhead "
                 f"{startup['later_call_extra_ms']:+.2f} ms: {startup['first_call_extra_ms']:+.1f} ms",
-                "PASS" if startup["first_call_extra_cpu_ms"] <= TARGET_FIRST_CALL_MS else "FAIL",
+                "PASS" if first_ms <= TARGET_FIRST_CALL_MS else "FAIL",
             )
         )
     return out
@@ -1098,12 +1133,18 @@ if sys.argv[1] == "1":
     import otel_llm
     otel_llm.instrument(tracer_provider=tp, meter_provider=mp)
 t2, c2 = time.perf_counter(), time.process_time()
-if len(sys.argv) > 3:  # counted: the process ends here (the start-up alone, without and with the two lines)
+stage = sys.argv[3] if len(sys.argv) > 3 else ""  # counted: the process ends after the start-up or a call
+if stage == "counted":
     import os
     os._exit(0)
 msgs = [{"role": "user", "content": "hi"}]
 client.chat.completions.create(model="gpt-4.1-mini", messages=msgs, max_tokens=8)
 t3, c3 = time.perf_counter(), time.process_time()
+if stage:
+    if stage == "counted-2":
+        client.chat.completions.create(model="gpt-4.1-mini", messages=msgs, max_tokens=8)
+    import os
+    os._exit(0)
 later, later_cpu = [], []
 for _ in range(5):
     t, c = time.perf_counter(), time.process_time()
@@ -1210,6 +1251,21 @@ def run_startup(info: dict[str, Any], url: str, runs: int = 15) -> dict[str, Any
         first = med(r["first_cpu"] for r in inner[mode]) - med(r["first_cpu"] for r in inner["0"])
         return (first - (med(r["later_cpu"] for r in inner[mode]) - cpu_later_base)) * 1000
 
+    def first_counted(mode: str) -> dict[str, float] | None:
+        """The set-up work moved into the first call, counted: (first call - start-up) with minus without, less
+        (second call - first) with minus without; in ms at the rate of this mode's own start-up (its CPU ms per
+        counted instruction of ``instrument()``, measured in this run)."""
+        c, c0 = counted.get(mode) or {}, counted.get("0") or {}
+        if not all(isinstance(d.get(k), int) for d in (c, c0) for k in ("start", "first", "second")):
+            return None
+        first = (c["first"] - c["start"]) - (c0["first"] - c0["start"])
+        later = (c["second"] - c["first"]) - (c0["second"] - c0["first"])
+        start_ir = c["start"] - c0["start"]
+        cpu_ms = med(r["instrument_cpu"] for r in inner[mode]) * 1000
+        ms_per_ir = cpu_ms / start_ir if start_ir > 0 else 0.0
+        extra = first - later
+        return {"ir": extra, "ms": extra * ms_per_ir, "later_ir": later, "ms_per_mir": ms_per_ir * 1e6}
+
     modes = {
         mode: {
             "best_ms": min(r["instrument"] for r in inner[mode]) * 1000,
@@ -1217,7 +1273,8 @@ def run_startup(info: dict[str, Any], url: str, runs: int = 15) -> dict[str, Any
             "cpu_ms": med(r["instrument_cpu"] for r in inner[mode]) * 1000,
             "first_call_extra_cpu_ms": first_extra(mode),
             "first_call_ms": med(r["first"] for r in inner[mode]) * 1000,
-            "counted_ir": counted.get(mode),
+            "counted_ir": (counted.get(mode) or {}).get("start"),
+            "first_call_counted": first_counted(mode),
         }
         for mode in ("1", "cold", "dynamic")
     }
@@ -1236,7 +1293,7 @@ def run_startup(info: dict[str, Any], url: str, runs: int = 15) -> dict[str, Any
         "inproc_best_ms": min(r["instrument"] for r in inner["1"]) * 1000,
         "inproc_cpu_ms": med(r["instrument_cpu"] for r in inner["1"]) * 1000,
         "modes": modes,
-        "counted_without_ir": counted.get("0"),
+        "counted_without_ir": (counted.get("0") or {}).get("start"),
         "first_call_extra_cpu_ms": cpu_first_extra - cpu_later_extra,
         "importtime_ms": own_us / 1000,
         "importtime_top": [f"{name} {cum / 1000:.1f} ms" for cum, name in sorted(top, reverse=True)[:6]],
@@ -1260,10 +1317,11 @@ def run_startup(info: dict[str, Any], url: str, runs: int = 15) -> dict[str, Any
 
 def _startup_counted(
     py: str, url: str, script: Path, env: dict[str, str], dirs: dict[str, Path]
-) -> dict[str, int | None]:
+) -> dict[str, dict[str, int | None]]:
     """Instructions of whole start-up processes (SDK, openai, and in modes other than "0" the two lines), counted
-    by callgrind from the first instruction to the exit right after ``instrument()``: a mode's count minus
-    mode "0"'s is what the two lines cost. Two at a time."""
+    by callgrind from the first instruction to an exit right after ``instrument()`` ("start"), after the first
+    call ("first") or after the second ("second"): a mode's "start" minus mode "0"'s is what the two lines cost,
+    and the differences between the stages give what the first call costs beyond a later one. Two at a time."""
     import tempfile
     from concurrent.futures import ThreadPoolExecutor
 
@@ -1272,18 +1330,23 @@ def _startup_counted(
     cg_dir = WORK / "callgrind"
     cg_dir.mkdir(parents=True, exist_ok=True)
 
-    def one(mode: str) -> tuple[str, int | None]:
-        out = cg_dir / f"startup.{mode}.out"
+    stages = {"start": "counted", "first": "counted-1", "second": "counted-2"}
+
+    def one(job: tuple[str, str]) -> tuple[str, str, int | None]:
+        mode, stage = job
+        out = cg_dir / f"startup.{mode}.{stage}.out"
         out.unlink(missing_ok=True)
         with tempfile.TemporaryDirectory() as empty:
             cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", py, str(script),
-                   "0" if mode == "0" else "1", url, "counted"]  # fmt: skip
+                   "0" if mode == "0" else "1", url, stages[stage]]  # fmt: skip
             res = subprocess.run(cmd, capture_output=True, text=True, env=_startup_env(env, mode, dirs, empty),
                                  cwd=str(WORK), timeout=1200)  # fmt: skip
-        return mode, _callgrind_ir(out) if res.returncode == 0 else None
+        return mode, stage, _callgrind_ir(out) if res.returncode == 0 else None
 
+    found: dict[str, dict[str, int | None]] = {m: {} for m in STARTUP_MODES}
     with ThreadPoolExecutor(max_workers=CG_PARALLEL) as pool:
-        found = dict(pool.map(one, STARTUP_MODES))
+        for mode, stage, ir in pool.map(one, [(m, st) for m in STARTUP_MODES for st in stages]):
+            found[mode][stage] = ir
     log(f"  start-up counted: {found}")
     return found
 
@@ -1491,17 +1554,19 @@ def render_counted(data: dict[str, Any]) -> list[str]:
                 "two lines):",
                 "",
                 "| start-up | best ms | median ms | CPU ms | counted M instructions "
-                "| moved into the first call, ms CPU |",
-                "| --- | ---: | ---: | ---: | ---: | ---: |",
+                "| moved into the first call: counted M instructions | as ms | CPU ms |",
+                "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
             ]
             names = {"1": "warm price cache", "cold": "cold: empty cache directory",
                      "dynamic": "cache holding a dynamically priced model"}  # fmt: skip
             for mode, m in modes.items():
                 ir = m.get("counted_ir")
                 cnt = f"{(ir - base_ir) / 1e6:+,.1f}" if ir and base_ir else "-"
+                fc = m.get("first_call_counted")
+                fc_cells = f"{fc['ir'] / 1e6:+,.2f} | {fc['ms']:+.1f}" if fc else "- | -"
                 lines.append(
                     f"| {names.get(mode, mode)} | {m['best_ms']:.1f} | {m['median_ms']:.1f} | {m['cpu_ms']:.1f} | "
-                    f"{cnt} | {m['first_call_extra_cpu_ms']:+.1f} |"
+                    f"{cnt} | {fc_cells} | {m['first_call_extra_cpu_ms']:+.1f} |"
                 )
             lines.append("")
     return lines
