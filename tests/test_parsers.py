@@ -589,6 +589,36 @@ _RESPONSES_BODY = {
         ("/v1/chat/completions", "openai.types.chat:ChatCompletion", _CHAT_BODY),
         ("/v1/chat/completions", "openai.types.chat:ChatCompletion", _DEEPSEEK_BODY),
         ("/v1/chat/completions", "openai.types.chat:ChatCompletion", dict(_CHAT_BODY, usage=None)),
+        (
+            "/v1/chat/completions",
+            "openai.types.chat:ChatCompletion",
+            dict(
+                _CHAT_BODY,
+                usage={
+                    "prompt_tokens": 120,
+                    "completion_tokens": 30,
+                    "total_tokens": 150,
+                    "cost": 0.0042,  # a relay's reported cost (OpenRouter)
+                    "prompt_tokens_details": {"cached_tokens": 100, "cache_write_tokens": 20, "audio_tokens": 0},
+                    "completion_tokens_details": {"reasoning_tokens": 12, "audio_tokens": 0},
+                },
+            ),
+        ),
+        (
+            "/v1/chat/completions",
+            "openai.types.chat:ChatCompletion",
+            dict(_CHAT_BODY, usage={"prompt_tokens": 12.0, "completion_tokens": 3, "total_tokens": 15}),
+        ),
+        (
+            "/v1/chat/completions",
+            "openai.types.chat:ChatCompletion",
+            dict(_CHAT_BODY, usage={"prompt_tokens": 10**12, "completion_tokens": 3, "total_tokens": 15}),
+        ),
+        (
+            "/v1/chat/completions",
+            "openai.types.chat:ChatCompletion",
+            dict(_CHAT_BODY, usage={"prompt_tokens": -1, "completion_tokens": 3, "total_tokens": 2}),
+        ),
         ("/v1/completions", "openai.types:Completion", _COMPLETION_BODY),
         ("/v1/embeddings", "openai.types:CreateEmbeddingResponse", _EMBEDDING_BODY),
     ],
@@ -601,6 +631,10 @@ _RESPONSES_BODY = {
         "chat",
         "deepseek-cache-hits",
         "chat-no-usage",
+        "chat-relay-cost-cache-reasoning",
+        "chat-float-count",
+        "chat-absurd-count",
+        "chat-negative-count",
         "completions",
         "embeddings",
     ],

@@ -39,6 +39,7 @@ def _on_import(module: Any) -> None:
 
 
 _ASYNC_FLAGS = 0x80 | 0x100 | 0x200  # CO_COROUTINE, CO_ITERABLE_COROUTINE, CO_ASYNC_GENERATOR (inspect is not imported)
+_CO_COROUTINE = 0x80
 
 
 def _install_plain(owner: Any, name: str, wrapper: Any) -> bool:
@@ -46,12 +47,15 @@ def _install_plain(owner: Any, name: str, wrapper: Any) -> bool:
     instance, args, kwargs)`` as wrapt would. These run on every LLM call and HTTP request of the process, and
     a wrapt ``FunctionWrapper`` costs several thousand instructions a call on its own (a bound wrapper made per
     attribute access, then its dispatch); a function costs a bound method. ``__wrapped__`` (and so
-    ``inspect.signature``, and uninstrument) still reach the original. Anything else (a coroutine function,
-    whose wrapt wrapper still answers ``inspect.iscoroutinefunction``; a classmethod; a descriptor another
-    library put there) is left to wrapt: False."""
+    ``inspect.signature``, and uninstrument) still reach the original. A coroutine method gets an ``async def``
+    (``_install_coroutine``). Anything else (an async generator, a module-level coroutine function, a
+    classmethod, a descriptor another library put there) is left to wrapt: False."""
     original = owner.__dict__.get(name) if isinstance(owner, (type, types.ModuleType)) else None
-    if type(original) is not types.FunctionType or original.__code__.co_flags & _ASYNC_FLAGS:
+    if type(original) is not types.FunctionType:
         return False
+    flags = original.__code__.co_flags & _ASYNC_FLAGS
+    if flags:
+        return flags == _CO_COROUTINE and _install_coroutine(owner, name, original, wrapper)
     get = original.__get__
     passes = getattr(wrapper, "passes", None)  # (args, kwargs) -> True: not ours, the original alone, at once
     if passes is not None and isinstance(owner, type):
@@ -73,6 +77,23 @@ def _install_plain(owner: Any, name: str, wrapper: Any) -> bool:
     patched = method if isinstance(owner, type) else function
     functools.update_wrapper(patched, original)
     setattr(owner, name, patched)
+    return True
+
+
+def _install_coroutine(owner: Any, name: str, original: Any, wrapper: Any) -> bool:
+    """``_install_plain`` for a coroutine method (``async def``): an ``async def`` that awaits ``wrapper(wrapped,
+    instance, args, kwargs)``, so ``inspect.iscoroutinefunction`` still answers True and the caller awaits what
+    it always awaited. One more coroutine frame costs less than wrapt's bound wrapper and dispatch (counted:
+    ~4,000 against ~7,000 instructions a call). A module-level coroutine function is left to wrapt."""
+    if not isinstance(owner, type):
+        return False
+    get = original.__get__
+
+    async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return await wrapper(get(self), self, args, kwargs)
+
+    functools.update_wrapper(method, original)
+    setattr(owner, name, method)
     return True
 
 
