@@ -21,7 +21,8 @@ try:
     from orjson import JSONDecodeError as _OrjsonError
     from orjson import loads as _orjson_loads
 except ImportError:  # pragma: no cover - a platform without an orjson wheel
-    _orjson_loads = None
+    _orjson_loads = None  # type: ignore[assignment]
+    _OrjsonError = ValueError  # type: ignore[assignment,misc]
 
 
 def _stdlib_loads(raw: bytes) -> Any:
@@ -36,13 +37,10 @@ def _stdlib_loads(raw: bytes) -> Any:
     return value
 
 
-if _orjson_loads is not None:
-
-    def loads(raw: bytes) -> Any:
+def loads(raw: bytes) -> Any:
+    if _orjson_loads is not None:
         try:
             return _orjson_loads(raw)
         except _OrjsonError:
-            return _stdlib_loads(raw)
-
-else:  # pragma: no cover
-    loads = _stdlib_loads
+            pass
+    return _stdlib_loads(raw)

@@ -523,7 +523,7 @@ def apply_openai_object(route: Route, obj: Any, info: ResponseInfo) -> None:
     cached = din.get("cached_tokens")
     if cached is None:
         cached = u.get("prompt_cache_hit_tokens")  # DeepSeek
-    counts = (
+    counts: tuple[Any, ...] = (
         u.get("prompt_tokens"),
         u.get("completion_tokens"),
         cached,
