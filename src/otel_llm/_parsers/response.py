@@ -508,46 +508,24 @@ def apply_openai_object(route: Route, obj: Any, info: ResponseInfo) -> None:
         u = _fields(u)
         if u is None:
             return
-    # _object_usage, _chat_usage, _counts and _take_usage in one frame: this runs on every SDK call (a test holds
-    # it to usage_from over the same body)
+    try:
+        usage = _object_usage(u)
+    except _BadCount:
+        usage = invalid_usage()
+    _take_usage(info, usage, u.get("cost"))
+
+
+def _object_usage(u: dict) -> Usage:
+    """``usage_from``'s chat and completions branch, over the fields of the SDK's ``CompletionUsage`` (its details
+    are models: their fields and extra fields, such as ``cache_write_tokens``, read as one dict). Raises
+    ``_BadCount``."""
     din = u.get("prompt_tokens_details")
-    if din is None:
-        din = _EMPTY
-    elif type(din) is not dict:
-        din = _fields(din) or _EMPTY
     dout = u.get("completion_tokens_details")
-    if dout is None:
-        dout = _EMPTY
-    elif type(dout) is not dict:
-        dout = _fields(dout) or _EMPTY
-    cached = din.get("cached_tokens")
-    if cached is None:
-        cached = u.get("prompt_cache_hit_tokens")  # DeepSeek
-    counts: tuple[Any, ...] = (
-        u.get("prompt_tokens"),
-        u.get("completion_tokens"),
-        cached,
-        din.get("cache_write_tokens"),
-        dout.get("reasoning_tokens"),
-        din.get("audio_tokens"),
-        dout.get("audio_tokens"),
+    return _chat_usage(
+        u,
+        _fields(din) or _EMPTY if din is not None else _EMPTY,
+        _fields(dout) or _EMPTY if dout is not None else _EMPTY,
     )
-    for v in counts:
-        if v is not None and (type(v) is not int or v < 0 or v > MAX_TOKENS):
-            try:
-                counts = tuple(map(_int, counts))
-            except _BadCount:
-                usage = invalid_usage()
-                break
-            usage = new_usage(*counts)
-            break
-    else:
-        usage = new_usage(*counts)
-    relay = u.get("cost")
-    if info.usage is None and relay is None:
-        info.usage = usage
-    else:
-        _take_usage(info, usage, relay)
 
 
 def _apply_responses_object(body: dict, info: ResponseInfo) -> None:
