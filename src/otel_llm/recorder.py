@@ -580,7 +580,11 @@ class Recorder:
         """A call's end, in the order a reader can follow: what went wrong, what the answer says (span attributes),
         its content (opt-in), its metric points and cost, the in-process tallies, and the span's end."""
         now = time.perf_counter()
-        error, outcome = self._classify(inv)
+        error = inv.error_type
+        outcome = inv.outcome
+        status = inv.status_code
+        if (status is not None and status >= 400) or (error is None and outcome is not None):
+            error, outcome = self._classify(inv)  # (else what it returns is what was read)
         model = inv.info.model
         frame = inv.scope
         if frame is None:
@@ -983,36 +987,30 @@ def _roll_up(
             log.debug("otel_llm: rolling a call up onto its scope's span failed", exc_info=True)
 
 
-def _has_details(usage: Usage | None) -> bool:
-    """Cache, reasoning or audio tokens (a zero is left out, as the official instrumentation does)."""
-    return usage is not None and bool(
-        usage.cache_read_tokens
-        or usage.cache_write_tokens
-        or usage.reasoning_tokens
-        or usage.audio_input_tokens
-        or usage.audio_output_tokens
-    )
-
-
 def _usage_attrs(usage: Usage, attrs: dict[str, Any]) -> bool:
-    """A valid usage's span attributes: input and output tokens, and the non-zero details. True if it has
-    details."""
+    """A valid usage's span attributes: input and output tokens, and the non-zero details (a zero is left out,
+    as the official instrumentation does). True if it has details (cache, reasoning or audio tokens)."""
     if usage.input_tokens is not None:
         attrs[n.USAGE_INPUT] = usage.input_tokens
     if usage.output_tokens is not None:
         attrs[n.USAGE_OUTPUT] = usage.output_tokens
-    if not _has_details(usage):
+    cr = usage.cache_read_tokens
+    cw = usage.cache_write_tokens
+    rs = usage.reasoning_tokens
+    ain = usage.audio_input_tokens
+    aout = usage.audio_output_tokens
+    if not (cr or cw or rs or ain or aout):
         return False
-    if usage.cache_read_tokens:
-        attrs[n.USAGE_CACHE_READ] = usage.cache_read_tokens
-    if usage.cache_write_tokens:
-        attrs[n.USAGE_CACHE_WRITE] = usage.cache_write_tokens
-    if usage.reasoning_tokens:
-        attrs[n.USAGE_REASONING] = usage.reasoning_tokens
-    if usage.audio_input_tokens:
-        attrs[n.USAGE_AUDIO_INPUT] = usage.audio_input_tokens
-    if usage.audio_output_tokens:
-        attrs[n.USAGE_AUDIO_OUTPUT] = usage.audio_output_tokens
+    if cr:
+        attrs[n.USAGE_CACHE_READ] = cr
+    if cw:
+        attrs[n.USAGE_CACHE_WRITE] = cw
+    if rs:
+        attrs[n.USAGE_REASONING] = rs
+    if ain:
+        attrs[n.USAGE_AUDIO_INPUT] = ain
+    if aout:
+        attrs[n.USAGE_AUDIO_OUTPUT] = aout
     return True
 
 

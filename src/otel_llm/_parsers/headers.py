@@ -277,4 +277,8 @@ def parse_header_store(store: dict[str, Any]) -> HeaderInfo:
 
 def parse_header_list(items: Sequence[tuple[bytes, bytes, bytes]]) -> HeaderInfo:
     """From httpx's own header list, ``(raw name, lowercase name, value)`` as bytes."""
-    return _fill(_new(HeaderInfo), items, _plan(tuple(map(_second, items)), _BYTES), _BYTES)
+    names = tuple(map(_second, items))
+    plan = _LAST.get(len(names))  # (_plan's first look, in this frame)
+    if plan is None or plan.names != names:
+        plan = _plan(names, _BYTES)
+    return _fill(_new(HeaderInfo), items, plan, _BYTES)

@@ -109,8 +109,15 @@ def _defaults(info: ResponseInfo) -> ResponseInfo:
 
 
 def new_response_info() -> ResponseInfo:
-    """``ResponseInfo()`` without its Python ``__init__`` (a re-entry from C on Python 3.11): one per call."""
-    return _defaults(_new(ResponseInfo))
+    """``ResponseInfo()`` without its Python ``__init__`` (a re-entry from C on Python 3.11): one per call
+    (``_defaults``' work in this frame)."""
+    info = _new(ResponseInfo)
+    info.model = info.id = info.usage = info.relay_cost = info.error_code = info.system_fingerprint = None
+    info.service_tier = info.embedding_dimensions = info.status = info.fetched = info.output = None
+    info.billed = info.provider_attrs = None
+    info.compacted = False
+    info.finish_reasons = []
+    return info
 
 
 _new = object.__new__
@@ -496,10 +503,14 @@ def apply_openai_object(route: Route, obj: Any, info: ResponseInfo) -> None:
                 if isinstance(reason, str):
                     reasons.append(reason if reason.isascii() else clean(reason))
         fp = get("system_fingerprint")
-        if isinstance(fp, str):
+        if type(fp) is str:
+            info.system_fingerprint = fp if fp.isascii() else clean(fp)
+        elif isinstance(fp, str):
             info.system_fingerprint = clean(fp)
         tier = get("service_tier")
-        if isinstance(tier, str):
+        if type(tier) is str:
+            info.service_tier = tier if tier.isascii() else clean(tier)
+        elif isinstance(tier, str):
             info.service_tier = clean(tier)
     u = get("usage")
     if u is None:
@@ -512,7 +523,11 @@ def apply_openai_object(route: Route, obj: Any, info: ResponseInfo) -> None:
         usage = _object_usage(u)
     except _BadCount:
         usage = invalid_usage()
-    _take_usage(info, usage, u.get("cost"))
+    cost = u.get("cost")
+    if cost is None and info.usage is None:  # the common answer: _take_usage's work without its two calls
+        info.usage = usage
+    else:
+        _take_usage(info, usage, cost)
 
 
 def _object_usage(u: dict) -> Usage:
@@ -520,12 +535,32 @@ def _object_usage(u: dict) -> Usage:
     are models: their fields and extra fields, such as ``cache_write_tokens``, read as one dict). Raises
     ``_BadCount``."""
     din = u.get("prompt_tokens_details")
+    din = _EMPTY if din is None else _model_fields(din)
     dout = u.get("completion_tokens_details")
-    return _chat_usage(
-        u,
-        _fields(din) or _EMPTY if din is not None else _EMPTY,
-        _fields(dout) or _EMPTY if dout is not None else _EMPTY,
+    dout = _EMPTY if dout is None else _model_fields(dout)
+    cached = din.get("cached_tokens")  # (_chat_usage's work, in this frame)
+    if cached is None:
+        cached = u.get("prompt_cache_hit_tokens")  # DeepSeek
+    return new_usage(
+        *_counts(
+            u.get("prompt_tokens"),
+            u.get("completion_tokens"),  # (embeddings: none)
+            cached,
+            din.get("cache_write_tokens"),
+            dout.get("reasoning_tokens"),
+            din.get("audio_tokens"),
+            dout.get("audio_tokens"),
+        )
     )
+
+
+def _model_fields(obj: Any) -> dict:
+    """``_fields(obj) or _EMPTY`` for a usage's details: a pydantic model's own dict when it has no extra fields
+    (the common case, read in this frame), else through ``_fields``."""
+    d = getattr(obj, "__dict__", None)
+    if type(d) is dict and not getattr(obj, "__pydantic_extra__", None):
+        return d
+    return _fields(obj) or _EMPTY
 
 
 def _apply_responses_object(body: dict, info: ResponseInfo) -> None:

@@ -234,6 +234,7 @@ def _runtime_var() -> tuple[Any, Any, Any, Any]:
 
 
 _RUNTIME, _VAR, _CONTEXT, _SPAN_KEY = _runtime_var()
+_dict_set = dict.__setitem__
 
 
 def attach(inv: Invocation) -> object:
@@ -241,9 +242,9 @@ def attach(inv: Invocation) -> object:
     under it, and the trace context sent on is its own."""
     var = _VAR
     if var is not None and context._RUNTIME_CONTEXT is _RUNTIME:
-        values = var.get().copy()
-        values[_SPAN_KEY] = inv.span
-        return var.set(_CONTEXT(values))
+        values = _CONTEXT(var.get())  # one copy (Context is a dict whose own item setter refuses)
+        _dict_set(values, _SPAN_KEY, inv.span)
+        return var.set(values)
     return context.attach(trace.set_span_in_context(inv.span))
 
 

@@ -124,12 +124,16 @@ def _begin(recorder: Recorder, instance: Any, args: Any, kwargs: Any) -> tuple[I
         hide_usage = True
     inv = recorder.start(route, request, host, port, "sdk", body=sent if recorder.capture else None)
     inv.hide_usage = hide_usage
-    if not recorder.capture and route.api in _OBJECT_APIS and not _raw_response(options):
-        if not request.stream:
-            # read the SDK's parsed result instead of the body (see _after)
-            inv.from_result = _is_model_class(args[0] if args else kwargs.get("cast_to"))
-        elif kwargs.get("stream") is True and route.api in _CHUNK_APIS:
-            inv.from_chunks = True  # read the SDK's parsed chunks instead of the SSE events (see _SdkStream)
+    if not recorder.capture and route.api in _OBJECT_APIS:
+        headers = options.headers  # (_raw_response's common case in this frame)
+        if not (_RAW_RESPONSE_HEADER in headers if type(headers) is dict else _raw_response(options)):
+            if not request.stream:
+                # read the SDK's parsed result instead of the body (see _after)
+                cast_to = args[0] if args else kwargs.get("cast_to")
+                known = _model_classes.get(cast_to)
+                inv.from_result = known if known is not None else _is_model_class(cast_to)
+            elif kwargs.get("stream") is True and route.api in _CHUNK_APIS:
+                inv.from_chunks = True  # read the SDK's parsed chunks instead of the SSE events (see _SdkStream)
     return inv, args, kwargs
 
 
