@@ -872,7 +872,7 @@ def run_counted(
             todo.append(NO_CHUNK_TIMING)
         for v in todo:
             env = dict(CG_ENV, OTEL_LLM_CHUNK_TIMING="false") if v == NO_CHUNK_TIMING else dict(CG_ENV)
-            if v == "official-floor" and scenario not in OFFICIAL_SCENARIOS:
+            if v == "official-floor" and scenario not in OFFICIAL_SCENARIOS and not scenario.startswith("stream_chat"):
                 continue
             reps = CG_REPEATS if v in CG_REPEATED and not scenario.startswith("stream_chat") else 1
             if v in (OFFICIAL, "official-floor") and scenario in OFFICIAL_SCENARIOS:

@@ -422,9 +422,11 @@ TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4
 
 class OfficialFloor(Floor):
     """The bare SDK cost of the official instrumentation's (``genai-openai``) telemetry for the same call: its
-    CLIENT span with the same attribute keys, its duration and token-usage histogram records with the same
-    attribute sets (the response's service tier and system fingerprint included) and buckets; nothing else.
-    ``run.py`` checks it against what genai-openai recorded, as it checks the floor against otel-llm."""
+    CLIENT span with the same attribute keys, its duration and token-usage histogram records (on a stream, which
+    it asks no usage for: time to first chunk and one point per later chunk instead of token counts) with the
+    same attribute sets (the response's service tier and system fingerprint included) and buckets, each in its
+    span's context as genai-openai records them (so the SDK offers each an exemplar); nothing else. ``run.py``
+    checks it against what genai-openai recorded, as it checks the floor against otel-llm."""
 
     def __init__(self, tp: Any, mp: Any, host: str, port: int) -> None:
         from opentelemetry.trace import SpanKind
@@ -438,6 +440,19 @@ class OfficialFloor(Floor):
         self.tokens = meter.create_histogram(
             "gen_ai.client.token.usage", unit="{token}", explicit_bucket_boundaries_advisory=TOKEN_BUCKETS
         )
+        self.ttfc = meter.create_histogram(
+            "gen_ai.client.operation.time_to_first_chunk",
+            unit="s",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+        )
+        self.tpoc = meter.create_histogram(
+            "gen_ai.client.operation.time_per_output_chunk",
+            unit="s",
+            explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
+        )
+        from opentelemetry.trace import set_span_in_context
+
+        self.in_context = set_span_in_context  # genai-openai records every point in its span's context (exemplars)
         self.host = host
         self.port = port
         self._sets: dict[tuple[Any, ...], tuple[dict, dict, dict]] = {}
@@ -465,6 +480,8 @@ class OfficialFloor(Floor):
             )
             if api_type == "responses":
                 attrs["openai.api.type"] = "responses"
+        if stream:
+            attrs["gen_ai.request.stream"] = True
         return self.tracer.start_span(f"{operation} {model}", kind=self.kind, attributes=attrs)
 
     def _finish(self, span: Any, t0: float, model: str, tin: int, tout: int | None, end: dict[str, Any],
@@ -492,10 +509,11 @@ class OfficialFloor(Floor):
                 dict(base, **{"gen_ai.token.type": "input"}),
                 dict(base, **{"gen_ai.token.type": "output"}),
             )
-        self.duration.record(dur, sets[0])
-        self.tokens.record(tin, sets[1])
+        ctx = self.in_context(span)
+        self.duration.record(dur, sets[0], ctx)
+        self.tokens.record(tin, sets[1], ctx)
         if tout is not None:
-            self.tokens.record(tout, sets[2])
+            self.tokens.record(tout, sets[2], ctx)
         span.end()
 
     def _chat(self, span: Any, t0: float, model: str, rid: str, reason: str, tin: int, tout: int, cached: int,
@@ -555,6 +573,61 @@ class OfficialFloor(Floor):
             None,
             tier_on_points=False,
         )  # fmt: skip  (its Responses points carry no service tier)
+
+    def end_stream(self, span: Any, t0: float, model: str, rid: str, reason: str, tier: str | None, ttfc: float,
+                   gaps: list[float]) -> None:  # fmt: skip
+        """genai-openai's telemetry of a stream it did not ask usage for: no token counts, time to first chunk
+        and one point per later chunk, each point with the span's context as it records them."""
+        dur = time.perf_counter() - t0
+        end: dict[str, Any] = {
+            "gen_ai.response.id": rid,
+            "gen_ai.response.model": model,
+            "gen_ai.response.finish_reasons": (reason,),
+            "gen_ai.response.time_to_first_chunk": ttfc,
+        }
+        if tier is not None:
+            end["openai.response.service_tier"] = tier
+        span.set_attributes(end)
+        base = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": "openai",
+            "gen_ai.request.model": CHAT_MODEL,
+            "server.address": self.host,
+            "server.port": self.port,
+            "gen_ai.response.model": model,
+        }
+        if tier is not None:
+            base["openai.response.service_tier"] = tier
+        ctx = self.in_context(span)
+        self.ttfc.record(ttfc, base, ctx)
+        record = self.tpoc.record
+        for g in gaps:
+            record(g, base, ctx)
+        self.duration.record(dur, base, ctx)
+        span.end()
+
+
+def official_floor_stream(floor: OfficialFloor, span: Any, t0: float, stream: Any) -> int:
+    """The official floor's reading of an SDK stream, as genai-openai reads one: every chunk timed (it asks for
+    no usage chunk), model, id, finish reason and service tier from the chunks."""
+    n = 0
+    gaps = []
+    ttfc = last = 0.0
+    model = rid = reason = ""
+    tier = None
+    for chunk in stream:
+        now = time.perf_counter()
+        if n == 0:
+            ttfc = now - t0
+            model, rid, tier = chunk.model, chunk.id, chunk.service_tier
+        else:
+            gaps.append(now - last)
+        last = now
+        n += 1
+        if chunk.choices and chunk.choices[0].finish_reason:
+            reason = chunk.choices[0].finish_reason
+    floor.end_stream(span, t0, model, rid, reason, tier, ttfc, gaps)
+    return n
 
 
 def floor_stream(floor: Floor, span: Any, t0: float, stream: Any) -> int:
@@ -647,6 +720,11 @@ def make_call(variant: str, scenario: str, url: str, floor: Floor | None) -> tup
                 return n
             span = floor.start("chat", CHAT_MODEL, True)
             t0 = time.perf_counter()
+            if isinstance(floor, OfficialFloor):  # genai-openai asks for no usage chunk
+                stream = client.chat.completions.create(
+                    model=CHAT_MODEL, messages=MESSAGES, max_tokens=MAX_TOKENS, stream=True, extra_headers=headers
+                )
+                return official_floor_stream(floor, span, t0, stream)
             # real token counts need the usage chunk, as otel-llm asks for it (stream_options.include_usage)
             stream = client.chat.completions.create(
                 model=CHAT_MODEL,
