@@ -707,3 +707,62 @@ def test_the_hot_path_json_parser_takes_big_bodies_and_deep_nesting() -> None:
         json.loads(deep)
     with pytest.raises(RecursionError):
         loads(deep)
+
+
+# --------------------------------------------------------------------------------------------------
+# the chat branch of apply_body (its own, first) against the general branch (completions share its reading)
+
+_WEIRD_TEXT = st.one_of(st.text(max_size=8), st.sampled_from(["\ud800", "stop\udfff", "é", "", "length"]))
+_COUNT = st.one_of(
+    st.none(), st.integers(-5, 10**13), st.floats(allow_nan=True), st.booleans(), st.sampled_from(["12", 3.0])
+)
+_ANY = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), _WEIRD_TEXT),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(_WEIRD_TEXT, inner, max_size=3)),
+    max_leaves=8,
+)
+_DETAILS = st.one_of(
+    _ANY,
+    st.fixed_dictionaries(
+        {}, optional={k: _COUNT for k in ("cached_tokens", "cache_write_tokens", "audio_tokens", "reasoning_tokens")}
+    ),
+)
+_USAGE = st.one_of(
+    _ANY,
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "prompt_tokens": _COUNT,
+            "completion_tokens": _COUNT,
+            "prompt_cache_hit_tokens": _COUNT,
+            "cost": st.one_of(_COUNT, st.floats()),
+            "prompt_tokens_details": _DETAILS,
+            "completion_tokens_details": _DETAILS,
+        },
+    ),
+)
+_CHOICE = st.one_of(_ANY, st.fixed_dictionaries({}, optional={"finish_reason": st.one_of(_WEIRD_TEXT, _ANY)}))
+_CHAT_LIKE = st.fixed_dictionaries(
+    {},
+    optional={
+        "model": st.one_of(_WEIRD_TEXT, _ANY),
+        "id": st.one_of(_WEIRD_TEXT, _ANY),
+        "error": _ANY,
+        "choices": st.one_of(st.lists(_CHOICE, max_size=3), _ANY),
+        "system_fingerprint": st.one_of(_WEIRD_TEXT, _ANY),
+        "service_tier": st.one_of(_WEIRD_TEXT, _ANY),
+        "usage": _USAGE,
+    },
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(bodies=st.lists(_CHAT_LIKE, min_size=1, max_size=3))
+def test_the_chat_branch_reads_a_body_as_the_general_branch_does(bodies: list[dict]) -> None:
+    chat, completions = R.match("/v1/chat/completions"), R.match("/v1/completions")
+    assert chat is not None and completions is not None and chat.api != completions.api
+    fast, general = ResponseInfo(), ResponseInfo()
+    for body in bodies:  # one answer, or the events of one stream in order
+        apply_body(chat, body, fast)
+        apply_body(completions, body, general)
+    assert repr(fast) == repr(general)  # repr: a NaN count compares unequal to itself
