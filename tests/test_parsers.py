@@ -766,3 +766,47 @@ def test_the_chat_branch_reads_a_body_as_the_general_branch_does(bodies: list[di
         apply_body(chat, body, fast)
         apply_body(completions, body, general)
     assert repr(fast) == repr(general)  # repr: a NaN count compares unequal to itself
+
+
+@pytest.mark.parametrize(
+    "counts",
+    [
+        (10, 5, None, None, None, None, None),
+        (0, 0, 0, 0, 0, 0, 0),
+        (1_000_000_000, 1, 2, 3, 4, 5, 6),
+        (12.0, 3, None, None, 2.0, None, None),
+        (None, None, None, None, None, None, None),
+    ],
+)
+def test_the_one_frame_usage_builds_what_new_usage_builds(counts: tuple) -> None:
+    from otel_llm._parsers.response import _int, _usage
+    from otel_llm._parsers.usage import new_usage
+
+    got = _usage(*counts)
+    assert got == new_usage(*map(_int, counts))
+    assert all(type(v) is int or v is None for v in (got.input_tokens, got.reasoning_tokens))
+
+
+@pytest.mark.parametrize("bad", [-1, 10**9 + 1, True, "12", 1.5, float("nan"), float("inf")])
+def test_the_one_frame_usage_refuses_what_a_count_cannot_be(bad: object) -> None:
+    from otel_llm._parsers.response import _BadCount, _usage
+
+    with pytest.raises(_BadCount):
+        _usage(10, bad)
+    with pytest.raises(_BadCount):
+        _usage(None, None, None, None, None, None, bad)
+
+
+@pytest.mark.parametrize("raw", [*_JSON_CASES, b"{", b"\xff not utf-8", b"[1,]", b""])
+def test_the_body_parsers_read_what_json_loads_reads(raw: bytes) -> None:
+    route = R.match("/v1/chat/completions")
+    assert route is not None
+    try:
+        want = json.loads(raw)
+    except ValueError:
+        want = None
+    info = ResponseInfo()
+    assert parse_body_bytes(route, raw, info) is (want is not None or raw == b"null")
+    request = parse_request_bytes(route, raw)
+    expected = parse_request(route, want)
+    assert (request.model, request.stream, request.attributes) == (expected.model, expected.stream, expected.attributes)

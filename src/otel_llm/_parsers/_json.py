@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["loads"]
+__all__ = ["first_loads", "loads"]
 
 _raw_decode = json.JSONDecoder().raw_decode
 
@@ -44,3 +44,8 @@ def loads(raw: bytes) -> Any:
         except _OrjsonError:
             pass
     return _stdlib_loads(raw)
+
+
+first_loads = _orjson_loads if _orjson_loads is not None else _stdlib_loads
+"""The first parser ``loads`` tries, to call in place of ``loads`` where a Python call counts: a ``ValueError``
+from it is not the body's verdict (orjson refuses what ``json.loads`` may accept), ``loads`` then decides."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import _names as n
+from ._json import first_loads as _first_loads
 from ._json import loads as _loads
 from ._text import clean
 from .cohere import cohere_request_attrs
@@ -201,8 +202,13 @@ def parse_request_bytes(route: Route, raw: bytes | None, path_model: str | None 
     body: Any = None
     if raw:
         try:
-            body = _loads(raw)
-        except (ValueError, TypeError):
+            body = _first_loads(raw)
+        except ValueError:  # orjson refuses what json.loads may take (see _json): the full loads decides
+            try:
+                body = _loads(raw)
+            except (ValueError, TypeError):
+                body = None
+        except TypeError:
             body = None
     return parse_request(route, body, path_model)
 

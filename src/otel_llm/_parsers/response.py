@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._json import first_loads as _first_loads
 from ._json import loads as _loads
 from ._text import clean
 from .cohere import apply_cohere_body
@@ -149,15 +150,24 @@ def _int(v: Any) -> int | None:
     raise _BadCount
 
 
-def _counts(*values: Any) -> tuple:
-    """Token counts as they are when each is ``None`` or a whole ``int`` from 0 to ``MAX_TOKENS``, else each through
-    ``_int`` (raises ``_BadCount``; converts ``12.0``). A bool's type is not ``int``: it goes through ``_int`` and is
-    refused. (A plain loop: ``set(map(type, ...))`` and ``min``/``max`` over ``filter`` cost three times as many
-    instructions, counted.)"""
-    for v in values:
+def _usage(i: Any, o: Any, cr: Any = None, cw: Any = None, rs: Any = None, ai: Any = None, ao: Any = None) -> Usage:
+    """``new_usage`` over token counts, in one frame: each count as it is when ``None`` or a whole ``int`` from 0 to
+    ``MAX_TOKENS``, else each through ``_int`` (raises ``_BadCount``; converts ``12.0``). A bool's type is not
+    ``int``: it goes through ``_int`` and is refused. (A plain loop: ``set(map(type, ...))`` and ``min``/``max``
+    over ``filter`` cost three times as many instructions, counted. A test holds it to ``new_usage``.)"""
+    for v in (i, o, cr, cw, rs, ai, ao):
         if v is not None and (type(v) is not int or v < 0 or v > MAX_TOKENS):
-            return tuple(map(_int, values))
-    return values
+            return new_usage(_int(i), _int(o), _int(cr), _int(cw), _int(rs), _int(ai), _int(ao))
+    usage = _new(Usage)
+    usage.input_tokens = i
+    usage.output_tokens = o
+    usage.cache_read_tokens = cr
+    usage.cache_write_tokens = cw
+    usage.reasoning_tokens = rs
+    usage.audio_input_tokens = ai
+    usage.audio_output_tokens = ao
+    usage.invalid = False
+    return usage
 
 
 def _text(v: Any) -> str | None:
@@ -218,16 +228,14 @@ def _usage_from(api: str, u: dict) -> Usage:
     if api == OPENAI_RESPONSES:
         din = _dict(u.get("input_tokens_details"))
         dout = _dict(u.get("output_tokens_details"))
-        return new_usage(
-            *_counts(
-                u.get("input_tokens"),
-                u.get("output_tokens"),
-                din.get("cached_tokens"),
-                din.get("cache_write_tokens"),
-                dout.get("reasoning_tokens"),
-                din.get("audio_tokens"),
-                dout.get("audio_tokens"),
-            )
+        return _usage(
+            u.get("input_tokens"),
+            u.get("output_tokens"),
+            din.get("cached_tokens"),
+            din.get("cache_write_tokens"),
+            dout.get("reasoning_tokens"),
+            din.get("audio_tokens"),
+            dout.get("audio_tokens"),
         )
     return _chat_usage(u, _dict(u.get("prompt_tokens_details")), _dict(u.get("completion_tokens_details")))
 
@@ -238,16 +246,14 @@ def _chat_usage(u: dict, din: dict, dout: dict) -> Usage:
     cached = din.get("cached_tokens")
     if cached is None:
         cached = u.get("prompt_cache_hit_tokens")  # DeepSeek
-    return new_usage(
-        *_counts(
-            u.get("prompt_tokens"),
-            u.get("completion_tokens"),  # (embeddings: none)
-            cached,
-            din.get("cache_write_tokens"),
-            dout.get("reasoning_tokens"),
-            din.get("audio_tokens"),
-            dout.get("audio_tokens"),
-        )
+    return _usage(
+        u.get("prompt_tokens"),
+        u.get("completion_tokens"),  # (embeddings: none)
+        cached,
+        din.get("cache_write_tokens"),
+        dout.get("reasoning_tokens"),
+        din.get("audio_tokens"),
+        dout.get("audio_tokens"),
     )
 
 
@@ -491,8 +497,25 @@ def _apply_chat_body(body: dict, info: ResponseInfo) -> None:
         if isinstance(u, dict):
             _take_usage(info, usage_from(OPENAI_CHAT, u), u.get("cost"))
         return
+    din = u.get("prompt_tokens_details")  # (_chat_usage's work, in this frame)
+    if type(din) is not dict and not isinstance(din, dict):
+        din = _EMPTY
+    dout = u.get("completion_tokens_details")
+    if type(dout) is not dict and not isinstance(dout, dict):
+        dout = _EMPTY
+    cached = din.get("cached_tokens")
+    if cached is None:
+        cached = u.get("prompt_cache_hit_tokens")  # DeepSeek
     try:
-        usage = _chat_usage(u, _dict(u.get("prompt_tokens_details")), _dict(u.get("completion_tokens_details")))
+        usage = _usage(
+            u.get("prompt_tokens"),
+            u.get("completion_tokens"),
+            cached,
+            din.get("cache_write_tokens"),
+            dout.get("reasoning_tokens"),
+            din.get("audio_tokens"),
+            dout.get("audio_tokens"),
+        )
     except _BadCount:
         usage = invalid_usage()
     cost = u.get("cost")
@@ -601,16 +624,14 @@ def _object_usage(u: dict) -> Usage:
     cached = din.get("cached_tokens")  # (_chat_usage's work, in this frame)
     if cached is None:
         cached = u.get("prompt_cache_hit_tokens")  # DeepSeek
-    return new_usage(
-        *_counts(
-            u.get("prompt_tokens"),
-            u.get("completion_tokens"),  # (embeddings: none)
-            cached,
-            din.get("cache_write_tokens"),
-            dout.get("reasoning_tokens"),
-            din.get("audio_tokens"),
-            dout.get("audio_tokens"),
-        )
+    return _usage(
+        u.get("prompt_tokens"),
+        u.get("completion_tokens"),  # (embeddings: none)
+        cached,
+        din.get("cache_write_tokens"),
+        dout.get("reasoning_tokens"),
+        din.get("audio_tokens"),
+        dout.get("audio_tokens"),
     )
 
 
@@ -656,16 +677,14 @@ def _apply_responses_object(body: dict, info: ResponseInfo) -> None:
         din = _fields(din) or _EMPTY if din is not None else _EMPTY
         dout = get("output_tokens_details")
         dout = _fields(dout) or _EMPTY if dout is not None else _EMPTY
-        usage = new_usage(
-            *_counts(
-                get("input_tokens"),
-                get("output_tokens"),
-                din.get("cached_tokens"),
-                din.get("cache_write_tokens"),
-                dout.get("reasoning_tokens"),
-                din.get("audio_tokens"),
-                dout.get("audio_tokens"),
-            )
+        usage = _usage(
+            get("input_tokens"),
+            get("output_tokens"),
+            din.get("cached_tokens"),
+            din.get("cache_write_tokens"),
+            dout.get("reasoning_tokens"),
+            din.get("audio_tokens"),
+            dout.get("audio_tokens"),
         )
     except _BadCount:
         usage = invalid_usage()
@@ -678,8 +697,13 @@ def _apply_responses_object(body: dict, info: ResponseInfo) -> None:
 def parse_body_bytes(route: Route, raw: bytes, info: ResponseInfo, capture: bool = False) -> bool:
     """Parse a whole JSON body. Returns False when it is not JSON (the caller may try SSE)."""
     try:
-        body = _loads(raw)
-    except (ValueError, TypeError):
+        body = _first_loads(raw)
+    except ValueError:  # orjson refuses what json.loads may take (see _json): the full loads decides
+        try:
+            body = _loads(raw)
+        except (ValueError, TypeError):
+            return False
+    except TypeError:
         return False
     if capture:
         capture_output(route.api, body, info, route.operation == FETCH_RESPONSE)

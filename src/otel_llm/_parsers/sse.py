@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._json import first_loads as _first_loads
 from ._json import loads as _loads
 from ._text import clean
 from .cohere import cohere_event
@@ -147,8 +148,13 @@ class StreamParser:
 
     def _load(self, data: bytes) -> Any:
         try:
-            return _loads(data)
-        except (ValueError, TypeError):
+            return _first_loads(data)
+        except ValueError:  # orjson refuses what json.loads may take (see _json): the full loads decides
+            try:
+                return _loads(data)
+            except (ValueError, TypeError):
+                return None
+        except TypeError:
             return None
 
     def _handle(self, name: bytes | None, data: bytes) -> int:
