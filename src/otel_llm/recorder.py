@@ -768,9 +768,19 @@ class Recorder:
                 amount = sum(parts)
                 attrs[n.COST_AMOUNT] = amount
                 attrs.update(const)
-                for name, value in zip(n.COST_PART_ATTRIBUTES, parts, strict=True):
-                    if value:
-                        attrs[name] = value
+                p_in, p_out, p_cr, p_cw, p_rs, fee = parts  # the non-zero parts (no zip with keywords: a C call)
+                if p_in:
+                    attrs[_PART_IN] = p_in
+                if p_out:
+                    attrs[_PART_OUT] = p_out
+                if p_cr:
+                    attrs[_PART_CACHE_READ] = p_cr
+                if p_cw:
+                    attrs[_PART_CACHE_WRITE] = p_cw
+                if p_rs:
+                    attrs[_PART_REASONING] = p_rs
+                if fee:
+                    attrs[_PART_FEE] = fee
                 self.cost.record(amount, series.attrs)
                 return amount, parts, None
             p_in = tin * r_in / 1_000_000 if tin else 0.0
@@ -965,8 +975,7 @@ _MAX_LEAVES = 16  # (answering model, error type) leaves kept per start key
 _acquire = _LOCK.acquire
 _release = _LOCK.release
 _new = object.__new__
-_PART_IN, _PART_OUT = n.COST_PART_ATTRIBUTES[:2]
-_PART_FEE = n.COST_PART_ATTRIBUTES[5]
+_PART_IN, _PART_OUT, _PART_CACHE_READ, _PART_CACHE_WRITE, _PART_REASONING, _PART_FEE = n.COST_PART_ATTRIBUTES
 
 
 def _roll_up(

@@ -648,11 +648,16 @@ def _apply_responses_object(body: dict, info: ResponseInfo) -> None:
     """``apply_body``'s Responses branch (without content), read from the SDK's ``Response`` object."""
     get = body.get
     status = get("status")
-    if isinstance(status, str):
+    if type(status) is str and status.isascii():
+        info.status = status
+    elif isinstance(status, str):
         info.status = clean(status)
     output = get("output")
     if type(output) is list and not info.compacted:
-        info.compacted = any(getattr(item, "type", None) == "compaction" for item in output)
+        for item in output:  # (a loop: a generator in any() resumes once an item)
+            if getattr(item, "type", None) == "compaction":
+                info.compacted = True
+                break
     if status == "completed":
         info.finish_reasons.extend(_responses_reasons(output))
     elif status == "incomplete":
@@ -666,17 +671,23 @@ def _apply_responses_object(body: dict, info: ResponseInfo) -> None:
         if err is not None and isinstance(err.get("code"), str):
             info.error_code = clean(err["code"])
     tier = get("service_tier")
-    if isinstance(tier, str):
+    if type(tier) is str and tier.isascii():
+        info.service_tier = tier
+    elif isinstance(tier, str):
         info.service_tier = clean(tier)
-    u = _sub(body, "usage")
+    u = get("usage")
     if u is None:
         return
+    if type(u) is not dict:  # (_sub's work, in this frame)
+        u = _fields(u)
+        if u is None:
+            return
     get = u.get
     try:
         din = get("input_tokens_details")
-        din = _fields(din) or _EMPTY if din is not None else _EMPTY
+        din = _EMPTY if din is None else _model_fields(din)
         dout = get("output_tokens_details")
-        dout = _fields(dout) or _EMPTY if dout is not None else _EMPTY
+        dout = _EMPTY if dout is None else _model_fields(dout)
         usage = _usage(
             get("input_tokens"),
             get("output_tokens"),
