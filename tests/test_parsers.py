@@ -710,7 +710,7 @@ def test_the_hot_path_json_parser_takes_big_bodies_and_deep_nesting() -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# the chat branch of apply_body (its own, first) against the general branch (completions share its reading)
+# the chat and completions branch of apply_body (its own, first) against the parsers' general helpers
 
 _WEIRD_TEXT = st.one_of(st.text(max_size=8), st.sampled_from(["\ud800", "stop\udfff", "é", "", "length"]))
 _COUNT = st.one_of(
@@ -756,16 +756,38 @@ _CHAT_LIKE = st.fixed_dictionaries(
 )
 
 
+def _general_chat_reading(body: dict, info: ResponseInfo) -> None:
+    """A chat or completions body read through the parsers' general helpers, one call each, as apply_body read it
+    before chat and completions got their own branch."""
+    from otel_llm._parsers import response as r
+
+    if body.get("error"):
+        r._set_error(info, body)
+    for key in ("model", "id"):
+        value = body.get(key)
+        if value is not None:
+            setattr(info, key, r._str(value) or getattr(info, key))
+    r.apply_openai_choices(info, body.get("choices"))
+    for key in ("system_fingerprint", "service_tier"):
+        value = body.get(key)
+        if isinstance(value, str):
+            setattr(info, key, r.clean(value))
+    u = body.get("usage")
+    if isinstance(u, dict):
+        r._take_usage(info, r.usage_from("openai.chat", u), u.get("cost"))
+
+
 @settings(max_examples=400, deadline=None)
 @given(bodies=st.lists(_CHAT_LIKE, min_size=1, max_size=3))
-def test_the_chat_branch_reads_a_body_as_the_general_branch_does(bodies: list[dict]) -> None:
-    chat, completions = R.match("/v1/chat/completions"), R.match("/v1/completions")
-    assert chat is not None and completions is not None and chat.api != completions.api
-    fast, general = ResponseInfo(), ResponseInfo()
-    for body in bodies:  # one answer, or the events of one stream in order
-        apply_body(chat, body, fast)
-        apply_body(completions, body, general)
-    assert repr(fast) == repr(general)  # repr: a NaN count compares unequal to itself
+def test_the_chat_branch_reads_a_body_as_the_general_helpers_do(bodies: list[dict]) -> None:
+    for path in ("/v1/chat/completions", "/v1/completions"):
+        route = R.match(path)
+        assert route is not None
+        fast, general = ResponseInfo(), ResponseInfo()
+        for body in bodies:  # one answer, or the events of one stream in order
+            apply_body(route, body, fast)
+            _general_chat_reading(body, general)
+        assert repr(fast) == repr(general)  # repr: a NaN count compares unequal to itself
 
 
 @pytest.mark.parametrize(

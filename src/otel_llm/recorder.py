@@ -768,19 +768,7 @@ class Recorder:
                 amount = sum(parts)
                 attrs[n.COST_AMOUNT] = amount
                 attrs.update(const)
-                p_in, p_out, p_cr, p_cw, p_rs, fee = parts  # the non-zero parts (no zip with keywords: a C call)
-                if p_in:
-                    attrs[_PART_IN] = p_in
-                if p_out:
-                    attrs[_PART_OUT] = p_out
-                if p_cr:
-                    attrs[_PART_CACHE_READ] = p_cr
-                if p_cw:
-                    attrs[_PART_CACHE_WRITE] = p_cw
-                if p_rs:
-                    attrs[_PART_REASONING] = p_rs
-                if fee:
-                    attrs[_PART_FEE] = fee
+                _part_attrs(parts, attrs)
                 self.cost.record(amount, series.attrs)
                 return amount, parts, None
             p_in = tin * r_in / 1_000_000 if tin else 0.0
@@ -942,17 +930,8 @@ class Recorder:
         attrs[n.COST_ORIGIN] = origin
         if cost.priced_model != model:
             attrs[n.COST_PRICED_MODEL] = cost.priced_model
-        parts = cost.parts
-        if parts is not None:
-            p_in, p_out, p_cr, p_cw, p_rs, p_fee = parts
-            if p_in:
-                attrs[_PART_IN] = p_in
-            if p_out:
-                attrs[_PART_OUT] = p_out
-            if p_cr or p_cw or p_rs or p_fee:
-                for name, value in zip(n.COST_PART_ATTRIBUTES[2:], parts[2:], strict=True):
-                    if value:
-                        attrs[name] = value
+        if cost.parts is not None:
+            _part_attrs(cost.parts, attrs)
         if cost.list_amount is not None:
             attrs[n.COST_LIST_PRICE] = cost.list_amount
 
@@ -976,6 +955,23 @@ _acquire = _LOCK.acquire
 _release = _LOCK.release
 _new = object.__new__
 _PART_IN, _PART_OUT, _PART_CACHE_READ, _PART_CACHE_WRITE, _PART_REASONING, _PART_FEE = n.COST_PART_ATTRIBUTES
+
+
+def _part_attrs(parts: tuple[float, ...], attrs: dict[str, Any]) -> None:
+    """A cost's non-zero parts by token type as span attributes (no zip with keywords: a C call per cost)."""
+    p_in, p_out, p_cr, p_cw, p_rs, fee = parts
+    if p_in:
+        attrs[_PART_IN] = p_in
+    if p_out:
+        attrs[_PART_OUT] = p_out
+    if p_cr:
+        attrs[_PART_CACHE_READ] = p_cr
+    if p_cw:
+        attrs[_PART_CACHE_WRITE] = p_cw
+    if p_rs:
+        attrs[_PART_REASONING] = p_rs
+    if fee:
+        attrs[_PART_FEE] = fee
 
 
 def _roll_up(

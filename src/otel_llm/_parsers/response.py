@@ -24,6 +24,7 @@ from .routes import (
     GEMINI,
     OLLAMA_APIS,
     OPENAI_CHAT,
+    OPENAI_COMPLETIONS,
     OPENAI_EMBEDDINGS,
     OPENAI_RESPONSES,
     Route,
@@ -151,23 +152,14 @@ def _int(v: Any) -> int | None:
 
 
 def _usage(i: Any, o: Any, cr: Any = None, cw: Any = None, rs: Any = None, ai: Any = None, ao: Any = None) -> Usage:
-    """``new_usage`` over token counts, in one frame: each count as it is when ``None`` or a whole ``int`` from 0 to
+    """``new_usage`` over token counts: each count as it is when ``None`` or a whole ``int`` from 0 to
     ``MAX_TOKENS``, else each through ``_int`` (raises ``_BadCount``; converts ``12.0``). A bool's type is not
     ``int``: it goes through ``_int`` and is refused. (A plain loop: ``set(map(type, ...))`` and ``min``/``max``
     over ``filter`` cost three times as many instructions, counted. A test holds it to ``new_usage``.)"""
     for v in (i, o, cr, cw, rs, ai, ao):
         if v is not None and (type(v) is not int or v < 0 or v > MAX_TOKENS):
             return new_usage(_int(i), _int(o), _int(cr), _int(cw), _int(rs), _int(ai), _int(ao))
-    usage = _new(Usage)
-    usage.input_tokens = i
-    usage.output_tokens = o
-    usage.cache_read_tokens = cr
-    usage.cache_write_tokens = cw
-    usage.reasoning_tokens = rs
-    usage.audio_input_tokens = ai
-    usage.audio_output_tokens = ao
-    usage.invalid = False
-    return usage
+    return new_usage(i, o, cr, cw, rs, ai, ao)
 
 
 def _text(v: Any) -> str | None:
@@ -367,7 +359,7 @@ def apply_body(route: Route, body: Any, info: ResponseInfo) -> None:
     if not isinstance(body, dict):
         return
     api = route.api
-    if api == OPENAI_CHAT:  # the most common answer (and every event of a chat stream): its own branch, first
+    if api in (OPENAI_CHAT, OPENAI_COMPLETIONS):  # the most common answers (and chat stream events), first
         _apply_chat_body(body, info)
         return
     if api in COHERE_APIS:
@@ -439,22 +431,14 @@ def apply_body(route: Route, body: Any, info: ResponseInfo) -> None:
                 info.embedding_dimensions = len(emb)
             elif isinstance(emb, str):  # base64 float32
                 info.embedding_dimensions = (len(emb) * 3 // 4 - emb.count("=", -2)) // 4
-    else:
-        apply_openai_choices(info, body.get("choices"))
-        fp = body.get("system_fingerprint")
-        if isinstance(fp, str):
-            info.system_fingerprint = clean(fp)
-        tier = body.get("service_tier")
-        if isinstance(tier, str):
-            info.service_tier = clean(tier)
     usage_obj = body.get("usage")
     if isinstance(usage_obj, dict):
         _take_usage(info, usage_from(api, usage_obj), usage_obj.get("cost"))
 
 
 def _apply_chat_body(body: dict, info: ResponseInfo) -> None:
-    """``apply_body`` for a chat completion or one chunk of a chat stream, with the helpers' common cases in this
-    frame (the same result as the general path: a test holds them together)."""
+    """``apply_body`` for a chat or text completion, or one chunk of their streams, with the helpers' common cases
+    in this frame (a test holds it to a reading made of those helpers)."""
     get = body.get
     if get("error"):
         _set_error(info, body)
@@ -472,14 +456,12 @@ def _apply_chat_body(body: dict, info: ResponseInfo) -> None:
     if type(choices) is list:
         reasons = info.finish_reasons
         for choice in choices:
-            if type(choice) is dict:
+            if type(choice) is dict or isinstance(choice, dict):
                 reason = choice.get("finish_reason")
                 if type(reason) is str and reason.isascii():
                     reasons.append(reason)
                 elif isinstance(reason, str):
                     reasons.append(clean(reason))
-            elif isinstance(choice, dict):
-                apply_openai_choices(info, [choice])
     elif isinstance(choices, list):
         apply_openai_choices(info, choices)
     fp = get("system_fingerprint")
@@ -497,25 +479,14 @@ def _apply_chat_body(body: dict, info: ResponseInfo) -> None:
         if isinstance(u, dict):
             _take_usage(info, usage_from(OPENAI_CHAT, u), u.get("cost"))
         return
-    din = u.get("prompt_tokens_details")  # (_chat_usage's work, in this frame)
+    din = u.get("prompt_tokens_details")  # (_dict's work, in this frame)
     if type(din) is not dict and not isinstance(din, dict):
         din = _EMPTY
     dout = u.get("completion_tokens_details")
     if type(dout) is not dict and not isinstance(dout, dict):
         dout = _EMPTY
-    cached = din.get("cached_tokens")
-    if cached is None:
-        cached = u.get("prompt_cache_hit_tokens")  # DeepSeek
     try:
-        usage = _usage(
-            u.get("prompt_tokens"),
-            u.get("completion_tokens"),
-            cached,
-            din.get("cache_write_tokens"),
-            dout.get("reasoning_tokens"),
-            din.get("audio_tokens"),
-            dout.get("audio_tokens"),
-        )
+        usage = _chat_usage(u, din, dout)
     except _BadCount:
         usage = invalid_usage()
     cost = u.get("cost")
@@ -621,18 +592,7 @@ def _object_usage(u: dict) -> Usage:
     din = _EMPTY if din is None else _model_fields(din)
     dout = u.get("completion_tokens_details")
     dout = _EMPTY if dout is None else _model_fields(dout)
-    cached = din.get("cached_tokens")  # (_chat_usage's work, in this frame)
-    if cached is None:
-        cached = u.get("prompt_cache_hit_tokens")  # DeepSeek
-    return _usage(
-        u.get("prompt_tokens"),
-        u.get("completion_tokens"),  # (embeddings: none)
-        cached,
-        din.get("cache_write_tokens"),
-        dout.get("reasoning_tokens"),
-        din.get("audio_tokens"),
-        dout.get("audio_tokens"),
-    )
+    return _chat_usage(u, din, dout)
 
 
 def _model_fields(obj: Any) -> dict:
