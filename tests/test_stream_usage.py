@@ -267,3 +267,138 @@ def test_a_raw_stream_whose_usage_event_is_cut_hands_each_event_on_as_it_arrives
     assert waited < gap / 2, waited  # not held back until a later event (or the end) arrived
     assert plain.requests[-1].json()["stream_options"] == {"include_usage": True}
     assert telemetry.span().attributes["otel_llm.stream.outcome"] == "closed_early"
+
+
+class _Seen:
+    """Records the bytes the openai SDK reads from a response body, between the SDK and whatever is below it."""
+
+    def __init__(self, module: Any, inner: Any) -> None:
+        self.pieces: list[bytes] = []
+        seen = self.pieces
+
+        class Sync(module.SyncByteStream):  # type: ignore[name-defined,misc]
+            def __iter__(self) -> Iterator[bytes]:
+                for piece in inner:
+                    seen.append(piece)
+                    yield piece
+
+            def close(self) -> None:
+                inner.close()
+
+        class Async(module.AsyncByteStream):  # type: ignore[name-defined,misc]
+            async def __aiter__(self) -> Any:
+                async for piece in inner:
+                    seen.append(piece)
+                    yield piece
+
+            async def aclose(self) -> None:
+                await inner.aclose()
+
+        self.stream = Sync() if isinstance(inner, module.SyncByteStream) else Async()
+
+
+def _spy(response: Any) -> _Seen:
+    import importlib
+
+    module = importlib.import_module(type(response).__module__.split(".")[0])  # httpx or httpx2
+    seen = _Seen(module, response.stream)
+    response.stream = seen.stream
+    return seen
+
+
+@pytest.mark.parametrize("mode", RUNNERS)
+def test_the_sdk_never_reads_the_usage_event_otel_llm_asked_for(
+    plain: FakeProvider, telemetry: Telemetry, mode: str
+) -> None:
+    """``create(stream=True)``: the usage event otel-llm's ``include_usage`` brings is taken out of the bytes before
+    the SDK decodes them (it would build a chunk object only to have it dropped), and its tokens are the call's."""
+    plain.reset()
+    kw = _kwargs("chat", {})
+    if mode == "sync":
+        with openai.OpenAI(base_url=plain.url + "/v1", api_key=KEY, max_retries=0) as c:
+            stream = c.chat.completions.create(**kw)
+            seen = _spy(stream.response)
+            chunks = list(stream)
+    else:
+
+        async def read() -> tuple[_Seen, list[Any]]:
+            async with openai.AsyncOpenAI(base_url=plain.url + "/v1", api_key=KEY, max_retries=0) as c:
+                stream = await c.chat.completions.create(**kw)
+                spied = _spy(stream.response)
+                return spied, [x async for x in stream]
+
+        seen, chunks = asyncio.run(read())
+    body = b"".join(seen.pieces)
+    assert plain.requests[-1].json()["stream_options"] == {"include_usage": True}
+    assert b"data: [DONE]" in body  # the whole body went by
+    assert b'"choices":[]' not in body and b'"choices": []' not in body
+    assert all(chunk.choices for chunk in chunks)
+    _check_usage(telemetry, plain, "chat")
+
+
+def _usage_stream() -> bytes:
+    head = {"id": "c1", "model": "gpt-4.1-2025-04-14"}
+    events = [
+        dict(head, choices=[{"index": 0, "delta": {"content": "Hi"}}]),
+        dict(head, choices=[{"index": 0, "delta": {}, "finish_reason": "stop"}]),
+        dict(head, choices=[], usage={"prompt_tokens": 12, "completion_tokens": 3}),
+    ]
+    return b"".join(b"data: " + json.dumps(e, separators=(",", ":")).encode() + b"\n\n" for e in events) + (
+        b"data: [DONE]\n\n"
+    )
+
+
+def test_a_usage_cut_given_a_call_reads_the_usage_of_the_event_it_takes_at_every_split() -> None:
+    """Every way a body can be split in two reads: the bytes handed on are the body less the usage event, or the
+    whole body when the split falls inside that event's line (it passes uncut: the openai layer drops the SDK's
+    chunk of it then); the call gets the event's usage exactly when the event was cut."""
+    from types import SimpleNamespace
+
+    from otel_llm._parsers.response import ResponseInfo
+    from otel_llm._parsers.routes import Router
+    from otel_llm._stream import UsageCut
+
+    body = _usage_stream()
+    start = body.index(b'data: {"id":"c1","model":"gpt-4.1-2025-04-14","choices":[],')
+    end = body.index(b"data: [DONE]")
+    without = body[:start] + body[end:]
+    route = Router().match("/v1/chat/completions")
+    for split in range(len(body) + 1):
+        inv = SimpleNamespace(route=route, info=ResponseInfo())
+        cut = UsageCut(inv)
+        out = b"".join(cut(piece) for piece in (body[:split], body[split:]) if piece)
+        if start < split < end - 1:  # inside the usage event's data line
+            assert out == body, split
+            assert inv.info.usage is None, split
+        else:
+            assert out == without, split
+            assert (inv.info.usage.input_tokens, inv.info.usage.output_tokens) == (12, 3), split
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'data: {"choices":[],"usage":{"prompt_tokens":1e400,"completion_tokens":"3"}}\n',
+        b'data: {"choices":[],"usage":{"prompt_tokens":"\\ud800","completion_tokens":-1}}\n',
+        b'data: {"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2},"model":"\\udfff"}\n',
+        b'data: {"choices":[],"usage":{"prompt_tokens":99999999999999999999999}}\n',
+        b'data: {"choices":[],"usage":{}, "model": "\xff\xfe"}\n',
+    ],
+)
+def test_a_usage_cut_takes_hostile_usage_events_without_raising(line: bytes) -> None:
+    from types import SimpleNamespace
+
+    from otel_llm._parsers.response import ResponseInfo
+    from otel_llm._parsers.routes import Router
+    from otel_llm._stream import UsageCut
+
+    inv = SimpleNamespace(route=Router().match("/v1/chat/completions"), info=ResponseInfo())
+    cut = UsageCut(inv)
+    out = cut(line + b"\n" + b"data: [DONE]\n\n")
+    assert out in (b"data: [DONE]\n\n", line + b"\n" + b"data: [DONE]\n\n")  # taken whole, or (not JSON) passed on
+    usage = inv.info.usage
+    assert (
+        usage is None
+        or usage.invalid
+        or all(v is None or (isinstance(v, int) and 0 <= v <= 10**9) for v in (usage.input_tokens, usage.output_tokens))
+    )

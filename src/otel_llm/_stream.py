@@ -10,7 +10,6 @@ client library's body type (httpx/httpx2 byte streams, urllib3 raw responses, ai
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from typing import Any
@@ -18,8 +17,9 @@ from typing import Any
 import wrapt
 
 from ._names import SERVER_ADDRESS, SERVER_PORT
+from ._parsers._json import loads
 from ._parsers.ollama import NdjsonParser
-from ._parsers.response import parse_body_bytes
+from ._parsers.response import apply_body, parse_body_bytes
 from ._parsers.routes import OPENAI_CHAT, OPENAI_COMPLETIONS
 from ._parsers.sse import StreamParser, stream_parser
 
@@ -58,11 +58,16 @@ class UsageCut:
     an SSE body's bytes, as they pass: nothing is held back. Each piece is handed on at once, minus the
     complete lines of that event (its one ``data:`` line, and the blank line that closes it). A line that
     arrives split over two reads is handed on as it comes (it cannot be told apart before its end): should
-    that be the usage event's line, it passes uncut."""
+    that be the usage event's line, it passes uncut (the openai layer then drops the SDK's chunk of it).
 
-    __slots__ = ("blank", "done", "mid", "start")
+    Given a call (``inv``), the event's usage goes into that call's answer as it is cut: the openai SDK's stream
+    then never parses a chunk of it (most of what the usage we ask for would cost: ~0.9 M instructions per
+    chunk in the SDK)."""
 
-    def __init__(self) -> None:
+    __slots__ = ("blank", "done", "inv", "mid", "start")
+
+    def __init__(self, inv: Any = None) -> None:
+        self.inv = inv  # the call to give the cut event's usage to (a parser reads it otherwise)
         self.done = False  # the usage event is gone: nothing more to cut
         self.mid = False  # inside a line whose beginning was handed on
         self.start = True  # the next line begins an event
@@ -93,23 +98,35 @@ class UsageCut:
                     out.append(data[pos:])
                     break
                 out.append(line)
-            elif self.start and line.startswith(b"data:") and _usage_only(line):
+            elif self.start and line.startswith(b"data:") and (ev := _usage_event(line)) is not None:
                 self.blank = True
                 self.start = False
+                if self.inv is not None:
+                    self._take(ev)
             else:
                 self.blank = self.start = False
                 out.append(line)
         return out[0] if len(out) == 1 else b"".join(out)
 
+    def _take(self, ev: dict) -> None:
+        inv = self.inv
+        try:
+            apply_body(inv.route, ev, inv.info)
+        except Exception:
+            log.debug("otel_llm: reading a usage event failed", exc_info=True)
 
-def _usage_only(line: bytes) -> bool:
+
+def _usage_event(line: bytes) -> dict | None:
+    """The usage-only chunk a ``data:`` line carries (no choices, a usage object), decoded; else None."""
     if b'"choices":[]' not in line and b'"choices": []' not in line:
-        return False
+        return None
     try:
-        chunk = json.loads(line[5:])
-    except ValueError:
-        return False
-    return isinstance(chunk, dict) and chunk.get("choices") == [] and isinstance(chunk.get("usage"), dict)
+        chunk = loads(line[5:])
+    except (ValueError, TypeError):
+        return None
+    if isinstance(chunk, dict) and chunk.get("choices") == [] and isinstance(chunk.get("usage"), dict):
+        return chunk
+    return None
 
 
 class Tap:
@@ -125,7 +142,10 @@ class Tap:
         self.buf: list[bytes] | None = None
         self.cut: UsageCut | None = None  # the bytes a caller reads lose the usage event we asked for
         if inv.from_chunks and sse:
-            pass  # the openai SDK's own chunks give the data (see _patches.openai): the bytes only pass by
+            # the openai SDK's own chunks give the data (see _patches.openai): the bytes only pass by, less the
+            # usage event we asked for, read here so that the SDK never parses it
+            if inv.hide_usage:
+                self.cut = UsageCut(inv)
         elif sse:
             self.parser = stream_parser(inv.route, inv.info, inv.recorder.capture)
             if inv.hide_usage:
@@ -270,17 +290,19 @@ def tap_httpx_classes(module: Any) -> tuple[type, type]:
             tap = self._tap
             decode = self._decode
             try:
-                if tap.passive:
-                    yield from self._inner  # handed on in C
-                elif tap.cut is not None and decode is None:
+                if tap.cut is not None and decode is None:
                     cut = tap.cut
+                    feed = None if tap.passive else tap.feed
                     for chunk in self._inner:
-                        tap.feed(chunk)
+                        if feed is not None:
+                            feed(chunk)
                         if not cut.done:
                             chunk = cut(chunk)
                             if not chunk:
                                 continue  # the piece was the usage event alone
                         yield chunk
+                elif tap.passive:
+                    yield from self._inner  # handed on in C
                 else:
                     for chunk in self._inner:
                         tap.feed(chunk if decode is None else decode(chunk))
@@ -315,17 +337,19 @@ def tap_httpx_classes(module: Any) -> tuple[type, type]:
             tap = self._tap
             decode = self._decode
             try:
-                if tap.passive:
-                    async for chunk in self._inner:
-                        yield chunk
-                elif tap.cut is not None and decode is None:
+                if tap.cut is not None and decode is None:
                     cut = tap.cut
+                    feed = None if tap.passive else tap.feed
                     async for chunk in self._inner:
-                        tap.feed(chunk)
+                        if feed is not None:
+                            feed(chunk)
                         if not cut.done:
                             chunk = cut(chunk)
                             if not chunk:
                                 continue  # the piece was the usage event alone
+                        yield chunk
+                elif tap.passive:
+                    async for chunk in self._inner:
                         yield chunk
                 else:
                     async for chunk in self._inner:

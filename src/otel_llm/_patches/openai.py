@@ -82,8 +82,10 @@ def _begin(recorder: Recorder, instance: Any, args: Any, kwargs: Any) -> tuple[I
     """Start the call, and add ``stream_options.include_usage`` when the caller did not set it.
 
     Every form of the call gets it (``create``, ``with_raw_response``, ``with_streaming_response``): the usage
-    event it makes the server send is taken out again, from the SDK's chunks (``_SdkStream``) or from the body's
-    bytes (``_stream.UsageCut``), so the caller gets what it would have got without us. A server seen sending
+    event it makes the server send is taken out again, from the body's bytes before the SDK reads them
+    (``_stream.UsageCut``, which reads its usage too), or, when the bytes cannot be cut (a compressed body, the
+    event's line split over two reads), from the SDK's chunks (``_SdkStream``), so the caller gets what it would
+    have got without us. A server seen sending
     usage unasked (``_stream.UNASKED_USAGE``) does not get it: its usage event is its own and reaches the
     caller."""
     options = args[1] if len(args) > 1 else kwargs.get("options")
