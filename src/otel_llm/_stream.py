@@ -54,15 +54,17 @@ def _learn_unasked(inv: Any) -> None:
 
 
 class UsageCut:
-    """Takes the usage-only event that otel-llm's own ``stream_options.include_usage`` made the server send out of
-    an SSE body's bytes, as they pass: nothing is held back. Each piece is handed on at once, minus the
-    complete lines of that event (its one ``data:`` line, and the blank line that closes it). A line that
-    arrives split over two reads is handed on as it comes (it cannot be told apart before its end): should
-    that be the usage event's line, it passes uncut (the openai layer then drops the SDK's chunk of it).
+    """Takes what otel-llm's own ``stream_options.include_usage`` made the server add out of an SSE body's bytes, as
+    they pass: nothing is held back. Each piece is handed on at once, minus the complete lines of the usage-only
+    event (its one ``data:`` line, and the blank line that closes it), and minus the ``"usage":null`` member the
+    server then ends every other chunk with (OpenAI's place for it: the last member of the chunk's object, a
+    line ending ``,"usage":null}``; JSON strings escape their quotes, so those bytes are that member). The
+    caller reads the bytes it would have read had otel-llm asked nothing, and the SDK parses no field of it.
+    A line that arrives split over two reads is handed on as it comes (it cannot be told apart before its
+    end): it passes uncut (a usage event so passed is dropped from the SDK's chunks by the openai layer).
 
     Given a call (``inv``), the event's usage goes into that call's answer as it is cut: the openai SDK's stream
-    then never parses a chunk of it (most of what the usage we ask for would cost: ~0.9 M instructions per
-    chunk in the SDK)."""
+    then never builds a chunk object of it (with its usage details, the SDK's dearest chunk)."""
 
     __slots__ = ("blank", "done", "inv", "mid", "start")
 
@@ -74,6 +76,15 @@ class UsageCut:
         self.blank = False  # the usage event's data line was taken: take the blank line that ends it
 
     def __call__(self, data: bytes) -> bytes:
+        if self.start and data.endswith(b"\n\n"):  # whole events: the common read
+            if data.find(b"\n") == len(data) - 2:  # one event of one line (most reads)
+                if data.endswith(b',"usage":null}\n\n') and data.startswith(b"data:"):
+                    return data[:-16] + b"}\n\n"
+                return self._events([data[:-2]], data)
+            events = data.split(b"\n\n")
+            events.pop()  # (the empty piece after the last)
+            if data.count(b"\n") == 2 * len(events):  # each event one line: taken event by event
+                return self._events(events, data)
         out: list[bytes] = []
         pos = 0
         size = len(data)
@@ -98,15 +109,45 @@ class UsageCut:
                     out.append(data[pos:])
                     break
                 out.append(line)
-            elif self.start and line.startswith(b"data:") and (ev := _usage_event(line)) is not None:
-                self.blank = True
-                self.start = False
-                if self.inv is not None:
-                    self._take(ev)
+            elif self.start and line.startswith(b"data:"):
+                self.blank = self.start = False
+                if line.endswith(b',"usage":null}\n'):  # a chunk: the member asking for usage added to it goes
+                    out.append(line[:-15] + b"}\n")
+                elif line.endswith(b',"usage":null}\r\n'):
+                    out.append(line[:-16] + b"}\r\n")
+                else:
+                    ev = _usage_event(line)
+                    if ev is None:
+                        out.append(line)
+                    else:  # the usage event: taken
+                        self.blank = True
+                        if self.inv is not None:
+                            self._take(ev)
             else:
                 self.blank = self.start = False
                 out.append(line)
         return out[0] if len(out) == 1 else b"".join(out)
+
+    def _events(self, events: list[bytes], data: bytes) -> bytes:
+        """``__call__`` for a read of whole one-line events (what the line by line reading gives for them)."""
+        out = []
+        cut = False
+        for event in events:
+            if event.endswith(b',"usage":null}') and event.startswith(b"data:"):
+                out.append(event[:-14] + b"}")
+                cut = True
+            elif event.startswith(b"data:") and (ev := _usage_event(event)) is not None:
+                self.done = cut = True
+                if self.inv is not None:
+                    self._take(ev)
+            else:
+                out.append(event)
+        if not cut:
+            return data
+        if not out:
+            return b""
+        out.append(b"")
+        return b"\n\n".join(out)
 
     def _take(self, ev: dict) -> None:
         inv = self.inv

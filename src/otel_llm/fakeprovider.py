@@ -889,12 +889,11 @@ def _openai_frames(c: _Call) -> list[_Frame]:
         "service_tier": "default",
         "system_fingerprint": _fingerprint(c.model),
     }
-    if c.include_usage:
-        base["usage"] = None
+    tail = {"usage": None} if c.include_usage else {}  # asked for usage: every chunk ends with a null one, as OpenAI's
 
     def chunk(index: int, finish: str | None, kind: str = "meta", **part: Any) -> _Frame:
         choice = {"index": index, **part, "logprobs": None, "finish_reason": finish}
-        return _sse({**base, "choices": [choice]}, kind=kind)
+        return _sse({**base, "choices": [choice], **tail}, kind=kind)
 
     frames: list[_Frame] = []
     if chat and c.answer in ("tool_call", "refusal"):  # they open with no content at all, as OpenAI sends them
