@@ -125,6 +125,36 @@ def test_a_stream_without_include_usage_gets_usage_but_the_caller_sees_only_its_
     assert tpoc.min >= 0 and 0 < tpoc.sum < duration - a["gen_ai.response.time_to_first_chunk"] + 1e-6
 
 
+def test_the_request_options_a_caller_hands_the_sdk_are_left_as_they_were(
+    provider: FakeProvider, telemetry: Telemetry
+) -> None:
+    """otel-llm sends ``stream_options`` by putting a body with it in the options for the length of the call
+    (the SDK copies them before it reads them): the caller's options object, here one made by hand and used
+    twice (the SDK's low-level ``request``), holds its own body again after each call, the first call's
+    included, and the second is asked for usage exactly as the first."""
+    from openai._models import FinalRequestOptions
+
+    options = FinalRequestOptions.construct(
+        method="post", url="/chat/completions", json_data={"model": "gpt-4.1", "messages": MSG, "stream": True}
+    )
+    body = options.json_data
+    c = client(provider)
+    for _ in range(2):
+        provider.requests.clear()
+        stream = c.request(
+            openai.types.chat.ChatCompletionChunk,
+            options,
+            stream=True,
+            stream_cls=openai.Stream[openai.types.chat.ChatCompletionChunk],
+        )
+        assert options.json_data is body and "stream_options" not in body
+        chunks = list(stream)
+        assert chunks and all(chunk.choices for chunk in chunks)
+        assert json.loads(provider.requests[-1].body)["stream_options"] == {"include_usage": True}
+        assert telemetry.span().attributes["gen_ai.usage.output_tokens"] > 0
+        telemetry.exporter.clear()
+
+
 def test_a_caller_that_asks_for_usage_itself_sees_the_usage_chunk(provider: FakeProvider, telemetry: Telemetry) -> None:
     chunks = list(
         client(provider).chat.completions.create(
