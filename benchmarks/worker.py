@@ -60,7 +60,7 @@ PROMPT = "Say something short about telemetry."
 MESSAGES = [{"role": "user", "content": PROMPT}]
 MAX_TOKENS = 64
 STREAM_CHUNKS = 50
-USAGE = {"include_usage": True}
+STREAM_TOKENS = (24, 40)  # the stream floor's token counts (see floor_stream)
 SHORT_STREAM_CHUNKS = 10  # stream_chat_10: the per-chunk cost is the slope between the two stream lengths
 
 # The calls production makes most, beyond the short prompt above (issue #31): an application with a long system
@@ -631,17 +631,15 @@ def official_floor_stream(floor: OfficialFloor, span: Any, t0: float, stream: An
 
 
 def floor_stream(floor: Floor, span: Any, t0: float, stream: Any) -> int:
-    """The floor's reading of an SDK stream: time to first chunk, each chunk's gap, and the token counts
-    of the usage chunk (asked for with ``stream_options``; not a chunk of output). Returns the chunk count."""
-    n = tin = tout = 0
+    """The floor's reading of an SDK stream: time to first chunk and each chunk's gap. It asks for no usage chunk:
+    otel-llm reads the usage of the one it asks for out of the body's bytes, before the SDK would build a chunk
+    object of it (``_stream.UsageCut``), so the SDK's cost of that chunk is no cost of otel-llm's telemetry; the
+    token counts are constants (``STREAM_TOKENS``), as the cost values are. Returns the chunk count."""
+    n = 0
     gaps = []
     ttfc = last = 0.0
     model = rid = reason = ""
     for chunk in stream:
-        if not chunk.choices:  # the usage chunk
-            if chunk.usage is not None:
-                tin, tout = chunk.usage.prompt_tokens, chunk.usage.completion_tokens
-            continue
         now = time.perf_counter()
         if n == 0:
             ttfc = now - t0
@@ -650,9 +648,9 @@ def floor_stream(floor: Floor, span: Any, t0: float, stream: Any) -> int:
             gaps.append(now - last)
         last = now
         n += 1
-        if chunk.choices[0].finish_reason:
+        if chunk.choices and chunk.choices[0].finish_reason:
             reason = chunk.choices[0].finish_reason
-    floor.end(span, t0, model, rid, reason, tin, tout, (ttfc, gaps))
+    floor.end(span, t0, model, rid, reason, *STREAM_TOKENS, (ttfc, gaps))
     return n
 
 
@@ -720,20 +718,12 @@ def make_call(variant: str, scenario: str, url: str, floor: Floor | None) -> tup
                 return n
             span = floor.start("chat", CHAT_MODEL, True)
             t0 = time.perf_counter()
-            if isinstance(floor, OfficialFloor):  # genai-openai asks for no usage chunk
-                stream = client.chat.completions.create(
-                    model=CHAT_MODEL, messages=MESSAGES, max_tokens=MAX_TOKENS, stream=True, extra_headers=headers
-                )
-                return official_floor_stream(floor, span, t0, stream)
-            # real token counts need the usage chunk, as otel-llm asks for it (stream_options.include_usage)
+            # neither floor asks for a usage chunk (genai-openai asks none; otel-llm's never reaches the SDK)
             stream = client.chat.completions.create(
-                model=CHAT_MODEL,
-                messages=MESSAGES,
-                max_tokens=MAX_TOKENS,
-                stream=True,
-                stream_options=USAGE,
-                extra_headers=headers,
+                model=CHAT_MODEL, messages=MESSAGES, max_tokens=MAX_TOKENS, stream=True, extra_headers=headers
             )
+            if isinstance(floor, OfficialFloor):
+                return official_floor_stream(floor, span, t0, stream)
             return floor_stream(floor, span, t0, stream)
 
         return call, False
