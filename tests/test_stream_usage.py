@@ -398,3 +398,40 @@ def test_a_usage_cut_takes_hostile_usage_events_without_raising(line: bytes) -> 
         or usage.invalid
         or all(v is None or (isinstance(v, int) and 0 <= v <= 10**9) for v in (usage.input_tokens, usage.output_tokens))
     )
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_usage_cut_over_thousands_of_events_in_reads_of_any_size_hands_on_each_event_cut_or_as_sent(
+    seed: int,
+) -> None:
+    """2,000 chunks and the usage event, in one read or in reads of random sizes (1 byte to 64 kB): each event
+    reaches the caller cut or exactly as sent, in order; the usage event is gone exactly when its usage was read."""
+    import random
+    from types import SimpleNamespace
+
+    from otel_llm._parsers.response import ResponseInfo
+    from otel_llm._parsers.routes import Router
+    from otel_llm._stream import UsageCut
+
+    head, tail = _usage_stream()[0], _usage_stream()[2:]
+    events = [head] * 2000 + tail
+    body = b"".join(sent for sent, _ in events)
+    rng = random.Random(seed)
+    pieces = []
+    at = 0
+    while at < len(body):
+        size = len(body) if seed == 0 else rng.choice((1, 7, 64, 333, 4096, 65536))
+        pieces.append(body[at : at + size])
+        at += size
+    inv = SimpleNamespace(route=Router().match("/v1/chat/completions"), info=ResponseInfo())
+    cut = UsageCut(inv)
+    out = b"".join(cut(piece) for piece in pieces)
+    got = [e + b"\n\n" for e in out.split(b"\n\n")[:-1]]
+    usage_sent, _ = tail[0]
+    taken = usage_sent not in got
+    want = [pair for pair in events if not (taken and pair[0] == usage_sent)]
+    assert len(got) == len(want)
+    assert all(g in pair for g, pair in zip(got, want, strict=True))
+    assert (inv.info.usage is not None) == taken
+    if seed == 0:  # one read: everything cut
+        assert got == [left for _, left in events if left]
