@@ -817,6 +817,8 @@ SABOTAGE: dict[str, list[tuple[str, str]]] = {
         ("otel_llm._stream", "parse_body_bytes"),
         ("otel_llm._patches._common", "parse_body_bytes"),
         ("otel_llm._patches.openai", "apply_openai_object"),  # the openai SDK's own results and chunks
+        ("otel_llm._patches.openai", "apply_openai_later_chunk"),
+        ("otel_llm._stream", "apply_body"),  # the usage event cut from a stream's bytes
     ],
     "error-type": [("otel_llm.recorder", "error_type_of")],
     "finish": [("otel_llm.recorder.Recorder", "_finish")],

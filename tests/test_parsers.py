@@ -832,3 +832,54 @@ def test_the_body_parsers_read_what_json_loads_reads(raw: bytes) -> None:
     request = parse_request_bytes(route, raw)
     expected = parse_request(route, want)
     assert (request.model, request.stream, request.attributes) == (expected.model, expected.stream, expected.attributes)
+
+
+_REASONS = st.sampled_from(["stop", "length", "st\u00f6p", "x\udfff"])
+_TEXTS = st.sampled_from(["gpt-4.1", "gpt-4.1-2025-04-14", "", "mod\u00e8le", "x\ud800", "fp_1", "default", "flex"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    first=st.fixed_dictionaries(
+        {"model": _TEXTS, "id": _TEXTS, "system_fingerprint": st.none() | _TEXTS, "service_tier": st.none() | _TEXTS}
+    ),
+    later=st.lists(
+        st.fixed_dictionaries(
+            {
+                "model": _TEXTS,
+                "id": _TEXTS,
+                "system_fingerprint": st.none() | _TEXTS,
+                "service_tier": st.none() | _TEXTS,
+                "reasons": st.lists(st.none() | _REASONS, max_size=3),
+                "usage": st.none() | st.just({"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12}),
+                "keep": st.lists(st.booleans(), min_size=4, max_size=4),  # per field: the first chunk's value
+            }
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+)
+def test_a_later_sdk_chunk_gives_what_the_full_object_reading_gives(first: dict, later: list) -> None:
+    """``apply_openai_later_chunk`` (the shortcut for a finish chunk whose other fields the first chunk gave) leaves
+    a call's answer exactly as ``apply_openai_object`` leaves it, for chunks whose fields repeat the first one's
+    or not, with non-ASCII and lone-surrogate text, several choices and usage."""
+    from openai.types.chat import ChatCompletionChunk
+
+    from otel_llm._parsers.response import apply_openai_later_chunk, apply_openai_object
+
+    def chunk(fields: dict, reasons: list, usage: dict | None) -> ChatCompletionChunk:
+        choices = [{"index": i, "delta": {}, "finish_reason": r} for i, r in enumerate(reasons)]
+        body = dict(fields, object="chat.completion.chunk", created=1, choices=choices, usage=usage)
+        return ChatCompletionChunk.construct(**body)  # as the SDK builds its chunks: no validation
+
+    route = R.match("/v1/chat/completions")
+    full, short = ResponseInfo(), ResponseInfo()
+    head = chunk(first, [None], None)
+    apply_openai_object(route, head, full)
+    apply_openai_object(route, head, short)
+    for item in later:
+        fields = {k: first[k] if keep else item[k] for k, keep in zip(first, item["keep"], strict=True)}
+        obj = chunk(fields, item["reasons"], item["usage"])
+        apply_openai_object(route, obj, full)
+        apply_openai_later_chunk(route, obj, short)
+    assert short == full

@@ -34,6 +34,7 @@ from .usage import MAX_TOKENS, Usage, invalid_usage, new_usage
 __all__ = [
     "ResponseInfo",
     "apply_body",
+    "apply_openai_later_chunk",
     "apply_openai_object",
     "capture_output",
     "new_response_info",
@@ -582,6 +583,35 @@ def apply_openai_object(route: Route, obj: Any, info: ResponseInfo) -> None:
         info.usage = usage
     else:
         _take_usage(info, usage, cost)
+
+
+def apply_openai_later_chunk(route: Route, obj: Any, info: ResponseInfo) -> None:
+    """``apply_openai_object`` for a chunk of an SDK stream after the first one: when its model, id, fingerprint
+    and service tier are those already read and it has no usage or error (a finish chunk, most often), only its
+    finish reasons are new, and only they are read; any other chunk goes through ``apply_openai_object``. (The
+    same result either way: those fields would be set to what they are.)"""
+    d = getattr(obj, "__dict__", None)
+    if (
+        type(d) is dict
+        and d.get("usage") is None
+        and not d.get("error")
+        and d.get("model") == info.model
+        and d.get("id") == info.id
+        and d.get("system_fingerprint") == info.system_fingerprint
+        and d.get("service_tier") == info.service_tier
+        and not getattr(obj, "__pydantic_extra__", None)
+    ):
+        choices = d.get("choices")
+        if type(choices) is list:
+            reasons = info.finish_reasons
+            for choice in choices:
+                reason = getattr(choice, "finish_reason", None)
+                if type(reason) is str and reason.isascii():
+                    reasons.append(reason)
+                elif isinstance(reason, str):
+                    reasons.append(clean(reason))
+            return
+    apply_openai_object(route, obj, info)
 
 
 def _object_usage(u: dict) -> Usage:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import wrapt
 
 from .._parsers.request import parse_fetch, parse_request
-from .._parsers.response import apply_openai_object
+from .._parsers.response import apply_openai_later_chunk, apply_openai_object
 from .._parsers.routes import (
     FETCH,
     OPENAI_CHAT,
@@ -330,7 +330,10 @@ def _observe_chunk(inv: Invocation, chunk: Any) -> None:
                     wanted = True
                     break
         if wanted:
-            apply_openai_object(inv.route, chunk, inv.info)
+            if inv.ttfc is None:
+                apply_openai_object(inv.route, chunk, inv.info)
+            else:  # a later chunk: a finish chunk, most often, whose other fields the first one gave
+                apply_openai_later_chunk(inv.route, chunk, inv.info)
         if choices:
             inv.chunks_arrived(1)
     except Exception:
