@@ -435,3 +435,73 @@ def test_a_usage_cut_over_thousands_of_events_in_reads_of_any_size_hands_on_each
     assert (inv.info.usage is not None) == taken
     if seed == 0:  # one read: everything cut
         assert got == [left for _, left in events if left]
+
+
+class _SplitUsageServer:
+    """A chat stream whose usage event's line is sent in two writes, a pause apart: the client reads them apart, so
+    the cut of the bytes passes that line on uncut (it cannot tell it apart before its end) and the SDK builds its
+    chunk; the openai layer drops that chunk from the caller's chunks and reads its usage."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        events = _usage_stream()
+        usage_sent = events[2][0]
+        half = len(usage_sent) // 2
+        pieces = [events[0][0], events[1][0], usage_sent[:half], usage_sent[half:], events[3][0]]
+        self.requests: list[dict] = []
+        requests = self.requests
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                requests.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                self.send_header("transfer-encoding", "chunked")
+                self.end_headers()
+                for piece in pieces:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                    self.wfile.flush()
+                    time.sleep(0.05)
+                self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("mode", RUNNERS)
+def test_a_usage_event_split_over_two_reads_is_dropped_from_the_sdks_chunks(telemetry: Telemetry, mode: str) -> None:
+    server = _SplitUsageServer()
+    try:
+        kw = {"model": "gpt-4.1", "messages": MSG, "stream": True}
+        if mode == "sync":
+            with openai.OpenAI(base_url=server.url, api_key=KEY, max_retries=0) as c:
+                chunks = list(c.chat.completions.create(**kw))
+        else:
+
+            async def read() -> list[Any]:
+                async with openai.AsyncOpenAI(base_url=server.url, api_key=KEY, max_retries=0) as c:
+                    return [x async for x in await c.chat.completions.create(**kw)]
+
+            chunks = asyncio.run(read())
+    finally:
+        server.close()
+    assert server.requests[-1]["stream_options"] == {"include_usage": True}
+    assert len(chunks) == 2 and all(chunk.choices for chunk in chunks)  # the usage chunk never reaches the caller
+    assert all("usage" not in chunk.model_fields_set for chunk in chunks)  # and the chunks' "usage":null was cut
+    a = telemetry.span().attributes
+    assert (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.output_tokens"]) == (12, 3)
+    assert a["otel_llm.stream.outcome"] == "completed"

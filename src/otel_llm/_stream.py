@@ -53,6 +53,9 @@ def _learn_unasked(inv: Any) -> None:
     UNASKED_USAGE[key] = inv.recorder
 
 
+_NULL_END = b',"usage":null}\n\n'  # a one-line chunk event that ends with the member include_usage adds
+
+
 class UsageCut:
     """Takes what otel-llm's own ``stream_options.include_usage`` made the server add out of an SSE body's bytes, as
     they pass: nothing is held back. Each piece is handed on at once, minus the complete lines of the usage-only
@@ -78,7 +81,7 @@ class UsageCut:
     def __call__(self, data: bytes) -> bytes:
         if self.start and data.endswith(b"\n\n"):  # whole events: the common read
             if data.find(b"\n") == len(data) - 2:  # one event of one line (most reads)
-                if data.endswith(b',"usage":null}\n\n') and data.startswith(b"data:"):
+                if data.endswith(_NULL_END) and data.startswith(b"data:"):
                     return data[:-16] + b"}\n\n"
                 return self._events([data[:-2]], data)
             events = data.split(b"\n\n")
@@ -333,15 +336,25 @@ def tap_httpx_classes(module: Any) -> tuple[type, type]:
             try:
                 if tap.cut is not None and decode is None:
                     cut = tap.cut
-                    feed = None if tap.passive else tap.feed
-                    for chunk in self._inner:
-                        if feed is not None:
+                    if tap.passive:  # the SDK reads the chunks: only the cut, its most common read in this frame
+                        for chunk in self._inner:
+                            if not cut.done:
+                                if cut.start and chunk.endswith(_NULL_END) and chunk.find(b"\n") == len(chunk) - 2:
+                                    chunk = chunk[:-16] + b"}\n\n" if chunk.startswith(b"data:") else chunk
+                                else:
+                                    chunk = cut(chunk)
+                                    if not chunk:
+                                        continue  # the piece was the usage event alone
+                            yield chunk
+                    else:
+                        feed = tap.feed
+                        for chunk in self._inner:
                             feed(chunk)
-                        if not cut.done:
-                            chunk = cut(chunk)
-                            if not chunk:
-                                continue  # the piece was the usage event alone
-                        yield chunk
+                            if not cut.done:
+                                chunk = cut(chunk)
+                                if not chunk:
+                                    continue
+                            yield chunk
                 elif tap.passive:
                     yield from self._inner  # handed on in C
                 else:
@@ -380,15 +393,25 @@ def tap_httpx_classes(module: Any) -> tuple[type, type]:
             try:
                 if tap.cut is not None and decode is None:
                     cut = tap.cut
-                    feed = None if tap.passive else tap.feed
-                    async for chunk in self._inner:
-                        if feed is not None:
+                    if tap.passive:  # as SyncTap's
+                        async for chunk in self._inner:
+                            if not cut.done:
+                                if cut.start and chunk.endswith(_NULL_END) and chunk.find(b"\n") == len(chunk) - 2:
+                                    chunk = chunk[:-16] + b"}\n\n" if chunk.startswith(b"data:") else chunk
+                                else:
+                                    chunk = cut(chunk)
+                                    if not chunk:
+                                        continue
+                            yield chunk
+                    else:
+                        feed = tap.feed
+                        async for chunk in self._inner:
                             feed(chunk)
-                        if not cut.done:
-                            chunk = cut(chunk)
-                            if not chunk:
-                                continue  # the piece was the usage event alone
-                        yield chunk
+                            if not cut.done:
+                                chunk = cut(chunk)
+                                if not chunk:
+                                    continue
+                            yield chunk
                 elif tap.passive:
                     async for chunk in self._inner:
                         yield chunk

@@ -296,10 +296,6 @@ def async_request_factory(recorder: Recorder, module: Any) -> Any:
     return request
 
 
-def _is_usage_only(chunk: Any) -> bool:
-    return not getattr(chunk, "choices", True) and getattr(chunk, "usage", None) is not None
-
-
 def _stopped(inv: Invocation) -> None:
     """The SDK's stream ended by itself. It closes the body right after the end marker: reading the SDK's
     chunks (no SSE parser to see the marker), that close is the stream completing, not an early close."""
@@ -384,7 +380,8 @@ def _chunks(inv: Invocation, items: Iterator[Any]) -> Iterator[Any]:
                 if observe:
                     _observe_chunk(inv, chunk)
                     stamps = inv.stamps
-                if not (inv.hide_usage and _is_usage_only(chunk)):
+                # (the usage-only chunk we asked for, when it got past the cut of the bytes, is dropped)
+                if not inv.hide_usage or getattr(chunk, "choices", True) or getattr(chunk, "usage", None) is None:
                     break
                 chunk = step()
         except StopIteration:
@@ -462,7 +459,8 @@ class _AsyncSdkStream(wrapt.ObjectProxy):
                         except Exception:  # several choices, or not the SDK's chunk type: the careful path
                             pass
                     _observe_chunk(inv, chunk)
-                if not (inv.hide_usage and _is_usage_only(chunk)):
+                # (the usage-only chunk we asked for, when it got past the cut of the bytes, is dropped)
+                if not inv.hide_usage or getattr(chunk, "choices", True) or getattr(chunk, "usage", None) is None:
                     break
                 chunk = await step()
         except StopAsyncIteration:
