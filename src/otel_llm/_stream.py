@@ -79,15 +79,9 @@ class UsageCut:
         self.blank = False  # the usage event's data line was taken: take the blank line that ends it
 
     def __call__(self, data: bytes) -> bytes:
-        if self.start and data.endswith(b"\n\n"):  # whole events: the common read
-            if data.find(b"\n") == len(data) - 2:  # one event of one line (most reads)
-                if data.endswith(_NULL_END) and data.startswith(b"data:"):
-                    return data[:-16] + b"}\n\n"
-                return self._events([data[:-2]], data)
-            events = data.split(b"\n\n")
-            events.pop()  # (the empty piece after the last)
-            if data.count(b"\n") == 2 * len(events):  # each event one line: taken event by event
-                return self._events(events, data)
+        if self.start and data.endswith(_NULL_END) and data.find(b"\n") == len(data) - 2:
+            # the common read, one whole chunk (its one line and the blank one after it): the member goes
+            return data[:-16] + b"}\n\n" if data.startswith(b"data:") else data
         out: list[bytes] = []
         pos = 0
         size = len(data)
@@ -130,27 +124,6 @@ class UsageCut:
                 self.blank = self.start = False
                 out.append(line)
         return out[0] if len(out) == 1 else b"".join(out)
-
-    def _events(self, events: list[bytes], data: bytes) -> bytes:
-        """``__call__`` for a read of whole one-line events (what the line by line reading gives for them)."""
-        out = []
-        cut = False
-        for event in events:
-            if event.endswith(b',"usage":null}') and event.startswith(b"data:"):
-                out.append(event[:-14] + b"}")
-                cut = True
-            elif event.startswith(b"data:") and (ev := _usage_event(event)) is not None:
-                self.done = cut = True
-                if self.inv is not None:
-                    self._take(ev)
-            else:
-                out.append(event)
-        if not cut:
-            return data
-        if not out:
-            return b""
-        out.append(b"")
-        return b"\n\n".join(out)
 
     def _take(self, ev: dict) -> None:
         inv = self.inv
@@ -336,25 +309,15 @@ def tap_httpx_classes(module: Any) -> tuple[type, type]:
             try:
                 if tap.cut is not None and decode is None:
                     cut = tap.cut
-                    if tap.passive:  # the SDK reads the chunks: only the cut, its most common read in this frame
-                        for chunk in self._inner:
-                            if not cut.done:
-                                if cut.start and chunk.endswith(_NULL_END) and chunk.find(b"\n") == len(chunk) - 2:
-                                    chunk = chunk[:-16] + b"}\n\n" if chunk.startswith(b"data:") else chunk
-                                else:
-                                    chunk = cut(chunk)
-                                    if not chunk:
-                                        continue  # the piece was the usage event alone
-                            yield chunk
-                    else:
-                        feed = tap.feed
-                        for chunk in self._inner:
+                    feed = None if tap.passive else tap.feed
+                    for chunk in self._inner:
+                        if feed is not None:
                             feed(chunk)
-                            if not cut.done:
-                                chunk = cut(chunk)
-                                if not chunk:
-                                    continue
-                            yield chunk
+                        if not cut.done:
+                            chunk = cut(chunk)
+                            if not chunk:
+                                continue  # the piece was the usage event alone
+                        yield chunk
                 elif tap.passive:
                     yield from self._inner  # handed on in C
                 else:
@@ -393,25 +356,15 @@ def tap_httpx_classes(module: Any) -> tuple[type, type]:
             try:
                 if tap.cut is not None and decode is None:
                     cut = tap.cut
-                    if tap.passive:  # as SyncTap's
-                        async for chunk in self._inner:
-                            if not cut.done:
-                                if cut.start and chunk.endswith(_NULL_END) and chunk.find(b"\n") == len(chunk) - 2:
-                                    chunk = chunk[:-16] + b"}\n\n" if chunk.startswith(b"data:") else chunk
-                                else:
-                                    chunk = cut(chunk)
-                                    if not chunk:
-                                        continue
-                            yield chunk
-                    else:
-                        feed = tap.feed
-                        async for chunk in self._inner:
+                    feed = None if tap.passive else tap.feed
+                    async for chunk in self._inner:
+                        if feed is not None:
                             feed(chunk)
-                            if not cut.done:
-                                chunk = cut(chunk)
-                                if not chunk:
-                                    continue
-                            yield chunk
+                        if not cut.done:
+                            chunk = cut(chunk)
+                            if not chunk:
+                                continue  # the piece was the usage event alone
+                        yield chunk
                 elif tap.passive:
                     async for chunk in self._inner:
                         yield chunk
