@@ -776,14 +776,10 @@ class Recorder:
             amount = p_in + p_out + fee
             attrs[n.COST_AMOUNT] = amount
             attrs.update(const)
-            if p_in:
-                attrs[_PART_IN] = p_in
-            if p_out:
-                attrs[_PART_OUT] = p_out
-            if fee:
-                attrs[_PART_FEE] = fee
+            parts = (p_in, p_out, 0.0, 0.0, 0.0, fee)
+            _part_attrs(parts, attrs)
             self.cost.record(amount, series.attrs)
-            return amount, (p_in, p_out, 0.0, 0.0, 0.0, fee), None
+            return amount, parts, None
         if tin is None and tout is None and relay is None:
             self.unpriced.add(1, series.extra(n.UNPRICED_REASON, n.NO_USAGE))
             return None
