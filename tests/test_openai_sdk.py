@@ -310,6 +310,41 @@ def test_a_raw_response_call_is_recorded_and_returns_the_raw_response(
     assert telemetry.span().attributes["gen_ai.usage.output_tokens"] == completion.usage.completion_tokens
 
 
+def test_an_embeddings_call_raw_or_not_is_read_from_the_sdks_result_or_the_body(
+    provider: FakeProvider, telemetry: Telemetry
+) -> None:
+    # a plain call's options carry the SDK's "not given" marker for headers (read without its __bool__);
+    # with_raw_response's carry a dict naming the raw response: both calls are recorded whole
+    c = client(provider)
+    plain = c.embeddings.create(model="text-embedding-3-small", input="hello")
+    raw = c.embeddings.with_raw_response.create(model="text-embedding-3-small", input="hello").parse()
+    first, second = telemetry.spans()
+    for span, result in ((first, plain), (second, raw)):
+        assert span.attributes["gen_ai.usage.input_tokens"] == result.usage.prompt_tokens
+        assert span.attributes["gen_ai.embeddings.dimension.count"] == len(result.data[0].embedding)
+
+
+def test_the_raw_response_marker_is_found_in_every_form_of_headers() -> None:
+    from types import SimpleNamespace
+
+    import httpx
+
+    from otel_llm._patches.openai import _RAW_RESPONSE_HEADER, _raw_response
+
+    marker = {_RAW_RESPONSE_HEADER: "true"}
+    for headers, raw in (
+        (openai.NOT_GIVEN, False),
+        (None, False),
+        ({}, False),
+        (marker, True),
+        (httpx.Headers(marker), True),  # a mapping that is no dict
+        (httpx.Headers({"x-other": "1"}), False),
+    ):
+        assert _raw_response(SimpleNamespace(headers=headers)) is raw, headers
+    if hasattr(openai, "omit"):
+        assert _raw_response(SimpleNamespace(headers=openai.omit)) is False
+
+
 def test_a_streaming_response_call_ends_when_its_body_is_read(provider: FakeProvider, telemetry: Telemetry) -> None:
     with client(provider).chat.completions.with_streaming_response.create(model="gpt-4.1", messages=MSG) as response:
         assert telemetry.spans() == []

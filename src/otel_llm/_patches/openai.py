@@ -210,10 +210,16 @@ def _is_model_class(cast_to: Any) -> bool:
     return hit
 
 
+# the SDK's "no value" markers (falsy, each with a ``__bool__`` in Python): no headers
+_NO_HEADERS = frozenset(("NotGiven", "Omit"))
+
+
 def _raw_response(options: Any) -> bool:
     headers = options.headers
-    if type(headers) is dict:  # the common case, without NotGiven's truth (a Python call)
+    if type(headers) is dict:  # the common case
         return _RAW_RESPONSE_HEADER in headers
+    if headers is None or type(headers).__name__ in _NO_HEADERS:  # (without the marker's truth, a Python call)
+        return False
     return bool(headers) and not isinstance(headers, type) and _RAW_RESPONSE_HEADER in headers
 
 
