@@ -345,6 +345,47 @@ def test_the_raw_response_marker_is_found_in_every_form_of_headers() -> None:
         assert _raw_response(SimpleNamespace(headers=openai.omit)) is False
 
 
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("read", ["helper", "raw-lines"])
+def test_a_stream_whose_response_the_caller_reaches_for_is_read_once(
+    provider: FakeProvider, telemetry: Telemetry, mode: str, read: str
+) -> None:
+    """The SDK's ``chat.completions.stream()`` helper takes the stream's ``.response`` before it reads the chunks;
+    a caller may read that response's body raw instead of the chunks. Either way the call is read once: one finish
+    reason, one time point per chunk after the first, the provider's tokens."""
+    headers = {"x-fake-chunks": "5"}
+    provider.reset()
+
+    async def run_async() -> int:
+        async with openai.AsyncOpenAI(base_url=provider.url + "/v1", api_key="sk-test", max_retries=0) as ac:
+            if read == "helper":
+                async with ac.chat.completions.stream(model="gpt-4.1", messages=MSG, extra_headers=headers) as s:
+                    return sum([1 async for e in s if e.type == "chunk"])
+            stream = await ac.chat.completions.create(model="gpt-4.1", messages=MSG, stream=True, extra_headers=headers)
+            async with stream:
+                lines = [line async for line in stream.response.aiter_lines()]
+            return sum(line.startswith("data: {") for line in lines)
+
+    if mode == "async":
+        chunks = asyncio.run(run_async())
+    else:
+        c = client(provider)
+        if read == "helper":
+            with c.chat.completions.stream(model="gpt-4.1", messages=MSG, extra_headers=headers) as s:
+                chunks = sum(1 for e in s if e.type == "chunk")
+        else:
+            with c.chat.completions.create(model="gpt-4.1", messages=MSG, stream=True, extra_headers=headers) as stream:
+                chunks = sum(line.startswith("data: {") for line in stream.response.iter_lines())
+    assert chunks >= 5
+    a = telemetry.span().attributes
+    assert a["gen_ai.response.finish_reasons"] == ("stop",)
+    assert a["otel_llm.stream.outcome"] == "completed"
+    sent = provider.totals()["gpt-4.1-2025-04-14"]
+    assert a["gen_ai.usage.input_tokens"] == sent["input_tokens"]
+    assert a["gen_ai.usage.output_tokens"] == sent["output_tokens"]
+    assert telemetry.point("gen_ai.client.operation.time_per_output_chunk").count == chunks - 1
+
+
 def test_a_streaming_response_call_ends_when_its_body_is_read(provider: FakeProvider, telemetry: Telemetry) -> None:
     with client(provider).chat.completions.with_streaming_response.create(model="gpt-4.1", messages=MSG) as response:
         assert telemetry.spans() == []

@@ -26,7 +26,15 @@ from .conftest import Telemetry
 KEY = "sk-test-SECRET"
 MSG = [{"role": "user", "content": "Count the stars in the sky, briefly, please."}]
 APIS = {"chat": "gpt-4.1", "completions": "gpt-3.5-turbo-instruct"}
-FORMS = ("create", "raw-parse", "streaming-parse", "streaming-lines", "streaming-bytes")
+FORMS = (
+    "create",
+    "create-headers-midway",  # the stream's response looked at between two chunks
+    "create-response-lines",  # create(stream=True), its body read raw through stream.response
+    "raw-parse",
+    "streaming-parse",
+    "streaming-lines",
+    "streaming-bytes",
+)
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +75,10 @@ def _canon_line(line: str) -> str:
 
 
 def _canon_chunk(chunk: Any) -> str:
-    return _canon_json(chunk.model_dump(mode="json"))
+    """The chunk's fields and which of them the JSON gave (``to_dict()`` and ``exclude_unset`` dumps show only those:
+    a member that is null and one that is absent differ there, and only there)."""
+    given = chunk.model_dump(mode="json", exclude_unset=True)
+    return _canon_json(chunk.model_dump(mode="json")) + " given " + _canon_json(given)
 
 
 def _resource(c: Any, api: str, variant: str | None) -> Any:
@@ -90,6 +101,17 @@ def run_sync(url: str, api: str, form: str, **extra: Any) -> list[str]:
     with openai.OpenAI(base_url=url + "/v1", api_key=KEY, max_retries=0) as c:
         if form == "create":
             return [_canon_chunk(x) for x in _resource(c, api, None).create(**kw)]
+        if form == "create-headers-midway":
+            out = []
+            with _resource(c, api, None).create(**kw) as stream:
+                for x in stream:
+                    out.append(_canon_chunk(x))
+                    if len(out) == 2:
+                        assert stream.response.headers["content-type"].startswith("text/event-stream")
+            return out
+        if form == "create-response-lines":
+            with _resource(c, api, None).create(**kw) as stream:
+                return [_canon_line(line) for line in stream.response.iter_lines()]
         if form == "raw-parse":
             return [_canon_chunk(x) for x in _resource(c, api, "with_raw_response").create(**kw).parse()]
         with _resource(c, api, "with_streaming_response").create(**kw) as response:
@@ -106,6 +128,17 @@ async def _run_async(url: str, api: str, form: str, **extra: Any) -> list[str]:
     async with openai.AsyncOpenAI(base_url=url + "/v1", api_key=KEY, max_retries=0) as c:
         if form == "create":
             return [_canon_chunk(x) async for x in await _resource(c, api, None).create(**kw)]
+        if form == "create-headers-midway":
+            out = []
+            async with await _resource(c, api, None).create(**kw) as stream:
+                async for x in stream:
+                    out.append(_canon_chunk(x))
+                    if len(out) == 2:
+                        assert stream.response.headers["content-type"].startswith("text/event-stream")
+            return out
+        if form == "create-response-lines":
+            async with await _resource(c, api, None).create(**kw) as stream:
+                return [_canon_line(line) async for line in stream.response.aiter_lines()]
         if form == "raw-parse":
             raw = await _resource(c, api, "with_raw_response").create(**kw)
             return [_canon_chunk(x) async for x in raw.parse()]

@@ -149,11 +149,13 @@ def _usage_event(line: bytes) -> dict | None:
 class Tap:
     """Feeds body bytes to the call's parser and ends the call once."""
 
-    __slots__ = ("buf", "cut", "done", "inv", "parser", "size")
+    __slots__ = ("buf", "cut", "done", "inv", "parser", "size", "started")
 
     def __init__(self, inv: Any, sse: bool) -> None:
         self.inv = inv
+        inv.tap = self
         self.done = False
+        self.started = False  # the body's first piece was asked for
         self.size = 0
         self.parser: StreamParser | NdjsonParser | None = None
         self.buf: list[bytes] | None = None
@@ -170,6 +172,18 @@ class Tap:
         else:
             self.buf = []
         inv.owned_by_stream = True
+
+    def raw_reader(self) -> None:
+        """The caller reached for the raw response of an SDK stream read from the SDK's chunks: if none of its
+        bytes was read yet, they are parsed as any raw stream's (the SDK may never see them, the caller reading
+        them itself)."""
+        cut = self.cut
+        inv = self.inv
+        if inv.from_chunks and not self.started and self.parser is None and self.buf is None and not self.done:
+            inv.from_chunks = False
+            self.parser = stream_parser(inv.route, inv.info, inv.recorder.capture)
+            if cut is not None:
+                cut.inv = None  # the parser reads the usage event (it sees each piece before the cut)
 
     @property
     def passive(self) -> bool:
@@ -305,6 +319,7 @@ def tap_httpx_classes(module: Any) -> tuple[type, type]:
 
         def __iter__(self) -> Iterator[bytes]:
             tap = self._tap
+            tap.started = True
             decode = self._decode
             try:
                 if tap.cut is not None and decode is None:
@@ -352,6 +367,7 @@ def tap_httpx_classes(module: Any) -> tuple[type, type]:
 
         async def __aiter__(self) -> AsyncIterator[bytes]:
             tap = self._tap
+            tap.started = True
             decode = self._decode
             try:
                 if tap.cut is not None and decode is None:

@@ -90,6 +90,7 @@ class Invocation:
         "start",
         "start_attrs",
         "status_code",
+        "tap",
         "ttfc",
     )
 
@@ -119,6 +120,7 @@ class Invocation:
     start_attrs: dict[str, Any] | None  # events on: the span's start attributes, for the event
     content_in: tuple[list, list, list] | None  # event content on: (input, system instructions, tools)
     scope: Any  # the attribution scope in force when it started (_scope._Frame), or None
+    tap: Any  # the tap on its response body (_stream.Tap), once there is one
 
     # --- stream progress (called by the stream tees) ---
     def chunks_arrived(self, count: int) -> None:
@@ -310,6 +312,7 @@ class Recorder:
         inv.entry = entry
         inv.info = new_response_info()
         inv.headers = inv.ttfc = inv.stamps = inv.status_code = inv.error_type = inv.outcome = inv.pending = None
+        inv.tap = None
         inv.content_in = None
         inv.owned_by_stream = inv.hide_usage = inv.from_result = inv.from_chunks = inv.held = inv._ended = False
         inv.attempts = 0

@@ -342,6 +342,16 @@ def _observe_chunk(inv: Invocation, chunk: Any) -> None:
         log.debug("otel_llm: reading an openai stream chunk failed", exc_info=True)
 
 
+def _raw_body_wanted(inv: Invocation) -> None:
+    """The caller reached for the SDK stream's raw response (``_stream.Tap.raw_reader``)."""
+    tap = inv.tap
+    if tap is not None:
+        try:
+            tap.raw_reader()
+        except Exception:
+            log.debug("otel_llm: preparing a raw read of an openai stream failed", exc_info=True)
+
+
 def _caller_failed(inv: Invocation, exc: BaseException | None) -> None:
     """The caller's own code raised inside ``with stream:``: the call ends failed with that exception's type
     (as the official instrumentation records it), before the SDK closes the body."""
@@ -421,6 +431,16 @@ class _SdkStream(wrapt.ObjectProxy):
     def __next__(self) -> Any:
         return self._self_chunks.__next__()
 
+    @property
+    def response(self) -> Any:
+        """The SDK stream's HTTP response: its body may be read raw from now on (``_raw_body_wanted``)."""
+        _raw_body_wanted(self._self_inv)
+        return self.__wrapped__.response
+
+    @response.setter
+    def response(self, value: Any) -> None:
+        self.__wrapped__.response = value
+
     def __enter__(self) -> Any:
         self.__wrapped__.__enter__()
         return self
@@ -444,6 +464,19 @@ class _AsyncSdkStream(wrapt.ObjectProxy):
 
     def __aiter__(self) -> Any:
         return self
+
+    @property
+    def response(self) -> Any:
+        """The SDK stream's HTTP response: its body may be read raw from now on (``_raw_body_wanted``)."""
+        _raw_body_wanted(self._self_inv)
+        step = self._self_step
+        if step[2] and not self._self_inv.from_chunks:  # its bytes are parsed instead of the SDK's chunks read
+            self._self_step = (step[0], step[1], False, step[3])
+        return self.__wrapped__.response
+
+    @response.setter
+    def response(self, value: Any) -> None:
+        self.__wrapped__.response = value
 
     async def __anext__(self) -> Any:
         inv, step, observe, timing = self._self_step
