@@ -62,6 +62,14 @@ MAX_TOKENS = 64
 STREAM_CHUNKS = 50
 STREAM_TOKENS = (24, 40)  # the stream floor's token counts (see floor_stream)
 SHORT_STREAM_CHUNKS = 10  # stream_chat_10: the per-chunk cost is the slope between the two stream lengths
+# Counted runs pace the fake provider's stream events this far apart (its ``slow-chunks`` pacing, which changes
+# nothing but the timing). Under valgrind the client runs ~50x slower than the provider: unpaced, the whole
+# stream waits in the socket and the client reads it in a few large pieces, many events each, a grouping that
+# moves from run to run (±0.1 M a 10-chunk stream) and that no client at native speed sees (it reads each event
+# as it comes, as it does from a real provider, whose tokens arrive tens of ms apart). Paced, every variant
+# reads one event a piece.
+COUNTED_STREAM_GAP_S = 0.03
+PACED_STREAMS = False  # set by --callgrind
 
 # The calls production makes most, beyond the short prompt above (issue #31): an application with a long system
 # prompt (the provider reports part of it as cache reads: the fake provider's gpt-4.1-mini caches 40% of a prompt
@@ -706,6 +714,8 @@ def make_call(variant: str, scenario: str, url: str, floor: Floor | None) -> tup
 
             return call, False
         headers = {"x-fake-chunks": str(SHORT_STREAM_CHUNKS if scenario == "stream_chat_10" else STREAM_CHUNKS)}
+        if PACED_STREAMS:
+            headers.update({"x-fake-fault": "slow-chunks", "x-fake-delay": str(COUNTED_STREAM_GAP_S)})
 
         def call() -> Any:
             if floor is None:
@@ -1406,6 +1416,8 @@ def main(argv: list[str] | None = None) -> int:
         floor = Floor(tp, mp, parts.hostname or "", parts.port or 80)
     elif args.variant == "official-floor":
         floor = OfficialFloor(tp, mp, parts.hostname or "", parts.port or 80)
+    global PACED_STREAMS
+    PACED_STREAMS = bool(args.callgrind)
     call, is_async = make_call(args.variant, args.scenario, args.url, floor)
     warmup = args.warmup if args.warmup is not None else max(50, args.n // 10)
     out: dict[str, Any] = {"variant": args.variant, "scenario": args.scenario, "n": args.n, "warmup": warmup}
