@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
+from operator import sub as _sub
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as _otel_context
@@ -736,10 +737,8 @@ class Recorder:
             stamps = inv.stamps
             if stamps is not None and len(stamps) > 1 and self.chunk_timing:  # one point per later chunk: its gap
                 record = self.tpoc.record
-                last = stamps[0]
-                for stamp in stamps[1:]:
-                    record(stamp - last, mattrs)
-                    last = stamp
+                for gap in map(_sub, stamps[1:], stamps):
+                    record(gap, mattrs)
         headers = inv.headers
         if headers is not None and headers.rate_limited:
             set_at = series.rl_last
