@@ -346,7 +346,7 @@ def test_the_raw_response_marker_is_found_in_every_form_of_headers() -> None:
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
-@pytest.mark.parametrize("read", ["helper", "raw-lines"])
+@pytest.mark.parametrize("read", ["helper", "raw-lines", "midway"])
 def test_a_stream_whose_response_the_caller_reaches_for_is_read_once(
     provider: FakeProvider, telemetry: Telemetry, mode: str, read: str
 ) -> None:
@@ -363,6 +363,12 @@ def test_a_stream_whose_response_the_caller_reaches_for_is_read_once(
                     return sum([1 async for e in s if e.type == "chunk"])
             stream = await ac.chat.completions.create(model="gpt-4.1", messages=MSG, stream=True, extra_headers=headers)
             async with stream:
+                if read == "midway":  # the response looked at between chunks, again and again: chunks read on
+                    n = 0
+                    async for _ in stream:
+                        n += 1
+                        assert stream.response.status_code == 200
+                    return n
                 lines = [line async for line in stream.response.aiter_lines()]
             return sum(line.startswith("data: {") for line in lines)
 
@@ -373,6 +379,12 @@ def test_a_stream_whose_response_the_caller_reaches_for_is_read_once(
         if read == "helper":
             with c.chat.completions.stream(model="gpt-4.1", messages=MSG, extra_headers=headers) as s:
                 chunks = sum(1 for e in s if e.type == "chunk")
+        elif read == "midway":
+            chunks = 0
+            with c.chat.completions.create(model="gpt-4.1", messages=MSG, stream=True, extra_headers=headers) as stream:
+                for _ in stream:
+                    chunks += 1
+                    assert stream.response.status_code == 200
         else:
             with c.chat.completions.create(model="gpt-4.1", messages=MSG, stream=True, extra_headers=headers) as stream:
                 chunks = sum(line.startswith("data: {") for line in stream.response.iter_lines())
