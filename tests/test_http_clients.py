@@ -1361,3 +1361,27 @@ def test_a_ledger_reset_keeps_the_recorders_slots_adding(provider: FakeProvider,
     client.chat.completions.create(model="gpt-4.1", messages=MSG)
     snap = LEDGER.snapshot()
     assert snap.calls == 1 and [m.model for m in snap.models] == ["gpt-4.1"] and snap.total_usd > 0
+
+
+@pytest.mark.parametrize("module_name", ["httpx", "httpx2"])
+def test_the_url_parts_read_at_once_are_the_ones_httpxs_properties_give(module_name: str) -> None:
+    mod = pytest.importorskip(module_name)
+    from otel_llm._patches.httpx import _url_parts
+
+    for text in (
+        "http://127.0.0.1:8080/v1/chat/completions",
+        "https://api.openai.com/v1/chat/completions?api-version=2024-10-21&key=SECRET",
+        "https://user:p%40ss@relay.example.com:443/v1/embeddings",
+        "http://[::1]:9000/v1/responses",
+        "https://xn--fiqs8s.icom.museum/v1/chat/completions",
+        "https://\u4e2d\u56fd.icom.museum/v1/chat/completions",
+        "HTTPS://API.EXAMPLE.COM/V1/Chat/Completions?q=%E2%82%AC#frag",
+        "http://localhost",
+        "http://localhost/?",
+        "http://h/%ZZ/\u00e9t\u00e9?x=\ud800",
+    ):
+        try:
+            url = mod.URL(text)
+        except Exception:
+            continue  # a URL httpx itself refuses never reaches a send
+        assert _url_parts(url) == (url.scheme, url.host, url.port, bool(url.userinfo)), text

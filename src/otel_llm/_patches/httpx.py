@@ -40,9 +40,22 @@ def _start(recorder: Recorder, route: Any, request: Any, raw_path: bytes) -> Inv
         raw = request.content  # bytes (a json= or content= body) unless a stream the caller has not read
     except Exception:
         raw = None
-    return start_http_call(
-        recorder, route, url.scheme, url.host, url.port, path, raw_body=raw, userinfo=bool(url.userinfo)
-    )
+    scheme, host, port, userinfo = _url_parts(url)
+    return start_http_call(recorder, route, scheme, host, port, path, raw_body=raw, userinfo=userinfo)
+
+
+def _url_parts(url: Any) -> tuple[str, str, int | None, bool]:
+    """(scheme, host, port, has userinfo) as httpx's properties give them, from the URL's parsed form read once:
+    ~2,700 instructions, the four properties ~5,600 (counted in isolation). (``raw_path`` stays the property: its
+    own work is most of its cost.)"""
+    try:
+        ref = url._uri_reference
+        scheme, host, port, userinfo = ref.scheme, ref.host, ref.port, ref.userinfo
+    except AttributeError:  # an httpx whose URL keeps another form: its properties
+        return url.scheme, url.host, url.port, bool(url.userinfo)
+    if "xn--" in host:  # an IDNA host: the property decodes it (as each httpx version does)
+        host = url.host
+    return scheme, host, port, bool(userinfo)
 
 
 def _observe(inv: Invocation, response: Any, tap_cls: type, own: bool) -> None:
