@@ -1373,6 +1373,8 @@ def test_the_url_parts_read_at_once_are_the_ones_httpxs_properties_give(module_n
         "https://api.openai.com/v1/chat/completions?api-version=2024-10-21&key=SECRET",
         "https://user:p%40ss@relay.example.com:443/v1/embeddings",
         "http://[::1]:9000/v1/responses",
+        "http://[fe80::1%25en0]:8080/v1/chat/completions",  # an IPv6 zone id
+        "https://sk-live-SECRET@relay.example.com/v1/chat/completions",  # a key as the userinfo
         "https://xn--fiqs8s.icom.museum/v1/chat/completions",
         "https://\u4e2d\u56fd.icom.museum/v1/chat/completions",
         "HTTPS://API.EXAMPLE.COM/V1/Chat/Completions?q=%E2%82%AC#frag",

@@ -158,7 +158,7 @@ class Tap:
         self.inv = inv
         inv.tap = self
         self.done = False
-        self.started = False  # the body's first piece was asked for
+        self.started = False  # the body's first piece was asked for (set by the httpx taps: an SDK stream's)
         self.size = 0
         self.parser: StreamParser | NdjsonParser | None = None
         self.buf: list[bytes] | None = None
