@@ -404,6 +404,29 @@ def test_a_usage_cut_given_a_call_reads_the_usage_of_the_event_it_takes_at_every
             assert inv.info.usage is None, split
 
 
+def test_a_usage_cut_given_one_event_a_read_takes_the_usage_event_whole_and_hands_on_any_other_event() -> None:
+    """One event a read, as a client reading a paced stream gets it: every chunk loses its member, the usage event
+    goes whole and its usage is read, and a one-line event that is neither (an event from a server that sends no
+    member, a comment-free error event) passes as sent, the next chunk still cut."""
+    from types import SimpleNamespace
+
+    from otel_llm._parsers.response import ResponseInfo
+    from otel_llm._parsers.routes import Router
+    from otel_llm._stream import UsageCut
+
+    events = _usage_stream()
+    other = b'data: {"id":"x","choices":[{"index":0,"delta":{},"finish_reason":null}]}\n\n'
+    events = [*events[:1], (other, other), *events[1:]]
+    inv = SimpleNamespace(route=Router().match("/v1/chat/completions"), info=ResponseInfo())
+    cut = UsageCut(inv)
+    out = [cut(sent) if not cut.done else sent for sent, _ in events]
+    assert out == [left for _, left in events]
+    assert (inv.info.usage.input_tokens, inv.info.usage.output_tokens) == (12, 3)
+    assert cut.done
+    plain = UsageCut()  # no call given: the event is still taken whole
+    assert [plain(sent) if not plain.done else sent for sent, _ in events] == out
+
+
 @pytest.mark.parametrize(
     "line",
     [

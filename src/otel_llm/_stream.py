@@ -85,6 +85,22 @@ class UsageCut:
                 # the common read, one whole chunk (its one line and the blank one after it): the member goes
                 # (five byte operations; each C method call here costs ~1,000 instructions, counted)
                 return head + b"}\n\n"
+        return self.rest(data)
+
+    def rest(self, data: bytes) -> bytes:
+        """``self(data)`` for a read that is not one whole chunk ending with the member. The httpx taps test for
+        that common read in their own loop, and call this for the others (a call of ``self`` costs ~1,200
+        instructions a chunk, counted)."""
+        if self.start and data.endswith(b"\n\n") and data.find(b"\n") == len(data) - 2 and data[:5] == b"data:":
+            # one whole event of one line: the usage event, taken whole, or another event, handed on whole
+            # (~10,000 instructions less than the line loop below, counted)
+            ev = _usage_event(data[:-1])
+            if ev is None:
+                return data
+            self.done = True
+            if self.inv is not None:
+                self._take(ev)
+            return b""
         out: list[bytes] = []
         pos = 0
         size = len(data)
@@ -332,9 +348,13 @@ def tap_httpx_classes(module: Any) -> tuple[type, type]:
                         if feed is not None:
                             feed(chunk)
                         if not cut.done:
-                            chunk = cut(chunk)
-                            if not chunk:
-                                continue  # the piece was the usage event alone
+                            head = chunk.removesuffix(_NULL_END)  # UsageCut's common read, in this frame
+                            if head is not chunk and cut.start and head.find(b"\n") < 0 and head[:5] == b"data:":
+                                chunk = head + b"}\n\n"
+                            else:
+                                chunk = cut.rest(chunk)
+                                if not chunk:
+                                    continue  # the piece was the usage event alone
                         yield chunk
                 elif tap.passive:
                     yield from self._inner  # handed on in C
@@ -380,9 +400,13 @@ def tap_httpx_classes(module: Any) -> tuple[type, type]:
                         if feed is not None:
                             feed(chunk)
                         if not cut.done:
-                            chunk = cut(chunk)
-                            if not chunk:
-                                continue  # the piece was the usage event alone
+                            head = chunk.removesuffix(_NULL_END)  # UsageCut's common read, in this frame
+                            if head is not chunk and cut.start and head.find(b"\n") < 0 and head[:5] == b"data:":
+                                chunk = head + b"}\n\n"
+                            else:
+                                chunk = cut.rest(chunk)
+                                if not chunk:
+                                    continue  # the piece was the usage event alone
                         yield chunk
                 elif tap.passive:
                     async for chunk in self._inner:
