@@ -448,6 +448,9 @@ def test_a_usage_cut_takes_hostile_usage_events_without_raising(line: bytes) -> 
     cut = UsageCut(inv)
     out = cut(line + b"\n" + b"data: [DONE]\n\n")
     assert out in (b"data: [DONE]\n\n", line + b"\n" + b"data: [DONE]\n\n")  # taken whole, or (not JSON) passed on
+    alone = SimpleNamespace(route=inv.route, info=ResponseInfo())
+    assert UsageCut(alone)(line + b"\n") in (b"", line + b"\n")  # the event read alone: the same, whole
+    assert (alone.info.usage is None) == (inv.info.usage is None)
     usage = inv.info.usage
     assert (
         usage is None
