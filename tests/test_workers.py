@@ -172,23 +172,29 @@ def test_calls_add_up_across_workers(
     try:
         server.ready()  # one call
         pids = _spread(port, REQUESTS - 1)
+        # on a loaded machine the other workers may still be starting: more rounds until two have served (bounded)
+        deadline = time.monotonic() + 60
+        while len(set(pids)) < 2 and len(pids) < 20 * REQUESTS and time.monotonic() < deadline:
+            time.sleep(0.5)
+            pids += _spread(port, 8)
+        total = len(pids) + 1
         metrics_url = collector[1]
 
         def arrived() -> bool:
-            return sum(_calls_by_instance(metrics_url, service).values()) >= REQUESTS
+            return sum(_calls_by_instance(metrics_url, service).values()) >= total
 
-        ls.wait_for(arrived, 60, f"{REQUESTS} calls of {service} in the Collector", interval=0.3)
+        ls.wait_for(arrived, 60, f"{total} calls of {service} in the Collector", interval=0.3)
         time.sleep(4 * EXPORT_MS / 1000)  # more exports: a worker counted twice would show now
         by_instance = _calls_by_instance(metrics_url, service)
     finally:
         log = server.stop()
-    assert sum(by_instance.values()) == REQUESTS, (by_instance, log[-3000:])
+    assert sum(by_instance.values()) == total, (by_instance, log[-3000:])
     served = set(pids)
     assert len(served) >= 2, f"the requests did not spread over the workers: {pids}"
     # every worker that answered is one instance; the one that answered only the readiness call may add one more
     assert len(served) <= len(by_instance) <= WORKERS, (by_instance, served)
     assert "" not in by_instance, by_instance
-    assert sum(t["calls"] for t in provider.totals().values()) >= REQUESTS
+    assert sum(t["calls"] for t in provider.totals().values()) >= total
 
 
 @pytest.mark.parametrize(("kind", "module", "preload"), [("gunicorn", "app_instrumented", True)])
