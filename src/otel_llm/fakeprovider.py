@@ -1411,8 +1411,9 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "fakeprovider/1.0"
     sys_version = ""
     timeout = 300
-    disable_nagle_algorithm = True  # headers and body are separate writes: avoid 40 ms delayed-ACK stalls
+    disable_nagle_algorithm = True  # a stream is many writes (and a reset answer two): no 40 ms delayed-ACK stalls
     server: _Server
+    _headers_buffer: list[bytes]  # http.server's own: the status line and headers not written yet
     _started = False
 
     def log_message(self, format: str, *args: Any) -> None:  # silence the access log
@@ -1446,17 +1447,22 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- plumbing used by FakeProvider
 
-    def start(self, status: int, headers: dict[str, str]) -> None:
-        """Status line and headers (``Server`` and ``Date`` are added)."""
+    def start(self, status: int, headers: dict[str, str], body: bytes = b"") -> None:
+        """Status line and headers (``Server`` and ``Date`` are added), and a whole body if given, in one write: a
+        client then reads an answer in one go, not in one or two reads as its parts happen to arrive."""
         self._started = True
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
-        self.end_headers()
+        if body:
+            self._headers_buffer.append(b"\r\n")  # end_headers' work, with the body joined to the same write
+            self._headers_buffer.append(body)
+            self.flush_headers()
+        else:
+            self.end_headers()
 
     def send_body(self, status: int, body: bytes, headers: dict[str, str], content_type: str) -> None:
-        self.start(status, {"content-type": content_type, **headers, "content-length": str(len(body))})
-        self.wfile.write(body)
+        self.start(status, {"content-type": content_type, **headers, "content-length": str(len(body))}, body)
 
     def send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         self.send_body(status, _dumps(payload), headers or {}, "application/json")
