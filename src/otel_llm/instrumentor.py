@@ -46,13 +46,21 @@ def _install_plain(owner: Any, name: str, wrapper: Any) -> bool:
     """Patch a plain synchronous function or method with a plain function that calls ``wrapper(wrapped,
     instance, args, kwargs)`` as wrapt would. These run on every LLM call and HTTP request of the process, and
     a wrapt ``FunctionWrapper`` costs several thousand instructions a call on its own (a bound wrapper made per
-    attribute access, then its dispatch); a function costs a bound method. ``__wrapped__`` (and so
+    attribute access, then its dispatch); a function costs a bound method. A wrapper with an ``exact`` attribute
+    (``exact(original)``: a function with the original's own signature, or None when the original is not the one
+    it was written for) is installed as that function. ``__wrapped__`` (and so
     ``inspect.signature``, and uninstrument) still reach the original. A coroutine method gets an ``async def``
     (``_install_coroutine``). Anything else (an async generator, a module-level coroutine function, a
     classmethod, a descriptor another library put there) is left to wrapt: False."""
     original = owner.__dict__.get(name) if isinstance(owner, (type, types.ModuleType)) else None
     if type(original) is not types.FunctionType:
         return False
+    exact = getattr(wrapper, "exact", None)  # a layer written for this original's own signature, if it is that one
+    patched = exact(original) if exact is not None and isinstance(owner, type) else None
+    if patched is not None:
+        functools.update_wrapper(patched, original)
+        setattr(owner, name, patched)
+        return True
     flags = original.__code__.co_flags & _ASYNC_FLAGS
     if flags:
         return flags == _CO_COROUTINE and _install_coroutine(owner, name, original, wrapper)

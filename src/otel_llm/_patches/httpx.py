@@ -15,6 +15,7 @@ from ._common import (
     is_sse,
     observe_httpx_status,
     parse_read_body,
+    signature_defaults,
     start_http_call,
 )
 
@@ -133,8 +134,38 @@ def send_factory(recorder: Recorder, module: Any) -> Any:
         _observe(inv, response, sync_tap, own=not inv.foreign)
         return response
 
+    def exact(original: Any) -> Any:
+        """``send`` with httpx's own signature (see ``signature_defaults``), or None: an attempt of an SDK call is
+        read here, any other POST goes through ``post``, the rest straight to httpx."""
+        defaults = signature_defaults(original, _SEND_POSITIONAL, _SEND_KEYWORD)
+        if defaults is None:
+            return None
+        d_stream, d_auth, d_follow = defaults
+        get = original.__get__
+
+        def send(
+            self: Any, request: Any, *, stream: Any = d_stream, auth: Any = d_auth, follow_redirects: Any = d_follow
+        ) -> Any:
+            sdk = CURRENT.get()
+            if sdk is None or IN_HTTP.get():
+                if sdk is None and getattr(request, "method", None) == "POST":
+                    kwargs = {"stream": stream, "auth": auth, "follow_redirects": follow_redirects}
+                    return post(get(self), self, (request,), kwargs)
+                return original(self, request, stream=stream, auth=auth, follow_redirects=follow_redirects)
+            sdk.attempts += 1
+            held = IN_HTTP.set(True)
+            try:
+                response = original(self, request, stream=stream, auth=auth, follow_redirects=follow_redirects)
+            finally:
+                IN_HTTP.reset(held)
+            _observe(sdk, response, sync_tap, own=False)
+            return response
+
+        return send
+
     send.passes = _not_a_post  # type: ignore[attr-defined]
     send.after_passes = post  # type: ignore[attr-defined]
+    send.exact = exact  # type: ignore[attr-defined]
     return send
 
 
@@ -180,4 +211,38 @@ def async_send_factory(recorder: Recorder, module: Any) -> Any:
         _observe(inv, response, async_tap, own=not inv.foreign)
         return response
 
+    def exact(original: Any) -> Any:
+        """The async ``send`` with httpx's own signature, or None (see the sync one)."""
+        defaults = signature_defaults(original, _SEND_POSITIONAL, _SEND_KEYWORD, coroutine=True)
+        if defaults is None:
+            return None
+        d_stream, d_auth, d_follow = defaults
+        get = original.__get__
+
+        async def send(
+            self: Any, request: Any, *, stream: Any = d_stream, auth: Any = d_auth, follow_redirects: Any = d_follow
+        ) -> Any:
+            sdk = CURRENT.get()
+            if sdk is None or IN_HTTP.get():
+                if sdk is None and getattr(request, "method", None) == "POST":
+                    kwargs = {"stream": stream, "auth": auth, "follow_redirects": follow_redirects}
+                    return await generic(get(self), self, (request,), kwargs)
+                return await original(self, request, stream=stream, auth=auth, follow_redirects=follow_redirects)
+            sdk.attempts += 1
+            held = IN_HTTP.set(True)
+            try:
+                response = await original(self, request, stream=stream, auth=auth, follow_redirects=follow_redirects)
+            finally:
+                IN_HTTP.reset(held)
+            _observe(sdk, response, async_tap, own=False)
+            return response
+
+        return send
+
+    generic = send
+    send.exact = exact  # type: ignore[attr-defined]
     return send
+
+
+_SEND_POSITIONAL = ("self", "request")
+_SEND_KEYWORD = ("stream", "auth", "follow_redirects")

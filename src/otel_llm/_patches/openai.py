@@ -28,7 +28,7 @@ from .._parsers.routes import (
     fetched_response_id,
 )
 from .._stream import UNASKED_USAGE
-from ._common import CURRENT, attach, detach
+from ._common import CURRENT, attach, detach, signature_defaults
 
 if TYPE_CHECKING:
     from ..recorder import Invocation, Recorder
@@ -79,9 +79,10 @@ def manager_exit_factory(recorder: Recorder, module: Any) -> Any:
 
 
 def _begin(
-    recorder: Recorder, instance: Any, args: Any, kwargs: Any
-) -> tuple[Invocation, Any, Any, tuple[dict, Any, Any] | None] | None:
-    """Start the call, and add ``stream_options.include_usage`` when the caller did not set it.
+    recorder: Recorder, instance: Any, cast_to: Any, options: Any, stream: Any
+) -> tuple[Invocation, Any, tuple[dict, Any, Any] | None] | None:
+    """Start the call, and add ``stream_options.include_usage`` when the caller did not set it: (the call, the
+    options to send, the body swap) or None (not a call of ours).
 
     Every form of the call gets it (``create``, ``with_raw_response``, ``with_streaming_response``): the usage
     event it makes the server send is taken out again, from the body's bytes before the SDK reads them
@@ -90,11 +91,10 @@ def _begin(
     have got without us. A server seen sending
     usage unasked (``_stream.UNASKED_USAGE``) does not get it: its usage event is its own and reaches the
     caller."""
-    options = args[1] if len(args) > 1 else kwargs.get("options")
     if options is None:
         return None
     if options.method != "post":
-        return _begin_fetch(recorder, instance, options, args, kwargs) if options.method == "get" else None
+        return _begin_fetch(recorder, instance, options, stream) if options.method == "get" else None
     route = recorder.router.match(options.url)
     if route is None:
         return None
@@ -127,12 +127,8 @@ def _begin(
             # ``post`` made for this call (a copy of the pydantic model was ~20,000 instructions a stream)
             swap = (fields, new_body, body)
         else:
-            new_options = copy.copy(options)
-            new_options.json_data = new_body
-            if len(args) > 1:
-                args = (args[0], new_options, *args[2:])
-            else:
-                kwargs = dict(kwargs, options=new_options)
+            options = copy.copy(options)
+            options.json_data = new_body
         hide_usage = True
     inv = recorder.start(route, request, host, port, "sdk", body=sent if recorder.capture else None)
     inv.hide_usage = hide_usage
@@ -141,17 +137,14 @@ def _begin(
         if not (_RAW_RESPONSE_HEADER in headers if type(headers) is dict else _raw_response(options)):
             if not request.stream:
                 # read the SDK's parsed result instead of the body (see _after)
-                cast_to = args[0] if args else kwargs.get("cast_to")
                 known = _model_classes.get(cast_to)
                 inv.from_result = known if known is not None else _is_model_class(cast_to)
-            elif kwargs.get("stream") is True and route.api in _CHUNK_APIS:
+            elif stream is True and route.api in _CHUNK_APIS:
                 inv.from_chunks = True  # read the SDK's parsed chunks instead of the SSE events (see _SdkStream)
-    return inv, args, kwargs, swap
+    return inv, options, swap
 
 
-def _begin_fetch(
-    recorder: Recorder, instance: Any, options: Any, args: Any, kwargs: Any
-) -> tuple[Invocation, Any, Any, None] | None:
+def _begin_fetch(recorder: Recorder, instance: Any, options: Any, stream: Any) -> tuple[Invocation, Any, None] | None:
     """``responses.retrieve``: a stored response fetched by id (``fetch_response``), streamed or not."""
     url = options.url
     if not isinstance(url, str) or "/responses/" not in url:
@@ -160,10 +153,10 @@ def _begin_fetch(
     if rid is None:
         return None
     params = options.params
-    stream = kwargs.get("stream") is True or (isinstance(params, dict) and params.get("stream") is True)
+    stream = stream is True or (isinstance(params, dict) and params.get("stream") is True)
     host, port = _server(instance)
     inv = recorder.start(FETCH, parse_fetch(rid, params, stream), host, port, "sdk")
-    return inv, args, kwargs, None
+    return inv, options, None
 
 
 _SERVERS: dict[int, tuple[Any, str, int | None]] = {}  # id(a client's base URL) -> (that URL, host, port)
@@ -240,34 +233,95 @@ def _after(inv: Invocation, result: Any) -> Any:
     return result
 
 
+_State = tuple  # (the call, the options to send, the body swap, CURRENT's token, the context's token)
+
+
+def _enter(recorder: Recorder, instance: Any, cast_to: Any, options: Any, stream: Any) -> _State | None:
+    """A call of ours begins (see ``_begin``): it is the current one, its span the current span, and its body swap
+    (if any) made; None if it is not ours, or if starting it failed (the call then goes on untouched)."""
+    try:
+        begun = _begin(recorder, instance, cast_to, options, stream)
+    except Exception:
+        log.debug("otel_llm: starting an openai call failed", exc_info=True)
+        return None
+    if begun is None:
+        return None
+    inv, options, swap = begun
+    token = CURRENT.set(inv)
+    ctx = attach(inv)
+    if swap is not None:  # the body with stream_options, for this call only
+        swap[0]["json_data"] = swap[1]
+    return inv, options, swap, token, ctx
+
+
+def _leave(state: _State) -> None:
+    """``_enter`` undone, once the SDK's call returned or raised."""
+    swap = state[2]
+    if swap is not None:
+        swap[0]["json_data"] = swap[2]
+    detach(state[4])
+    CURRENT.reset(state[3])
+
+
+def _args(args: Any, kwargs: Any) -> tuple[Any, Any, Any]:
+    """(cast_to, options, stream) from the SDK's ``request(cast_to, options, ..., stream=...)`` arguments."""
+    options = args[1] if len(args) > 1 else kwargs.get("options")
+    return args[0] if args else kwargs.get("cast_to"), options, kwargs.get("stream")
+
+
+def _with_options(args: Any, kwargs: Any, options: Any) -> tuple[Any, Any]:
+    """The arguments with another options object (a copy with ``stream_options``, see ``_begin``)."""
+    if len(args) > 1:
+        return (args[0], options, *args[2:]), kwargs
+    return args, dict(kwargs, options=options)
+
+
+_REQUEST_POSITIONAL = ("self", "cast_to", "options")
+_REQUEST_KEYWORD = ("stream", "stream_cls")
+
+
 def request_factory(recorder: Recorder, module: Any) -> Any:
     def request(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         if CURRENT.get() is not None:
             return wrapped(*args, **kwargs)
-        try:
-            begun = _begin(recorder, instance, args, kwargs)
-        except Exception:
-            log.debug("otel_llm: starting an openai call failed", exc_info=True)
-            begun = None
-        if begun is None:
+        cast_to, options, stream = _args(args, kwargs)
+        state = _enter(recorder, instance, cast_to, options, stream)
+        if state is None:
             return wrapped(*args, **kwargs)
-        inv, args, kwargs, swap = begun
-        token = CURRENT.set(inv)
-        ctx = attach(inv)
-        if swap is not None:  # the body with stream_options, for this call only
-            swap[0]["json_data"] = swap[1]
+        if state[1] is not options:
+            args, kwargs = _with_options(args, kwargs, state[1])
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
-            inv.fail(exc)
+            state[0].fail(exc)
             raise
         finally:
-            if swap is not None:
-                swap[0]["json_data"] = swap[2]
-            detach(ctx)
-            CURRENT.reset(token)
-        return _after(inv, result)
+            _leave(state)
+        return _after(state[0], result)
 
+    def exact(original: Any) -> Any:
+        """``request`` with the SDK's own signature (2.x and 3.x; see ``signature_defaults``), or None."""
+        defaults = signature_defaults(original, _REQUEST_POSITIONAL, _REQUEST_KEYWORD)
+        if defaults is None:
+            return None
+        d_stream, d_cls = defaults
+
+        def request(self: Any, cast_to: Any, options: Any, *, stream: Any = d_stream, stream_cls: Any = d_cls) -> Any:
+            state = _enter(recorder, self, cast_to, options, stream) if CURRENT.get() is None else None
+            if state is None:
+                return original(self, cast_to, options, stream=stream, stream_cls=stream_cls)
+            try:
+                result = original(self, cast_to, state[1], stream=stream, stream_cls=stream_cls)
+            except BaseException as exc:
+                state[0].fail(exc)
+                raise
+            finally:
+                _leave(state)
+            return _after(state[0], result)
+
+        return request
+
+    request.exact = exact  # type: ignore[attr-defined]
     return request
 
 
@@ -275,30 +329,46 @@ def async_request_factory(recorder: Recorder, module: Any) -> Any:
     async def request(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
         if CURRENT.get() is not None:
             return await wrapped(*args, **kwargs)
-        try:
-            begun = _begin(recorder, instance, args, kwargs)
-        except Exception:
-            log.debug("otel_llm: starting an openai call failed", exc_info=True)
-            begun = None
-        if begun is None:
+        cast_to, options, stream = _args(args, kwargs)
+        state = _enter(recorder, instance, cast_to, options, stream)
+        if state is None:
             return await wrapped(*args, **kwargs)
-        inv, args, kwargs, swap = begun
-        token = CURRENT.set(inv)
-        ctx = attach(inv)
-        if swap is not None:  # the body with stream_options, for this call only
-            swap[0]["json_data"] = swap[1]
+        if state[1] is not options:
+            args, kwargs = _with_options(args, kwargs, state[1])
         try:
             result = await wrapped(*args, **kwargs)
         except BaseException as exc:
-            inv.fail(exc)
+            state[0].fail(exc)
             raise
         finally:
-            if swap is not None:
-                swap[0]["json_data"] = swap[2]
-            detach(ctx)
-            CURRENT.reset(token)
-        return _after(inv, result)
+            _leave(state)
+        return _after(state[0], result)
 
+    def exact(original: Any) -> Any:
+        """The async ``request`` with the SDK's own signature, or None (see the sync one)."""
+        defaults = signature_defaults(original, _REQUEST_POSITIONAL, _REQUEST_KEYWORD, coroutine=True)
+        if defaults is None:
+            return None
+        d_stream, d_cls = defaults
+
+        async def request(
+            self: Any, cast_to: Any, options: Any, *, stream: Any = d_stream, stream_cls: Any = d_cls
+        ) -> Any:
+            state = _enter(recorder, self, cast_to, options, stream) if CURRENT.get() is None else None
+            if state is None:
+                return await original(self, cast_to, options, stream=stream, stream_cls=stream_cls)
+            try:
+                result = await original(self, cast_to, state[1], stream=stream, stream_cls=stream_cls)
+            except BaseException as exc:
+                state[0].fail(exc)
+                raise
+            finally:
+                _leave(state)
+            return _after(state[0], result)
+
+        return request
+
+    request.exact = exact  # type: ignore[attr-defined]
     return request
 
 
