@@ -18,6 +18,7 @@ from typing import Any
 from wrapt import register_post_import_hook, wrap_function_wrapper
 
 from ._patches import DEFERRED, TARGETS
+from ._patches._common import CO_ASYNC, CO_COROUTINE
 from .config import INSTRUMENTOR_ARGS, Config
 from .package import _instruments
 
@@ -36,10 +37,6 @@ def _on_import(module: Any) -> None:
             inst._patch(module.__name__.partition(".")[0])
     except Exception:
         log.debug("otel_llm: patching %s on import failed", getattr(module, "__name__", module), exc_info=True)
-
-
-_ASYNC_FLAGS = 0x80 | 0x100 | 0x200  # CO_COROUTINE, CO_ITERABLE_COROUTINE, CO_ASYNC_GENERATOR (inspect is not imported)
-_CO_COROUTINE = 0x80
 
 
 def _install_plain(owner: Any, name: str, wrapper: Any) -> bool:
@@ -61,9 +58,9 @@ def _install_plain(owner: Any, name: str, wrapper: Any) -> bool:
         functools.update_wrapper(patched, original)
         setattr(owner, name, patched)
         return True
-    flags = original.__code__.co_flags & _ASYNC_FLAGS
+    flags = original.__code__.co_flags & CO_ASYNC
     if flags:
-        return flags == _CO_COROUTINE and _install_coroutine(owner, name, original, wrapper)
+        return flags == CO_COROUTINE and _install_coroutine(owner, name, original, wrapper)
     get = original.__get__
     passes = getattr(wrapper, "passes", None)  # (args, kwargs) -> True: not ours, the original alone, at once
     if passes is not None and isinstance(owner, type):

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from ..recorder import Invocation, Recorder
 
 __all__ = [
+    "CO_ASYNC",
+    "CO_COROUTINE",
     "URL_CACHE_SIZE",
     "signature_defaults",
     "CURRENT",
@@ -259,10 +261,11 @@ def detach(token: object) -> None:
         pass
 
 
+# a code object's flags (``inspect`` is not imported for them)
 _CO_VARARGS = 0x04
 _CO_VARKEYWORDS = 0x08
-_CO_COROUTINE = 0x80
-_CO_ASYNC = 0x80 | 0x100 | 0x200  # coroutine, iterable coroutine, async generator
+CO_COROUTINE = 0x80
+CO_ASYNC = 0x80 | 0x100 | 0x200  # coroutine, iterable coroutine, async generator
 
 
 def signature_defaults(
@@ -277,7 +280,7 @@ def signature_defaults(
     code = getattr(original, "__code__", None)
     if code is None or code.co_flags & (_CO_VARARGS | _CO_VARKEYWORDS) or code.co_posonlyargcount:
         return None
-    if (code.co_flags & _CO_ASYNC) != (_CO_COROUTINE if coroutine else 0):
+    if (code.co_flags & CO_ASYNC) != (CO_COROUTINE if coroutine else 0):
         return None
     names = positional + keyword_only
     if code.co_argcount != len(positional) or code.co_kwonlyargcount != len(keyword_only):
