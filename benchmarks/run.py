@@ -302,12 +302,23 @@ class FakeServer:
             self.proc.kill()
 
 
+# What a worker's environment holds, whatever the shell that started the run: a process's environment is copied
+# onto its stack and moves every address below it, so a variable more or less in the caller's shell moves the
+# counts (one 3 KB variable moved sync_chat's own work from +10.7% to +12.0%, counted). Nothing here configures a
+# library: no proxy, no CA bundle, no OTEL_*; the workers talk plain HTTP to 127.0.0.1.
+WORKER_ENV = {
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "LANG": "C.UTF-8",
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "PYTHONHASHSEED": "0",
+}
+
+
 def worker_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TRACELOOP_", "OPENINFERENCE_"))}
+    """A fixed environment (``WORKER_ENV``, the content switches, and ``HOME`` for the price cache)."""
+    env = dict(WORKER_ENV)
+    env["HOME"] = os.environ.get("HOME") or str(Path.home())
     env.update(CONTENT_OFF_ENV)
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    env["PYTHONHASHSEED"] = "0"
-    env.pop("PYTHONPATH", None)
     return env
 
 
