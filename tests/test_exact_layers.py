@@ -183,6 +183,44 @@ def test_an_async_raw_stream_passes_through_either_layer(provider: FakeProvider,
     assert attrs["otel_llm.stream.outcome"] == "completed" and attrs["gen_ai.usage.output_tokens"] > 0
 
 
+@pytest.mark.parametrize("mod", [httpx, httpx2], ids=["httpx", "httpx2"])
+def test_a_raw_post_with_credentials_in_its_url_and_a_refused_one_through_either_layer(
+    provider: FakeProvider, layers: Telemetry, mod: Any
+) -> None:
+    """A raw POST outside any SDK call (recorded inline by the exact layers): credentials in the URL's user part
+    and a ``key=`` query stay out of the span, a lone surrogate in the prompt is sent as the caller wrote it, and
+    a refused connection reaches the caller as the library raised it, its call recorded as failed."""
+    host = provider.url.split("//", 1)[1]
+    url = f"http://user:hunter2@{host}/v1/chat/completions?key=SECRET"
+    body = json.dumps({"model": "gpt-4.1", "messages": [{"role": "user", "content": "odd \ud800 text"}]}).encode()
+    headers = {"content-type": "application/json"}
+
+    async def both() -> tuple[Any, Any]:
+        async with mod.AsyncClient() as ac:
+            got = await ac.send(ac.build_request("POST", url, content=body, headers=headers))
+            try:
+                await ac.send(ac.build_request("POST", "http://127.0.0.1:9/v1/chat/completions", content=body))
+            except Exception as exc:  # whatever the library raises: compared below
+                return got, exc
+        return got, None
+
+    with mod.Client() as c:
+        r = c.send(c.build_request("POST", url, content=body, headers=headers))
+        with pytest.raises(mod.ConnectError) as refused:
+            c.send(c.build_request("POST", "http://127.0.0.1:9/v1/chat/completions", content=body))
+    assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] > 0
+    assert provider.requests[-1].body == body
+    ar, aexc = asyncio.run(both())
+    assert ar.status_code == 200 and type(aexc) is type(refused.value)  # (anyio words the refusal its own way)
+    spans = layers.spans()
+    assert len(spans) == 4
+    for span in spans:
+        text = repr(dict(span.attributes))
+        assert "hunter2" not in text and "SECRET" not in text and "user:" not in text
+    failed = [s for s in spans if "error.type" in s.attributes]
+    assert len(failed) == 2 and all(s.attributes["otel_llm.layer"] == "http" for s in spans)
+
+
 def test_the_exact_layers_refuse_what_the_library_refuses_with_its_own_words(instrument: Any) -> None:
     """A wrong argument is the library's TypeError, as its own function words it (its qualified name)."""
     with httpx.Client() as c:
