@@ -496,19 +496,13 @@ def test_a_usage_cut_over_thousands_of_events_in_reads_of_any_size_hands_on_each
         assert got == [left for _, left in events if left]
 
 
-class _SplitUsageServer:
-    """A chat stream whose usage event's line is sent in two writes, a pause apart: the client reads them apart, so
-    the cut of the bytes passes that line on uncut (it cannot tell it apart before its end) and the SDK builds its
-    chunk; the openai layer drops that chunk from the caller's chunks and reads its usage."""
+class _PiecesServer:
+    """A chat stream sent as the given pieces, each in its own write a pause apart: the client reads them apart."""
 
-    def __init__(self) -> None:
+    def __init__(self, pieces: list[bytes]) -> None:
         import http.server
         import threading
 
-        events = _usage_stream()
-        usage_sent = events[2][0]
-        half = len(usage_sent) // 2
-        pieces = [events[0][0], events[1][0], usage_sent[:half], usage_sent[half:], events[3][0]]
         self.requests: list[dict] = []
         requests = self.requests
 
@@ -541,26 +535,88 @@ class _SplitUsageServer:
         self.server.server_close()
 
 
-@pytest.mark.parametrize("mode", RUNNERS)
-def test_a_usage_event_split_over_two_reads_is_dropped_from_the_sdks_chunks(telemetry: Telemetry, mode: str) -> None:
-    server = _SplitUsageServer()
+def _split_usage_server() -> _PiecesServer:
+    """A chat stream whose usage event's line is sent in two writes, a pause apart: the client reads them apart, so
+    the cut of the bytes passes that line on uncut (it cannot tell it apart before its end) and the SDK builds its
+    chunk; the openai layer drops that chunk from the caller's chunks and reads its usage."""
+    events = _usage_stream()
+    usage_sent = events[2][0]
+    half = len(usage_sent) // 2
+    return _PiecesServer([events[0][0], events[1][0], usage_sent[:half], usage_sent[half:], events[3][0]])
+
+
+def _stream_chunks(server: _PiecesServer, mode: str) -> list[Any]:
+    kw = {"model": "gpt-4.1", "messages": MSG, "stream": True}
     try:
-        kw = {"model": "gpt-4.1", "messages": MSG, "stream": True}
         if mode == "sync":
             with openai.OpenAI(base_url=server.url, api_key=KEY, max_retries=0) as c:
-                chunks = list(c.chat.completions.create(**kw))
-        else:
+                return list(c.chat.completions.create(**kw))
 
-            async def read() -> list[Any]:
-                async with openai.AsyncOpenAI(base_url=server.url, api_key=KEY, max_retries=0) as c:
-                    return [x async for x in await c.chat.completions.create(**kw)]
+        async def read() -> list[Any]:
+            async with openai.AsyncOpenAI(base_url=server.url, api_key=KEY, max_retries=0) as c:
+                return [x async for x in await c.chat.completions.create(**kw)]
 
-            chunks = asyncio.run(read())
+        return asyncio.run(read())
     finally:
         server.close()
+
+
+@pytest.mark.parametrize("mode", RUNNERS)
+def test_a_usage_event_split_over_two_reads_is_dropped_from_the_sdks_chunks(telemetry: Telemetry, mode: str) -> None:
+    server = _split_usage_server()
+    chunks = _stream_chunks(server, mode)
     assert server.requests[-1]["stream_options"] == {"include_usage": True}
     assert len(chunks) == 2 and all(chunk.choices for chunk in chunks)  # the usage chunk never reaches the caller
     assert all("usage" not in chunk.model_fields_set for chunk in chunks)  # and the chunks' "usage":null was cut
     a = telemetry.span().attributes
     assert (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.output_tokens"]) == (12, 3)
     assert a["otel_llm.stream.outcome"] == "completed"
+
+
+def _event(choices: list[dict]) -> bytes:
+    """One chat chunk event as OpenAI sends it when asked for usage (``"usage":null`` its last member)."""
+    chunk = {"id": "c1", "object": "chat.completion.chunk", "model": "gpt-4.1-2025-04-14", "choices": choices}
+    return b"data: " + json.dumps(chunk, separators=(",", ":")).encode()[:-1] + b',"usage":null}\n\n'
+
+
+def _choice(index: int, delta: dict, reason: str | None = None) -> dict:
+    return {"index": index, "delta": delta, "logprobs": None, "finish_reason": reason}
+
+
+@pytest.mark.parametrize("mode", RUNNERS)
+def test_a_finish_reason_beside_an_unfinished_choice_or_read_with_a_middle_chunk_is_recorded(
+    telemetry: Telemetry, mode: str
+) -> None:
+    """The openai layer skips the fields of a middle chunk (one choice, no finish reason, no usage). A chunk whose
+    last choice is unfinished but whose first one finished, and a finish chunk that arrives in one read with a
+    middle one, are still read for their finish reasons; every chunk after the first counts for time per output
+    chunk; the caller gets each chunk as sent, less the member otel-llm's ``include_usage`` added."""
+    tokens = {"prompt_tokens": 9, "completion_tokens": 4}
+    usage = {"id": "c1", "model": "gpt-4.1-2025-04-14", "choices": [], "usage": tokens}
+    pieces = [
+        _event([_choice(0, {"role": "assistant", "content": ""})]),  # the first chunk
+        _event([_choice(0, {"content": "a"})]),  # a middle chunk
+        _event([_choice(0, {}, "stop"), _choice(1, {"content": "b"})]),  # ends unfinished, the first choice done
+        _event([_choice(1, {"content": "c"})]),
+        _event([_choice(1, {"content": "d"})]) + _event([_choice(1, {}, "length")]),  # two events, one read
+        b"data: " + json.dumps(usage, separators=(",", ":")).encode() + b"\n\n",
+        b"data: [DONE]\n\n",
+    ]
+    server = _PiecesServer(pieces)
+    chunks = _stream_chunks(server, mode)
+    assert server.requests[-1]["stream_options"] == {"include_usage": True}
+    assert [[(c.index, c.delta.content, c.finish_reason) for c in chunk.choices] for chunk in chunks] == [
+        [(0, "", None)],
+        [(0, "a", None)],
+        [(0, None, "stop"), (1, "b", None)],
+        [(1, "c", None)],
+        [(1, "d", None)],
+        [(1, None, "length")],
+    ]
+    assert all("usage" not in chunk.model_fields_set for chunk in chunks)
+    a = telemetry.span().attributes
+    assert a["gen_ai.response.finish_reasons"] == ("stop", "length")
+    assert (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.output_tokens"]) == (9, 4)
+    assert a["otel_llm.stream.outcome"] == "completed"
+    (point,) = telemetry.points("gen_ai.client.operation.time_per_output_chunk")
+    assert point.count == 5
