@@ -351,24 +351,33 @@ def test_the_sdk_never_reads_the_usage_event_otel_llm_asked_for(
     _check_usage(telemetry, plain, "chat")
 
 
-def _usage_stream() -> list[tuple[bytes, bytes]]:
-    """A chat stream as OpenAI sends it when asked for usage: each event's bytes, and what a cut leaves of them."""
+def _usage_stream(padded: bool = False) -> list[tuple[bytes, bytes]]:
+    """A chat stream as OpenAI sends it when asked for usage: each event's bytes, and what a cut leaves of them.
+    ``padded``: as OpenAI has sent it since 2025-08, every chunk's last member its ``obfuscation`` padding (here
+    letters and digits, empty, and other characters), after ``usage``."""
     head = {"id": "c1", "model": "gpt-4.1-2025-04-14"}
+    text = 'Hi, "usage":null} \\' + (',"usage":null,"obfuscation":"x"}' if padded else "")
     chunks = [
-        dict(head, choices=[{"index": 0, "delta": {"content": 'Hi, "usage":null} \\'}}]),
+        dict(head, choices=[{"index": 0, "delta": {"content": text}}]),
+        dict(head, choices=[{"index": 0, "delta": {"content": "!"}}]),
         dict(head, choices=[{"index": 0, "delta": {}, "finish_reason": "stop"}]),
     ]
+    pads = ["Ab3xQ9", "", "x-y_z."]
     events = []
-    for chunk in chunks:
-        cut = json.dumps(chunk, separators=(",", ":")).encode()
-        events.append((b"data: " + cut[:-1] + b',"usage":null}\n\n', b"data: " + cut + b"\n\n"))
+    for i, chunk in enumerate(chunks):
+        cut = json.dumps(chunk, separators=(",", ":")).encode()[:-1]
+        pad = b',"obfuscation":' + json.dumps(pads[i]).encode() if padded else b""
+        events.append((b"data: " + cut + b',"usage":null' + pad + b"}\n\n", b"data: " + cut + pad + b"}\n\n"))
     usage = dict(head, choices=[], usage={"prompt_tokens": 12, "completion_tokens": 3})
+    if padded:
+        usage["obfuscation"] = "k"
     events.append((b"data: " + json.dumps(usage, separators=(",", ":")).encode() + b"\n\n", b""))
     events.append((b"data: [DONE]\n\n", b"data: [DONE]\n\n"))
     return events
 
 
-def test_a_usage_cut_given_a_call_reads_the_usage_of_the_event_it_takes_at_every_split() -> None:
+@pytest.mark.parametrize("padded", [False, True])
+def test_a_usage_cut_given_a_call_reads_the_usage_of_the_event_it_takes_at_every_split(padded: bool) -> None:
     """Every way a body can be split in two reads: the bytes handed on are the body less the usage event and less
     each chunk's ``"usage":null`` member, but for a line the split falls inside, which passes uncut (a usage event
     so passed is dropped from the SDK's chunks by the openai layer); the call gets the event's usage exactly when
@@ -379,7 +388,7 @@ def test_a_usage_cut_given_a_call_reads_the_usage_of_the_event_it_takes_at_every
     from otel_llm._parsers.routes import Router
     from otel_llm._stream import UsageCut
 
-    events = _usage_stream()
+    events = _usage_stream(padded)
     body = b"".join(sent for sent, _ in events)
     route = Router().match("/v1/chat/completions")
     for split in range(len(body) + 1):
@@ -404,7 +413,10 @@ def test_a_usage_cut_given_a_call_reads_the_usage_of_the_event_it_takes_at_every
             assert inv.info.usage is None, split
 
 
-def test_a_usage_cut_given_one_event_a_read_takes_the_usage_event_whole_and_hands_on_any_other_event() -> None:
+@pytest.mark.parametrize("padded", [False, True])
+def test_a_usage_cut_given_one_event_a_read_takes_the_usage_event_whole_and_hands_on_any_other_event(
+    padded: bool,
+) -> None:
     """One event a read, as a client reading a paced stream gets it: every chunk loses its member, the usage event
     goes whole and its usage is read, and a one-line event that is neither (an event from a server that sends no
     member, a comment-free error event) passes as sent, the next chunk still cut."""
@@ -414,7 +426,7 @@ def test_a_usage_cut_given_one_event_a_read_takes_the_usage_event_whole_and_hand
     from otel_llm._parsers.routes import Router
     from otel_llm._stream import UsageCut
 
-    events = _usage_stream()
+    events = _usage_stream(padded)
     other = b'data: {"id":"x","choices":[{"index":0,"delta":{},"finish_reason":null}]}\n\n'
     events = [*events[:1], (other, other), *events[1:]]
     inv = SimpleNamespace(route=Router().match("/v1/chat/completions"), info=ResponseInfo())
@@ -459,9 +471,10 @@ def test_a_usage_cut_takes_hostile_usage_events_without_raising(line: bytes) -> 
     )
 
 
+@pytest.mark.parametrize("padded", [False, True])
 @pytest.mark.parametrize("seed", range(6))
 def test_a_usage_cut_over_thousands_of_events_in_reads_of_any_size_hands_on_each_event_cut_or_as_sent(
-    seed: int,
+    seed: int, padded: bool
 ) -> None:
     """2,000 chunks and the usage event, in one read or in reads of random sizes (1 byte to 64 kB): each event
     reaches the caller cut or exactly as sent, in order; the usage event is gone exactly when its usage was read."""
@@ -472,7 +485,7 @@ def test_a_usage_cut_over_thousands_of_events_in_reads_of_any_size_hands_on_each
     from otel_llm._parsers.routes import Router
     from otel_llm._stream import UsageCut
 
-    head, tail = _usage_stream()[0], _usage_stream()[2:]
+    head, tail = _usage_stream(padded)[0], _usage_stream(padded)[3:]
     events = [head] * 2000 + tail
     body = b"".join(sent for sent, _ in events)
     rng = random.Random(seed)
@@ -535,14 +548,15 @@ class _PiecesServer:
         self.server.server_close()
 
 
-def _split_usage_server() -> _PiecesServer:
+def _split_usage_server(padded: bool) -> _PiecesServer:
     """A chat stream whose usage event's line is sent in two writes, a pause apart: the client reads them apart, so
     the cut of the bytes passes that line on uncut (it cannot tell it apart before its end) and the SDK builds its
     chunk; the openai layer drops that chunk from the caller's chunks and reads its usage."""
-    events = _usage_stream()
-    usage_sent = events[2][0]
+    events = _usage_stream(padded)
+    usage_sent = events[3][0]
     half = len(usage_sent) // 2
-    return _PiecesServer([events[0][0], events[1][0], usage_sent[:half], usage_sent[half:], events[3][0]])
+    chunks = [sent for sent, _ in events[:3]]
+    return _PiecesServer([*chunks, usage_sent[:half], usage_sent[half:], events[4][0]])
 
 
 def _stream_chunks(server: _PiecesServer, mode: str) -> list[Any]:
@@ -561,12 +575,15 @@ def _stream_chunks(server: _PiecesServer, mode: str) -> list[Any]:
         server.close()
 
 
+@pytest.mark.parametrize("padded", [False, True])
 @pytest.mark.parametrize("mode", RUNNERS)
-def test_a_usage_event_split_over_two_reads_is_dropped_from_the_sdks_chunks(telemetry: Telemetry, mode: str) -> None:
-    server = _split_usage_server()
+def test_a_usage_event_split_over_two_reads_is_dropped_from_the_sdks_chunks(
+    telemetry: Telemetry, mode: str, padded: bool
+) -> None:
+    server = _split_usage_server(padded)
     chunks = _stream_chunks(server, mode)
     assert server.requests[-1]["stream_options"] == {"include_usage": True}
-    assert len(chunks) == 2 and all(chunk.choices for chunk in chunks)  # the usage chunk never reaches the caller
+    assert len(chunks) == 3 and all(chunk.choices for chunk in chunks)  # the usage chunk never reaches the caller
     assert all("usage" not in chunk.model_fields_set for chunk in chunks)  # and the chunks' "usage":null was cut
     a = telemetry.span().attributes
     assert (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.output_tokens"]) == (12, 3)
@@ -620,3 +637,30 @@ def test_a_finish_reason_beside_an_unfinished_choice_or_read_with_a_middle_chunk
     assert a["otel_llm.stream.outcome"] == "completed"
     (point,) = telemetry.points("gen_ai.client.operation.time_per_output_chunk")
     assert point.count == 5
+
+
+@pytest.mark.parametrize(
+    ("pad", "cut"),
+    [
+        (b"A" * 1_000_000, True),  # a million letters: one pass, cut
+        (b"\xff\xfe", True),  # not UTF-8 (the SDK's decoding says what it says): still a plain string, cut
+        (b"", True),
+        (b'a\\"b', False),  # an escaped quote: where the string ends is a parser's call, so handed on as sent
+        (b"\\ud800", False),  # an escape (a lone surrogate): the same
+        (b'x"}', False),  # not the last member after all (invalid JSON): as sent
+    ],
+)
+def test_a_padded_chunk_loses_only_its_usage_member_and_an_unusual_padding_passes_as_sent(
+    pad: bytes, cut: bool
+) -> None:
+    """The padding OpenAI ends each chunk with, hostile: a chunk read alone (the cut's fast path) and inside a read
+    of two events (its line loop) is cut exactly when its padding is a plain string, else handed on as sent."""
+    from otel_llm._stream import UsageCut
+
+    body = b'data: {"id":"c","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]'
+    sent = body + b',"usage":null,"obfuscation":"' + pad + b'"}\n\n'
+    left = body + b',"obfuscation":"' + pad + b'"}\n\n' if cut else sent
+    assert UsageCut()(sent) == left
+    assert UsageCut()(sent + sent) == left + left
+    nested = b'data: {"id":"c","x":{"usage":null,"obfuscation":"' + pad + b'"},"choices":[]}\n\n'
+    assert UsageCut()(nested) == nested  # not the chunk's own member

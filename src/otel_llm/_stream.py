@@ -54,6 +54,24 @@ def _learn_unasked(inv: Any) -> None:
 
 
 _NULL_END = b',"usage":null}\n\n'  # a one-line chunk event that ends with the member include_usage adds
+# OpenAI pads every chat chunk since 2025-08 (``stream_options.include_obfuscation``, on unless turned off): an
+# ``obfuscation`` member of random letters and digits, the chunk's last, right after that one
+_NULL_PAD = b',"usage":null,"obfuscation":"'
+_PAD = b',"obfuscation":"'
+_PAD_EVENT_END = b'"}\n\n'
+
+
+def _cut_padded(line: bytes, end: bytes) -> bytes | None:
+    """A padded chunk's line (one ending with ``end``: the closing quote of its padding, the chunk's brace, the line
+    end) less the ``"usage":null`` member right before its padding; None when the line is not one (the padding not
+    the last member, or not a plain string)."""
+    head, sep, tail = line.rpartition(_NULL_PAD)
+    if not sep:
+        return None
+    pad = tail.removesuffix(end)
+    if pad is tail or not (pad.isalnum() or (pad.find(b'"') < 0 and pad.find(b"\\") < 0 and pad.find(b"\n") < 0)):
+        return None
+    return head + _PAD + tail
 
 
 class UsageCut:
@@ -61,7 +79,8 @@ class UsageCut:
     they pass: nothing is held back. Each piece is handed on at once, minus the complete lines of the usage-only
     event (its one ``data:`` line, and the blank line that closes it), and minus the ``"usage":null`` member the
     server then ends every other chunk with (OpenAI's place for it: the last member of the chunk's object, a
-    line ending ``,"usage":null}``; JSON strings escape their quotes, so those bytes are that member). The
+    line ending ``,"usage":null}``, or the last but OpenAI's padding, ``,"usage":null,"obfuscation":"..."}``;
+    JSON strings escape their quotes, so those bytes are that member). The
     caller reads the bytes it would have read had otel-llm asked nothing, and the SDK parses no field of it.
     A line that arrives split over two reads is handed on as it comes (it cannot be told apart before its
     end): it passes uncut (a usage event so passed is dropped from the SDK's chunks by the openai layer).
@@ -86,6 +105,9 @@ class UsageCut:
             # handed on whole (~10,000 instructions less than the line loop below, counted)
             if data.endswith(_NULL_END):
                 return data[:-16] + b"}\n\n"
+            padded = _cut_padded(data, _PAD_EVENT_END)
+            if padded is not None:
+                return padded
             ev = _usage_event(data[:-1])
             if ev is None:
                 return data
@@ -123,6 +145,8 @@ class UsageCut:
                     out.append(line[:-15] + b"}\n")
                 elif line.endswith(b',"usage":null}\r\n'):
                     out.append(line[:-16] + b"}\r\n")
+                elif (padded := _cut_padded(line, b'"}\r\n' if line.endswith(b"\r\n") else b'"}\n')) is not None:
+                    out.append(padded)  # a padded chunk: the same member goes, from before its padding
                 else:
                     ev = _usage_event(line)
                     if ev is None:
@@ -340,9 +364,21 @@ def tap_httpx_classes(module: Any) -> tuple[type, type]:
                         if feed is not None:
                             feed(chunk)
                         if not cut.done:
-                            head = chunk.removesuffix(_NULL_END)  # UsageCut's common read, in this frame
-                            if head is not chunk and cut.start and head.find(b"\n") < 0 and head[:5] == b"data:":
-                                chunk = head + b"}\n\n"
+                            # UsageCut's common reads, in this frame: one chunk, or one padded chunk (OpenAI's
+                            # since 2025-08, its member before the padding); the line's head has no line end
+                            # (partition, not find: a call without find's argument parsing)
+                            head = chunk.removesuffix(_NULL_END)
+                            if head is not chunk:
+                                tail = b"}\n\n"
+                            else:
+                                head, sep, tail = chunk.rpartition(_NULL_PAD)
+                                pad = tail.removesuffix(_PAD_EVENT_END)
+                                if sep and pad is not tail and pad.isalnum():
+                                    tail = _PAD + tail
+                                else:
+                                    head = None
+                            if head is not None and cut.start and not head.partition(b"\n")[1] and head[:5] == b"data:":
+                                chunk = head + tail
                             else:
                                 chunk = cut(chunk)
                                 if not chunk:
@@ -392,9 +428,21 @@ def tap_httpx_classes(module: Any) -> tuple[type, type]:
                         if feed is not None:
                             feed(chunk)
                         if not cut.done:
-                            head = chunk.removesuffix(_NULL_END)  # UsageCut's common read, in this frame
-                            if head is not chunk and cut.start and head.find(b"\n") < 0 and head[:5] == b"data:":
-                                chunk = head + b"}\n\n"
+                            # UsageCut's common reads, in this frame: one chunk, or one padded chunk (OpenAI's
+                            # since 2025-08, its member before the padding); the line's head has no line end
+                            # (partition, not find: a call without find's argument parsing)
+                            head = chunk.removesuffix(_NULL_END)
+                            if head is not chunk:
+                                tail = b"}\n\n"
+                            else:
+                                head, sep, tail = chunk.rpartition(_NULL_PAD)
+                                pad = tail.removesuffix(_PAD_EVENT_END)
+                                if sep and pad is not tail and pad.isalnum():
+                                    tail = _PAD + tail
+                                else:
+                                    head = None
+                            if head is not None and cut.start and not head.partition(b"\n")[1] and head[:5] == b"data:":
+                                chunk = head + tail
                             else:
                                 chunk = cut(chunk)
                                 if not chunk:

@@ -274,6 +274,9 @@ class _Call:
     usage_extra: dict[str, Any] | None = None  # x-fake-usage: merged into the usage block
     surrogates: bool = False  # x-fake-surrogates: lone surrogates in names, ids, reasons and text
     mistral: bool = False  # answered as Mistral's API does (see _fake_mistral)
+    # Chat Completions streams end every chunk with an ``obfuscation`` member (random padding OpenAI adds since
+    # 2025-08 unless ``stream_options.include_obfuscation`` is false), after ``usage`` when that was asked for
+    obfuscation: bool = False
 
     @property
     def output_tokens(self) -> int:
@@ -890,10 +893,14 @@ def _openai_frames(c: _Call) -> list[_Frame]:
         "system_fingerprint": _fingerprint(c.model),
     }
     tail = {"usage": None} if c.include_usage else {}  # asked for usage: every chunk ends with a null one, as OpenAI's
+    pad = chat and c.obfuscation
 
     def chunk(index: int, finish: str | None, kind: str = "meta", **part: Any) -> _Frame:
         choice = {"index": index, **part, "logprobs": None, "finish_reason": finish}
-        return _sse({**base, "choices": [choice], **tail}, kind=kind)
+        payload = {**base, "choices": [choice], **tail}
+        if pad:
+            payload["obfuscation"] = _obfuscation(_dumps(choice))
+        return _sse(payload, kind=kind)
 
     frames: list[_Frame] = []
     if chat and c.answer in ("tool_call", "refusal"):  # they open with no content at all, as OpenAI sends them
@@ -917,9 +924,19 @@ def _openai_frames(c: _Call) -> list[_Frame]:
         frames.append(chunk(i, "length" if ch.truncated else "stop", **closing))
     if c.include_usage:
         usage, sent = _openai_usage(c, stream=True)
-        frames.append(_sse({**base, "choices": [], "usage": usage}, sent=sent))
+        payload = {**base, "choices": [], "usage": usage}
+        if pad:
+            payload["obfuscation"] = _obfuscation(_dumps(usage))
+        frames.append(_sse(payload, sent=sent))
     frames.append(_Frame(b"data: [DONE]\n\n"))
     return frames
+
+
+def _obfuscation(part: bytes) -> str:
+    """A chunk's padding as OpenAI's looks: 1 to 16 letters and digits, fewer the longer what it pads (drawn from
+    those bytes, so the same answer is padded the same, asked for usage or not)."""
+    digest = hashlib.blake2b(part, digest_size=16).digest()
+    return "".join(_ALNUM[b % len(_ALNUM)] for b in digest[: max(1, 16 - len(part) // 8)])
 
 
 def _chat_special_frames(c: _Call, chunk: Callable[..., _Frame], frames: list[_Frame], base: dict) -> list[_Frame]:
@@ -947,7 +964,10 @@ def _chat_special_frames(c: _Call, chunk: Callable[..., _Frame], frames: list[_F
         frames.append(chunk(i, "tool_calls" if c.answer == "tool_call" else "stop", delta={}))
     if c.include_usage:
         usage, sent = _openai_usage(c, stream=True)
-        frames.append(_sse({**base, "choices": [], "usage": usage}, sent=sent))
+        payload = {**base, "choices": [], "usage": usage}
+        if c.obfuscation:
+            payload["obfuscation"] = _obfuscation(_dumps(usage))
+        frames.append(_sse(payload, sent=sent))
     frames.append(_Frame(b"data: [DONE]\n\n"))
     return frames
 
@@ -1953,6 +1973,7 @@ class FakeProvider:
             raise _InvalidRequest("'n' must be an integer between 1 and 128.", "n")
         options = body.get("stream_options")
         include_usage = stream and isinstance(options, dict) and options.get("include_usage") is True
+        obfuscation = stream and not (isinstance(options, dict) and options.get("include_obfuscation") is False)
         if stream and self.config.relay_usage and api in ("chat", "completions"):
             include_usage = True  # a relay that sends usage unasked
         max_tokens = _max_tokens(api, body)
@@ -1992,6 +2013,7 @@ class FakeProvider:
             rng=rng,
             fault=fault,
             include_usage=include_usage,
+            obfuscation=obfuscation and api == "chat" and not mistral,
             relay_cost=_float_header(headers, "x-fake-relay-cost", None),
             answer=_answer_kind(api, headers, body),
             tool_calls=_int_header(headers, "x-fake-tool-calls", 1, 1, 8) or 1,
