@@ -893,7 +893,7 @@ def _openai_frames(c: _Call) -> list[_Frame]:
         "system_fingerprint": _fingerprint(c.model),
     }
     tail = {"usage": None} if c.include_usage else {}  # asked for usage: every chunk ends with a null one, as OpenAI's
-    pad = chat and c.obfuscation
+    pad = c.obfuscation  # (set for chat streams only)
 
     def chunk(index: int, finish: str | None, kind: str = "meta", **part: Any) -> _Frame:
         choice = {"index": index, **part, "logprobs": None, "finish_reason": finish}
@@ -922,10 +922,16 @@ def _openai_frames(c: _Call) -> list[_Frame]:
     closing: dict[str, Any] = {"delta": {}} if chat else {"text": ""}
     for i, ch in enumerate(c.choices):
         frames.append(chunk(i, "length" if ch.truncated else "stop", **closing))
+    return _openai_stream_end(c, base, frames)
+
+
+def _openai_stream_end(c: _Call, base: dict[str, Any], frames: list[_Frame]) -> list[_Frame]:
+    """A Chat Completions or Completions stream's end: the usage-only chunk when usage was asked for (padded as
+    OpenAI's chat chunks are), then ``data: [DONE]``."""
     if c.include_usage:
         usage, sent = _openai_usage(c, stream=True)
         payload = {**base, "choices": [], "usage": usage}
-        if pad:
+        if c.obfuscation:
             payload["obfuscation"] = _obfuscation(_dumps(usage))
         frames.append(_sse(payload, sent=sent))
     frames.append(_Frame(b"data: [DONE]\n\n"))
@@ -962,14 +968,7 @@ def _chat_special_frames(c: _Call, chunk: Callable[..., _Frame], frames: list[_F
             frames += [chunk(i, None, "content", delta={"refusal": piece}) for piece in _pieces(text, k)]
     for i in range(len(c.choices)):
         frames.append(chunk(i, "tool_calls" if c.answer == "tool_call" else "stop", delta={}))
-    if c.include_usage:
-        usage, sent = _openai_usage(c, stream=True)
-        payload = {**base, "choices": [], "usage": usage}
-        if c.obfuscation:
-            payload["obfuscation"] = _obfuscation(_dumps(usage))
-        frames.append(_sse(payload, sent=sent))
-    frames.append(_Frame(b"data: [DONE]\n\n"))
-    return frames
+    return _openai_stream_end(c, base, frames)
 
 
 def _embeddings_body(c: _Call, inputs: list[tuple[str, int]]) -> tuple[dict[str, Any], _Sent | None]:
