@@ -639,6 +639,97 @@ def test_a_finish_reason_beside_an_unfinished_choice_or_read_with_a_middle_chunk
     assert point.count == 5
 
 
+_LAYOUTS = {
+    # each write of the server, as indexes into _usage_stream's events (a float: that event's first or second half)
+    "one event a write": [[0], [1], [2], [3], [4]],
+    "a middle chunk in two writes": [[0], [1.0], [1.5], [2], [3], [4]],
+    "the finish with the usage event's first half": [[0], [1], [2, 3.0], [3.5], [4]],
+    "the finish with the whole usage event": [[0], [1], [2, 3], [4]],
+}
+
+
+def _layout_pieces(events: list[bytes], layout: list[list[float]]) -> list[bytes]:
+    pieces = []
+    for write in layout:
+        piece = b""
+        for at in write:
+            sent = events[int(at)]
+            half = len(sent) // 2
+            piece += sent if type(at) is int else sent[:half] if at == int(at) else sent[half:]
+        pieces.append(piece)
+    return pieces
+
+
+@pytest.mark.parametrize("padded", [False, True])
+@pytest.mark.parametrize("mode", RUNNERS)
+@pytest.mark.parametrize("layout", _LAYOUTS)
+def test_a_stream_read_only_through_the_sdks_chunks_is_cut_from_its_finish_on(
+    telemetry: Telemetry, mode: str, layout: str, padded: bool
+) -> None:
+    """Read only through the SDK's chunks, the bytes before the finish chunk pass uncut (the SDK reads them, not the
+    caller) and the openai layer unsets the ``usage`` member on the SDK's chunk objects; from the finish chunk on,
+    the bytes are cut: a usage event that starts a read of its own is taken before the SDK reads it, one that shares
+    a read with the finish, whole or in part, reaches the SDK and is dropped from the caller's chunks. Either way
+    the caller gets the chunks of a stream nobody asked usage of, and the call the stream's tokens."""
+    events = [sent for sent, _ in _usage_stream(padded)]
+    server = _PiecesServer(_layout_pieces(events, _LAYOUTS[layout]))
+    kw = {"model": "gpt-4.1", "messages": MSG, "stream": True}
+    try:
+        if mode == "sync":
+            with openai.OpenAI(base_url=server.url, api_key=KEY, max_retries=0) as c:
+                stream = c.chat.completions.create(**kw)
+                seen = _spy(stream.__wrapped__.response)  # (the proxy's ``response`` would have the bytes cut)
+                chunks = list(stream)
+        else:
+
+            async def read() -> tuple[_Seen, list[Any]]:
+                async with openai.AsyncOpenAI(base_url=server.url, api_key=KEY, max_retries=0) as c:
+                    stream = await c.chat.completions.create(**kw)
+                    spied = _spy(stream.__wrapped__.response)
+                    return spied, [x async for x in stream]
+
+            seen, chunks = asyncio.run(read())
+    finally:
+        server.close()
+    assert server.requests[-1]["stream_options"] == {"include_usage": True}
+    assert len(chunks) == 3 and all(chunk.choices for chunk in chunks)
+    assert all("usage" not in chunk.model_fields_set for chunk in chunks)
+    sdk_read = b"".join(seen.pieces)
+    assert sdk_read.startswith(events[0] + events[1])  # the chunks before the finish: uncut
+    taken = layout in ("one event a write", "a middle chunk in two writes")
+    assert (events[3] not in sdk_read) == taken
+    a = telemetry.span().attributes
+    assert (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.output_tokens"]) == (12, 3)
+    assert a["otel_llm.stream.outcome"] == "completed"
+
+
+@pytest.mark.parametrize(
+    ("last", "start", "mid"),
+    [
+        (b"data: {}\n\n", True, False),
+        (b"x\r\n\r\n", True, False),
+        (b"event: x\n", False, False),
+        (b"data: {", False, True),
+    ],
+)
+def test_a_lazy_usage_cut_armed_after_uncut_reads_resumes_where_the_last_read_ended(
+    last: bytes, start: bool, mid: bool
+) -> None:
+    """Armed after reads it handed on uncut, a lazy cut starts its line state where the last of them ended: at an
+    event's start, inside an event after a line, or inside a line (whose end then passes uncut)."""
+    from otel_llm._stream import UsageCut
+
+    cut = UsageCut(None, lazy=True)
+    assert cut.done  # nothing to cut before it is armed
+    cut.arm()
+    assert not cut.done and cut.resync
+    cut.resume(last)
+    assert (cut.start, cut.mid, cut.resync) == (start, mid, False)
+    usage = b'data: {"id":"c","choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2}}\n\n'
+    assert cut(usage) == (b"" if start else usage)  # the usage event: taken only when it starts an event
+    assert UsageCut(None).lazy is False
+
+
 @pytest.mark.parametrize(
     ("pad", "cut"),
     [

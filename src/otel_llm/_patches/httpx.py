@@ -82,7 +82,7 @@ def _observe(inv: Invocation, response: Any, tap_cls: type, own: bool) -> None:
             inv.from_chunks = False  # already read whole: its bytes say it all, now (and an own call ends here)
             parse_read_body(inv, content)
         elif response.status_code < 400 or own:
-            tap = Tap(inv, is_sse(inv, info.content_type))
+            tap = Tap(inv, is_sse(inv, info.content_type), True)
             response.stream = tap_cls(response.stream, tap, info.content_encoding)
             return
     except Exception:

@@ -394,6 +394,8 @@ def _observe_chunk(inv: Invocation, chunk: Any) -> None:
     through ``apply_openai_object``. Every chunk with choices counts for time to first chunk and per output
     chunk."""
     try:
+        if inv.hide_usage:
+            _unset_usage(inv, chunk)
         choices = getattr(chunk, "choices", None)
         wanted = inv.ttfc is None or getattr(chunk, "usage", None) is not None
         if not wanted and choices:
@@ -406,10 +408,35 @@ def _observe_chunk(inv: Invocation, chunk: Any) -> None:
                 apply_openai_object(inv.route, chunk, inv.info)
             else:  # a later chunk: a finish chunk, most often, whose other fields the first one gave
                 apply_openai_later_chunk(inv.route, chunk, inv.info)
+            if inv.info.finish_reasons:  # the usage event is next: cut from the bytes, the SDK never reads it
+                _arm(inv)
         if choices:
             inv.chunks_arrived(1)
     except Exception:
         log.debug("otel_llm: reading an openai stream chunk failed", exc_info=True)
+
+
+def _unset_usage(inv: Invocation, chunk: Any) -> None:
+    """The ``"usage": null`` our ``include_usage`` made the server add to a chunk, unset on the SDK's chunk object
+    (its set fields as if the member was never sent: what ``to_json()`` and ``model_dump(exclude_unset=True)``
+    show) while the bytes are not cut (``_stream.UsageCut.lazy``); a chunk that is no pydantic model gets the
+    bytes cut from the next read on instead."""
+    if getattr(chunk, "usage", True) is None:
+        fields = getattr(chunk, "__pydantic_fields_set__", None)
+        if fields is None:  # pydantic 1
+            fields = getattr(chunk, "__fields_set__", None)
+        if type(fields) is set:
+            fields.discard("usage")
+            return
+    _arm(inv)
+
+
+def _arm(inv: Invocation) -> None:
+    """The bytes are cut from the next read on (``_stream.UsageCut.arm``)."""
+    tap = inv.tap
+    cut = tap.cut if tap is not None else None
+    if cut is not None:
+        cut.arm()
 
 
 def _raw_body_wanted(inv: Invocation) -> None:
@@ -437,8 +464,9 @@ def _caller_failed(inv: Invocation, exc: BaseException | None) -> None:
 # raised (bad JSON, bad UTF-8, an error event) ends as failed with that exception, not as closed early; a
 # close that comes meanwhile (the SDK closes the body after the end marker) takes effect once the SDK is
 # done. Between chunks nothing is held: a close, an exit or the collection of an abandoned stream ends the
-# call at once. A middle chunk costs one check and, with chunk timing on, one ``append(perf_counter())``:
-# no call of ours, no attribute read of a proxy (the sync loop is a generator, resumed per chunk).
+# call at once. A middle chunk costs one check, the ``usage`` member we asked for unset on it (when the bytes
+# were not cut: ``_stream.UsageCut.lazy``) and, with chunk timing on, one ``append(perf_counter())``: no call
+# of ours, no attribute read of a proxy (the sync loop is a generator, resumed per chunk).
 
 
 def _chunks(inv: Invocation, items: Iterator[Any]) -> Iterator[Any]:
@@ -446,6 +474,7 @@ def _chunks(inv: Invocation, items: Iterator[Any]) -> Iterator[Any]:
     step = items.__next__
     observe = inv.from_chunks
     timing = inv.recorder.chunk_timing
+    unset = inv.hide_usage  # unset the member we asked for on each chunk (see _unset_usage)
     stamps = None  # inv.stamps once the first chunk was seen (only when reading the chunks)
     while True:
         inv.held = True
@@ -458,6 +487,8 @@ def _chunks(inv: Invocation, items: Iterator[Any]) -> Iterator[Any]:
                         if choices:
                             (choice,) = choices
                             if choice.finish_reason is None and chunk.usage is None:
+                                if unset:  # (a pydantic 2 chunk: _unset_usage's work, without its call)
+                                    chunk.__pydantic_fields_set__.discard("usage")
                                 if timing:
                                     stamps.append(_perf_counter())
                                 break
@@ -529,8 +560,8 @@ class _AsyncSdkStream(wrapt.ObjectProxy):
         super().__init__(wrapped)
         self._self_inv = inv
         # what each chunk needs, read from the proxy at once: (call, the SDK's __anext__, reading its chunks,
-        # chunk timing)
-        self._self_step = (inv, wrapped.__anext__, inv.from_chunks, inv.recorder.chunk_timing)
+        # chunk timing, unsetting the usage member we asked for)
+        self._self_step = (inv, wrapped.__anext__, inv.from_chunks, inv.recorder.chunk_timing, inv.hide_usage)
 
     def __aiter__(self) -> Any:
         return self
@@ -541,7 +572,7 @@ class _AsyncSdkStream(wrapt.ObjectProxy):
         _raw_body_wanted(self._self_inv)
         step = self._self_step
         if step[2] and not self._self_inv.from_chunks:  # its bytes are parsed instead of the SDK's chunks read
-            self._self_step = (step[0], step[1], False, step[3])
+            self._self_step = (step[0], step[1], False, step[3], step[4])
         return self.__wrapped__.response
 
     @response.setter
@@ -549,7 +580,7 @@ class _AsyncSdkStream(wrapt.ObjectProxy):
         self.__wrapped__.response = value
 
     async def __anext__(self) -> Any:
-        inv, step, observe, timing = self._self_step
+        inv, step, observe, timing, unset = self._self_step
         inv.held = True
         try:
             chunk = await step()
@@ -562,6 +593,8 @@ class _AsyncSdkStream(wrapt.ObjectProxy):
                             if choices:
                                 (choice,) = choices
                                 if choice.finish_reason is None and chunk.usage is None:
+                                    if unset:  # (see _chunks)
+                                        chunk.__pydantic_fields_set__.discard("usage")
                                     if timing:
                                         stamps.append(_perf_counter())
                                     break
