@@ -755,3 +755,26 @@ def test_a_padded_chunk_loses_only_its_usage_member_and_an_unusual_padding_passe
     assert UsageCut()(sent + sent) == left + left
     nested = b'data: {"id":"c","x":{"usage":null,"obfuscation":"' + pad + b'"},"choices":[]}\n\n'
     assert UsageCut()(nested) == nested  # not the chunk's own member
+
+
+def test_a_chunk_that_is_no_pydantic_2_model_has_its_usage_unset_or_the_cut_armed() -> None:
+    """The openai layer unsets the member on the SDK's chunk object while the bytes pass uncut (a lazy cut). A
+    pydantic 1 chunk (``__fields_set__``) has it unset there; a chunk it cannot unset it on (no set of fields, or a
+    usage that is not null) arms the cut of the bytes from the next read on instead."""
+    from types import SimpleNamespace
+
+    from otel_llm._patches.openai import _unset_usage
+    from otel_llm._stream import UsageCut
+
+    def call() -> Any:
+        return SimpleNamespace(tap=SimpleNamespace(cut=UsageCut(None, lazy=True)))
+
+    inv = call()
+    v1 = SimpleNamespace(usage=None, __fields_set__={"id", "choices", "usage"})
+    _unset_usage(inv, v1)
+    assert v1.__fields_set__ == {"id", "choices"} and inv.tap.cut.done  # unset; the cut still waits
+    for chunk in (SimpleNamespace(usage=None), SimpleNamespace(), {"usage": None}, SimpleNamespace(usage={"x": 1})):
+        inv = call()
+        _unset_usage(inv, chunk)
+        assert not inv.tap.cut.done and inv.tap.cut.resync  # armed
+    _unset_usage(SimpleNamespace(tap=None), SimpleNamespace())  # no tap: nothing to arm, nothing raised
