@@ -645,6 +645,8 @@ _LAYOUTS = {
     "a middle chunk in two writes": [[0], [1.0], [1.5], [2], [3], [4]],
     "the finish with the usage event's first half": [[0], [1], [2, 3.0], [3.5], [4]],
     "the finish with the whole usage event": [[0], [1], [2, 3], [4]],
+    "the usage event with the end marker": [[0], [1], [2], [3, 4]],
+    "the finish, the usage event and the end marker together": [[0], [1], [2, 3, 4]],
 }
 
 
@@ -668,9 +670,11 @@ def test_a_stream_read_only_through_the_sdks_chunks_is_cut_from_its_finish_on(
 ) -> None:
     """Read only through the SDK's chunks, the bytes before the finish chunk pass uncut (the SDK reads them, not the
     caller) and the openai layer unsets the ``usage`` member on the SDK's chunk objects; from the finish chunk on,
-    the bytes are cut: a usage event that starts a read of its own is taken before the SDK reads it, one that shares
-    a read with the finish, whole or in part, reaches the SDK and is dropped from the caller's chunks. Either way
-    the caller gets the chunks of a stream nobody asked usage of, and the call the stream's tokens."""
+    the bytes are cut: a usage event that starts a read of its own is taken before the SDK reads it, and so is one
+    in a read that ends with the end marker (a server writing its last events together); one that shares a read
+    with the finish otherwise, whole or in part, reaches the SDK and is dropped from the caller's chunks. Either
+    way the caller gets the chunks of a stream nobody asked usage of, and the call the stream's tokens."""
+    sent = _usage_stream(padded)
     events = [sent for sent, _ in _usage_stream(padded)]
     server = _PiecesServer(_layout_pieces(events, _LAYOUTS[layout]))
     kw = {"model": "gpt-4.1", "messages": MSG, "stream": True}
@@ -696,8 +700,11 @@ def test_a_stream_read_only_through_the_sdks_chunks_is_cut_from_its_finish_on(
     assert all("usage" not in chunk.model_fields_set for chunk in chunks)
     sdk_read = b"".join(seen.pieces)
     assert sdk_read.startswith(events[0] + events[1])  # the chunks before the finish: uncut
-    taken = layout in ("one event a write", "a middle chunk in two writes")
+    taken = layout not in ("the finish with the usage event's first half", "the finish with the whole usage event")
     assert (events[3] not in sdk_read) == taken
+    if taken:  # the finish chunk as read before the cut was armed, or cut with the read that ends the stream
+        finish = sent[2][1] if layout == "the finish, the usage event and the end marker together" else events[2]
+        assert sdk_read.endswith(finish + sent[4][1])
     a = telemetry.span().attributes
     assert (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.output_tokens"]) == (12, 3)
     assert a["otel_llm.stream.outcome"] == "completed"

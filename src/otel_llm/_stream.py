@@ -59,6 +59,7 @@ _NULL_END = b',"usage":null}\n\n'  # a one-line chunk event that ends with the m
 _NULL_PAD = b',"usage":null,"obfuscation":"'
 _PAD = b',"obfuscation":"'
 _PAD_EVENT_END = b'"}\n\n'
+_DONE_EVENT = b"data: [DONE]\n\n"  # the end marker of an OpenAI stream, the end of the read that carries it
 
 
 def _plain(pad: bytes) -> bool:
@@ -139,6 +140,16 @@ class UsageCut:
             self.lazy = False
             self.done = False
             self.resync = True
+
+    def ending(self, data: bytes, last: bytes) -> bytes:
+        """A lazy cut's read that ends with the stream's end marker, the last read handed on ``last``: cut as an
+        armed cut would. A server that writes its last events together (the finish chunk, the usage event, the end
+        marker: some do, in one network read) has the usage event in this read, before the SDK reads its bytes
+        and would build a chunk of it (~0.5 M instructions, counted); a server that writes them apart has it in a
+        read of its own, which the openai layer arms the cut for (``arm``)."""
+        self.arm()
+        self.resume(last)
+        return self(data)
 
     def resume(self, last: bytes) -> None:
         """Armed after reads handed on uncut, the last of them ``last``: where the next read starts."""
@@ -416,7 +427,7 @@ def tap_httpx_classes(module: Any) -> tuple[type, type]:
                 if tap.cut is not None and decode is None:
                     cut = tap.cut
                     feed = None if tap.passive else tap.feed
-                    last = b"\n\n"  # the last read handed on (read only when a lazy cut is armed)
+                    last = b"\n\n"  # the last read handed on (read only when a lazy cut is armed or ends)
                     for chunk in self._inner:
                         if feed is not None:
                             feed(chunk)
@@ -431,6 +442,8 @@ def tap_httpx_classes(module: Any) -> tuple[type, type]:
                                 chunk = cut.rest(chunk)
                                 if not chunk:
                                     continue  # the piece was the usage event alone
+                        elif cut.lazy and chunk.removesuffix(_DONE_EVENT) is not chunk:
+                            chunk = cut.ending(chunk, last)
                         last = chunk
                         yield chunk
                 elif tap.passive:
@@ -473,7 +486,7 @@ def tap_httpx_classes(module: Any) -> tuple[type, type]:
                 if tap.cut is not None and decode is None:
                     cut = tap.cut
                     feed = None if tap.passive else tap.feed
-                    last = b"\n\n"  # the last read handed on (read only when a lazy cut is armed)
+                    last = b"\n\n"  # the last read handed on (read only when a lazy cut is armed or ends)
                     async for chunk in self._inner:
                         if feed is not None:
                             feed(chunk)
@@ -488,6 +501,8 @@ def tap_httpx_classes(module: Any) -> tuple[type, type]:
                                 chunk = cut.rest(chunk)
                                 if not chunk:
                                     continue  # the piece was the usage event alone
+                        elif cut.lazy and chunk.removesuffix(_DONE_EVENT) is not chunk:
+                            chunk = cut.ending(chunk, last)
                         last = chunk
                         yield chunk
                 elif tap.passive:
