@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+from typing import Any
 
 import openai
 import pytest
@@ -650,3 +651,75 @@ def test_async_request_stays_a_coroutine_function_alone_or_over_another_wrapper(
     assert seen == ["theirs"]
     assert [s.name for s in telemetry.spans()] == ["chat gpt-4.1"]
     assert telemetry.span().attributes["gen_ai.usage.output_tokens"] > 0
+
+
+def _read_to_the_end(c: openai.OpenAI) -> None:
+    for _ in c.chat.completions.create(model="gpt-4.1", messages=MSG, stream=True):
+        pass
+
+
+def _closed_early(c: openai.OpenAI) -> None:
+    stream = c.chat.completions.create(model="gpt-4.1", messages=MSG, stream=True, extra_headers={"x-fake-chunks": "9"})
+    next(iter(stream))
+    stream.close()
+
+
+def _let_go_midway(c: openai.OpenAI) -> None:
+    stream = c.chat.completions.create(model="gpt-4.1", messages=MSG, stream=True, extra_headers={"x-fake-chunks": "9"})
+    next(iter(stream))
+    del stream
+
+
+def _cut_short(c: openai.OpenAI) -> None:
+    kw = {"extra_headers": {"x-fake-fault": "truncated-sse"}}
+    for _ in c.chat.completions.create(model="gpt-4.1", messages=MSG, stream=True, **kw):  # type: ignore[arg-type]
+        pass
+
+
+def _failed(c: openai.OpenAI) -> None:
+    with pytest.raises(openai.InternalServerError):
+        c.chat.completions.create(model="gpt-4.1", messages=MSG, stream=True, extra_headers={"x-fake-fault": "500"})
+
+
+def _streamed_response(c: openai.OpenAI) -> None:
+    with c.chat.completions.with_streaming_response.create(model="gpt-4.1", messages=MSG, stream=True) as r:
+        for _ in r.iter_lines():
+            pass
+
+
+def _read_to_the_end_async(c: openai.OpenAI) -> None:
+    async def read() -> None:
+        async with openai.AsyncOpenAI(base_url=str(c.base_url), api_key="sk-test-SECRET", max_retries=0) as ac:
+            async for _ in await ac.chat.completions.create(model="gpt-4.1", messages=MSG, stream=True):
+                pass
+
+    asyncio.run(read())
+
+
+@pytest.mark.parametrize(
+    "use",
+    [_read_to_the_end, _closed_early, _let_go_midway, _cut_short, _failed, _streamed_response, _read_to_the_end_async],
+)
+def test_a_streams_call_and_its_tap_let_go_of_each_other_when_it_ends(
+    provider: FakeProvider, telemetry: Telemetry, use: Any
+) -> None:
+    """No reference cycle of otel-llm's outlives a stream: with the garbage collector off, nothing of ours is left
+    for it (a cycle between the call and its byte tap would keep the call's span, request and answer alive until
+    a collection, and make every process that streams pay for more collections)."""
+    c = client(provider)
+    use(c)  # the first call of a client sets up what it keeps
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(5):
+            use(c)
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        ours = sorted({type(o).__qualname__ for o in gc.garbage if type(o).__module__.startswith("otel_llm")})
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert ours == []
+    assert len(telemetry.spans()) == 6
+    assert telemetry.in_flight() == 0

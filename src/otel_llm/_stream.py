@@ -355,6 +355,7 @@ class Tap:
             _learn_unasked(inv)
         except Exception:
             log.debug("otel_llm: parsing a response body failed", exc_info=True)
+        inv.tap = None  # the call and its tap no longer hold each other: freed when the caller lets go, not by the GC
         if exc is not None:
             inv.fail(exc)
         else:
