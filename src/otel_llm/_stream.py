@@ -145,7 +145,7 @@ class UsageCut:
         """A lazy cut's read that ends with the stream's end marker, the last read handed on ``last``: cut as an
         armed cut would. A server that writes its last events together (the finish chunk, the usage event, the end
         marker: some do, in one network read) has the usage event in this read, before the SDK reads its bytes
-        and would build a chunk of it (~0.5 M instructions, counted); a server that writes them apart has it in a
+        and would build a chunk of it (~0.7 M instructions, counted); a server that writes them apart has it in a
         read of its own, which the openai layer arms the cut for (``arm``)."""
         self.arm()
         self.resume(last)
