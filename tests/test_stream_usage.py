@@ -675,7 +675,7 @@ def test_a_stream_read_only_through_the_sdks_chunks_is_cut_from_its_finish_on(
     with the finish otherwise, whole or in part, reaches the SDK and is dropped from the caller's chunks. Either
     way the caller gets the chunks of a stream nobody asked usage of, and the call the stream's tokens."""
     sent = _usage_stream(padded)
-    events = [sent for sent, _ in _usage_stream(padded)]
+    events = [raw for raw, _ in sent]
     server = _PiecesServer(_layout_pieces(events, _LAYOUTS[layout]))
     kw = {"model": "gpt-4.1", "messages": MSG, "stream": True}
     try:
