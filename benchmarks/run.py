@@ -836,6 +836,10 @@ TARGET_OFFICIAL_STREAM = 0.75  # issue #31: streams at most 0.75x the official i
 TARGET_OFFICIAL_CACHED = 0.85  # issue #31: otel-llm's total at most 0.85x the official's on chat with cached tokens
 CG_PARALLEL = 2  # counts do not move with load: two valgrind processes at a time on this 2-core machine
 NO_CHUNK_TIMING = "otel-llm, chunk_timing=False"  # otel-llm with OTEL_LLM_CHUNK_TIMING=false (stream scenarios)
+# The price of the usage event alone (stream scenarios): the baseline's worker reads the same paced stream's bytes
+# through the openai client's own HTTP client, without and with ``stream_options.include_usage`` (worker.py's
+# usage_read_call), in the first CG_OFFICIAL_REPEATS layouts
+USAGE_READ = {"bytes read, no usage event": "0", "bytes read, usage event": "1"}
 # otel-llm's instructions beyond the floor's, as a share of the floor's (issue #27: 15%, what pure Python holds
 # across memory layouts)
 TARGET_OWN_WORK = 0.15
@@ -894,18 +898,23 @@ def run_counted(
         todo = [v for v in variants if infos.get(v, {}).get("ok")]
         if scenario.startswith("stream_chat") and "otel-llm" in todo:
             todo.append(NO_CHUNK_TIMING)
+        if scenario.startswith("stream_chat") and "baseline" in todo:
+            todo += list(USAGE_READ)
         for v in todo:
             env = dict(CG_ENV, OTEL_LLM_CHUNK_TIMING="false") if v == NO_CHUNK_TIMING else dict(CG_ENV)
+            if v in USAGE_READ:
+                env["BENCH_USAGE_READ"] = USAGE_READ[v]
             if v == "official-floor" and scenario not in OFFICIAL_SCENARIOS and not scenario.startswith("stream_chat"):
                 continue
             reps = CG_REPEATS if v in CG_REPEATED else 1
-            if v in (OFFICIAL, "official-floor") and (
+            if v in (OFFICIAL, "official-floor", *USAGE_READ) and (
                 scenario in OFFICIAL_SCENARIOS or scenario.startswith("stream_chat")
             ):
                 reps = CG_OFFICIAL_REPEATS
+            runs_as = "otel-llm" if v == NO_CHUNK_TIMING else "baseline" if v in USAGE_READ else v
             for rep in range(reps):
                 for n in (n1, n2):
-                    jobs.append((scenario, v, "otel-llm" if v == NO_CHUNK_TIMING else v, n, env, rep))
+                    jobs.append((scenario, v, runs_as, n, env, rep))
 
     def one(job: tuple[str, str, str, int, dict[str, str], int]) -> tuple[str, str, int, int, dict[str, Any]]:
         scenario, label, variant, n, env, rep = job
@@ -1465,6 +1474,33 @@ def _speed_line(bench: dict[str, Any]) -> str:
     )
 
 
+def usage_read_lines(counted: dict[str, Any]) -> list[str]:
+    """What the stream's usage event costs the HTTP stack alone, and otel-llm's stream figures net of it."""
+    lines = []
+    for scenario in ("stream_chat_10", "stream_chat"):
+        rows = counted.get(scenario) or {}
+        a, b = (rows.get(label, {}).get("ir_per_call_runs") for label in USAGE_READ)
+        if not a or not b:
+            continue
+        price = statistics.median([y - x for x, y in zip(a, b, strict=False)])
+        per = ", ".join(f"{y - x:+,.0f}" for x, y in zip(a, b, strict=False))
+        ours, floor, official = (rows.get(v, {}).get("over_baseline") for v in ("otel-llm", "floor", OFFICIAL))
+        net = ""
+        if ours is not None and floor:
+            own = ours - floor - price
+            net = f" otel-llm's own work less that price: {own / 1e6:+.3f} M, {own / floor:+.1%} of its floor"
+            if official:
+                net += f"; its total less that price: {(ours - price) / official:.2f}x genai-openai's"
+            net += "."
+        lines.append(
+            f"{scenario}: the usage event otel-llm asks for (`stream_options.include_usage`: a stream's token counts "
+            f"when its caller asked for none) costs the HTTP stack alone {price:+,.0f} instructions a stream (the "
+            f"same paced stream's bytes read through the openai client's own HTTP client, where otel-llm's byte tap "
+            f"reads them, with the event against without; per layout {per}).{net}"
+        )
+    return [*lines, ""] if lines else []
+
+
 def render_counted(data: dict[str, Any]) -> list[str]:
     """The counted verdicts (issue #18) and tables: instructions per call under callgrind."""
     counted = data.get("counted") or {}
@@ -1544,7 +1580,7 @@ def render_counted(data: dict[str, Any]) -> list[str]:
             lines.append(
                 f"Per extra chunk ((count at {STREAM_CHUNKS} chunks - at {SHORT_STREAM_CHUNKS}) / "
                 f"{STREAM_CHUNKS - SHORT_STREAM_CHUNKS}): "
-                + ", ".join(f"{k} {v:+,.0f}" for k, v in slopes.items() if k != "baseline")
+                + ", ".join(f"{k} {v:+,.0f}" for k, v in slopes.items() if k != "baseline" and k not in USAGE_READ)
                 + " instructions."
             )
             if NO_CHUNK_TIMING in slopes:
@@ -1554,6 +1590,7 @@ def render_counted(data: dict[str, Any]) -> list[str]:
                     f"({saving / slopes['otel-llm']:.0%} of otel-llm's per-chunk cost)."
                 )
             lines.append("")
+        lines += usage_read_lines(counted)
         n_line = ", ".join(f"{s} {a}/{b}" for s, (a, b) in CG_N.items() if s in counted)
         took = counted.get("_elapsed_s")
         lines += [

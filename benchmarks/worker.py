@@ -77,6 +77,31 @@ SHORT_STREAM_CHUNKS = 10  # stream_chat_10: the per-chunk cost is the slope betw
 # reads one event a piece.
 COUNTED_STREAM_GAP_S = 0.03
 PACED_STREAMS = False  # set by --callgrind
+# run.py's price of the usage event alone: "0" or "1" makes a stream scenario's call a bare read of the same stream's
+# bytes through the openai client's own HTTP client, without or with ``stream_options.include_usage``: no SDK parsing,
+# no instrumentation (the worker's variant is the baseline)
+USAGE_READ = _os.environ.get("BENCH_USAGE_READ")
+
+
+def usage_read_call(client: Any, base: str, headers: dict[str, str], usage: str) -> Callable[[], Any]:
+    """One streamed chat call's bytes read where otel-llm's byte tap sits (the response's byte stream, below
+    httpx's decoding and the SDK's SSE parsing), asking for the usage event or not: the difference between the two
+    is what the HTTP stack alone pays for the event otel-llm asks for."""
+    http = client._client  # the SDK's own HTTP client (httpx or httpx2, whichever this openai uses): its stack
+    body: dict[str, Any] = {"model": CHAT_MODEL, "messages": MESSAGES, "max_tokens": MAX_TOKENS, "stream": True}
+    if usage == "1":
+        body["stream_options"] = {"include_usage": True}
+    sent = dict(headers, authorization="Bearer sk-bench")
+
+    def call() -> Any:
+        reads = 0
+        with http.stream("POST", base + "/v1/chat/completions", json=body, headers=sent) as response:
+            for _ in response.stream:
+                reads += 1
+        return reads
+
+    return call
+
 
 # The calls production makes most, beyond the short prompt above (issue #31): an application with a long system
 # prompt (the provider reports part of it as cache reads: the fake provider's gpt-4.1-mini caches 40% of a prompt
@@ -723,6 +748,8 @@ def make_call(variant: str, scenario: str, url: str, floor: Floor | None) -> tup
         headers = {"x-fake-chunks": str(SHORT_STREAM_CHUNKS if scenario == "stream_chat_10" else STREAM_CHUNKS)}
         if PACED_STREAMS:
             headers.update({"x-fake-fault": "slow-chunks", "x-fake-delay": str(COUNTED_STREAM_GAP_S)})
+        if USAGE_READ is not None and floor is None:
+            return usage_read_call(client, base, headers, USAGE_READ), False
 
         def call() -> Any:
             if floor is None:
