@@ -1493,7 +1493,7 @@ def usage_read_lines(counted: dict[str, Any]) -> list[str]:
                 net += f"; its total less that price: {(ours - price) / official:.2f}x genai-openai's"
             net += "."
         lines.append(
-            f"{scenario}: the usage event otel-llm asks for (`stream_options.include_usage`: a stream's token counts "
+            f"- {scenario}: the usage event otel-llm asks for (`stream_options.include_usage`: a stream's token counts "
             f"when its caller asked for none) costs the HTTP stack alone {price:+,.0f} instructions a stream (the "
             f"same paced stream's bytes read through the openai client's own HTTP client, where otel-llm's byte tap "
             f"reads them, with the event against without; per layout {per}).{net}"
